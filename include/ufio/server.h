@@ -1,0 +1,219 @@
+/*
+ * libufio server API: emulate a PCI device and serve it over vfio-user.
+ *
+ * A device is described once (ids, capabilities, BARs, IRQs, callbacks),
+ * then attached to a listening UNIX socket (or an already-connected fd). One
+ * client is served at a time; when it leaves, its DMA mappings and IRQ
+ * eventfds are dropped, the device state is kept, and the next client is
+ * accepted.
+ *
+ * Threading: a device is driven by one thread at a time: the thread that calls
+ * ufio_dev_run()/ufio_dev_run_once(). All callbacks run on that thread, and
+ * the ufio_dev_* calls below are to be made from it (from inside callbacks or
+ * between run_once calls), except ufio_dev_stop(), which any thread or a
+ * signal handler may call, and ufio_dev_dma_ptr() memory, which the device
+ * may touch from any thread while the mapping lives.
+ */
+#ifndef UFIO_SERVER_H
+#define UFIO_SERVER_H
+
+#include <ufio/ufio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct ufio_dev;
+
+/*
+ * Region access callback for BAR/ROM regions (and config-space ranges a
+ * device claims). buf holds len bytes to write, or receives len bytes read.
+ * Returns 0 or a negative errno, which goes to the client.
+ */
+typedef int (*ufio_region_access_fn)(struct ufio_dev *dev, void *opaque, unsigned region,
+                                     uint64_t offset, void *buf, uint32_t len, bool is_write);
+
+struct ufio_dev_ops {
+    /* DEVICE_RESET from the client (also after a client disconnect when
+     * reset_on_disconnect is set). Config space is reset by the library
+     * before this is called. May be NULL. */
+    int (*reset)(struct ufio_dev *dev, void *opaque);
+    /* A DMA range became available / is about to go away. On unmap the
+     * device must drop every pointer into [iova, iova+len) before returning. */
+    void (*dma_map)(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len, uint32_t prot);
+    void (*dma_unmap)(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len);
+    /* After the client wrote config space at [offset, offset+len); the
+     * library has already applied the write. May be NULL. */
+    void (*cfg_write)(struct ufio_dev *dev, void *opaque, uint32_t offset, uint32_t len);
+    /* A client attached (after VERSION) or went away. May be NULL. */
+    void (*attach)(struct ufio_dev *dev, void *opaque);
+    void (*detach)(struct ufio_dev *dev, void *opaque);
+};
+
+struct ufio_pci_ids {
+    uint16_t vendor_id;
+    uint16_t device_id;
+    uint16_t subsys_vendor_id;
+    uint16_t subsys_id;
+    uint32_t class_code;  /* 24 bits: base class, subclass, prog-if */
+    uint8_t revision;
+};
+
+/* Creates a device. name appears in log lines. ops may be NULL. */
+UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
+                             const struct ufio_dev_ops *ops, void *opaque,
+                             struct ufio_dev **out);
+UFIO_API void ufio_dev_destroy(struct ufio_dev *dev);
+UFIO_API void *ufio_dev_opaque(struct ufio_dev *dev);
+UFIO_API const char *ufio_dev_name(struct ufio_dev *dev);
+
+/* ---- configuration (before the device is attached) ------------------- */
+
+struct ufio_dev_limits {
+    uint32_t max_msg_fds;        /* default 8, at most 16 */
+    uint32_t max_data_xfer_size; /* default 1 MiB, at most 64 MiB */
+    uint32_t max_dma_maps;       /* default 1024 */
+    bool twin_socket;            /* offer a twin socket for DMA_READ/WRITE (default true) */
+    bool write_multiple;         /* accept REGION_WRITE_MULTI (default true) */
+    int reply_timeout_ms;        /* for DMA_READ/WRITE replies from the client (default 5000) */
+};
+UFIO_API void ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l);
+UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_limits *l);
+
+/* ---- PCI config space ------------------------------------------------ */
+
+/* A PCI Express device gets a 4 KiB config space; the default is 256 bytes. */
+UFIO_API int ufio_dev_set_config_size(struct ufio_dev *dev, uint32_t size);
+/* INTx pin 1..4 (INTA..INTD); 0 = no INTx (default pin A with 1 INTx IRQ). */
+UFIO_API int ufio_dev_set_intx_pin(struct ufio_dev *dev, uint8_t pin);
+
+/* Capability builders: each returns the capability's config offset or -errno. */
+UFIO_API int ufio_dev_add_cap_pm(struct ufio_dev *dev);
+#define UFIO_MSI_64BIT    0x1u
+#define UFIO_MSI_MASKABLE 0x2u
+/* nvec: 1, 2, 4, 8, 16 or 32. Sets up the MSI IRQ index with nvec vectors. */
+UFIO_API int ufio_dev_add_cap_msi(struct ufio_dev *dev, unsigned nvec, unsigned flags);
+/* nvec 1..2048; table and PBA live in memory BARs already added, inside
+ * their size, not overlapping; the library emulates both. */
+UFIO_API int ufio_dev_add_cap_msix(struct ufio_dev *dev, unsigned nvec,
+                                   unsigned table_bar, uint32_t table_offset,
+                                   unsigned pba_bar, uint32_t pba_offset);
+/* PCIe capability (version 2) of the given device/port type (0 = endpoint);
+ * switches the config space to 4 KiB. */
+UFIO_API int ufio_dev_add_cap_pcie(struct ufio_dev *dev, uint8_t port_type);
+/* Vendor-specific capability; data is the body after the 3-byte header
+ * (id, next, length), at most 252 bytes. */
+UFIO_API int ufio_dev_add_cap_vendor(struct ufio_dev *dev, const void *data, size_t len);
+/* Raw standard capability (id, body after the 2-byte id/next header);
+ * wmask marks writable body bits (may be NULL = read-only). */
+UFIO_API int ufio_dev_add_cap(struct ufio_dev *dev, uint8_t id, const void *body,
+                              const void *wmask, size_t len);
+/* Extended capabilities (need a 4 KiB config space). */
+UFIO_API int ufio_dev_add_ext_cap_dsn(struct ufio_dev *dev, uint64_t serial);
+UFIO_API int ufio_dev_add_ext_cap(struct ufio_dev *dev, uint16_t id, uint8_t version,
+                                  const void *body, size_t len);
+
+/* Read the current config space (for the device's own use). */
+UFIO_API int ufio_dev_config_read(struct ufio_dev *dev, uint32_t offset, void *buf, uint32_t len);
+/* Device-side write that bypasses write masks (e.g. status bits, cap data). */
+UFIO_API int ufio_dev_config_write_raw(struct ufio_dev *dev, uint32_t offset, const void *buf, uint32_t len);
+
+/* ---- regions --------------------------------------------------------- */
+
+#define UFIO_BAR_MEM32    0x0u
+#define UFIO_BAR_IO       0x1u
+#define UFIO_BAR_MEM64    0x2u  /* takes bar and bar+1 */
+#define UFIO_BAR_PREFETCH 0x4u
+
+/*
+ * Adds BAR 0..5 of the given size (a power of two, >= 16 for memory and
+ * >= 4 for I/O) and type. fn handles accesses outside mmap areas and the
+ * MSI-X table/PBA; fn may be NULL (reads return zero, writes are ignored).
+ */
+UFIO_API int ufio_dev_add_bar(struct ufio_dev *dev, unsigned bar, uint64_t size, unsigned flags,
+                              ufio_region_access_fn fn, void *opaque);
+/* Expansion ROM: read-only to the client. */
+UFIO_API int ufio_dev_add_rom(struct ufio_dev *dev, uint64_t size, ufio_region_access_fn fn, void *opaque);
+
+/*
+ * Backs [offset, offset+size) of a BAR with shared memory the client may
+ * mmap (advertised as a sparse mmap area with a memfd). offset and size are
+ * page-aligned. *mem receives the device's own mapping of that range, valid
+ * until the device is destroyed. Client REGION_READ/WRITE there access the
+ * memory directly. Must not overlap the MSI-X table or PBA.
+ */
+UFIO_API int ufio_dev_add_mmap_area(struct ufio_dev *dev, unsigned region,
+                                    uint64_t offset, uint64_t size, void **mem);
+
+/* ---- interrupts ------------------------------------------------------ */
+
+/* Declares count vectors for ERR or REQ (0 or 1). INTx/MSI/MSI-X follow
+ * the pin and capabilities. */
+UFIO_API int ufio_dev_setup_irq(struct ufio_dev *dev, unsigned index, uint32_t count);
+
+/*
+ * Raises an interrupt. MSI-X: delivered unless the function or the vector is
+ * masked, in which case the PBA bit is set and the interrupt delivered on
+ * unmask. MSI: delivered if enabled and unmasked (else pending). INTx: only if
+ * not disabled in the command register and not masked; INTx auto-masks until
+ * the client unmasks. Returns 0 when signalled, 1 when left pending,
+ * -ENOENT when the client has no eventfd for that vector.
+ */
+UFIO_API int ufio_dev_irq_trigger(struct ufio_dev *dev, unsigned index, uint32_t vector);
+/* Which interrupt mode the guest enabled: UFIO_IRQ_MSIX, UFIO_IRQ_MSI, UFIO_IRQ_INTX, or -1. */
+UFIO_API int ufio_dev_irq_mode(struct ufio_dev *dev);
+
+/* ---- DMA -------------------------------------------------------------- */
+
+/*
+ * Copies between device buffers and client memory. Ranges mapped with an fd
+ * are accessed directly; ranges without one go through DMA_READ/DMA_WRITE
+ * messages to the client (over the twin socket when negotiated), split at
+ * the client's max_data_xfer_size. Writes are recorded for dirty logging.
+ * -EFAULT when [iova, iova+len) is not entirely mapped with the needed
+ * permission; -ENOTCONN without a client.
+ */
+UFIO_API int ufio_dev_dma_read(struct ufio_dev *dev, uint64_t iova, void *buf, size_t len);
+UFIO_API int ufio_dev_dma_write(struct ufio_dev *dev, uint64_t iova, const void *buf, size_t len);
+
+/*
+ * Direct pointer to [iova, iova+len) when it lies inside one fd-backed
+ * mapping with the needed permission, else NULL. With write = true the
+ * range is recorded as dirty (call ufio_dev_dma_mark_dirty() again if the
+ * device keeps writing through the pointer across a dirty-log report).
+ */
+UFIO_API void *ufio_dev_dma_ptr(struct ufio_dev *dev, uint64_t iova, size_t len, bool write);
+UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_t len);
+
+/* ---- attaching and running ------------------------------------------- */
+
+/* Listens on a UNIX socket path (replacing a stale socket file). */
+UFIO_API int ufio_dev_listen(struct ufio_dev *dev, const char *path);
+/* Serves an already-connected socket (the backend-program --fd=N mode). */
+UFIO_API int ufio_dev_attach_fd(struct ufio_dev *dev, int fd);
+
+/* One fd to poll for readability (an epoll fd over the listener and the
+ * connection); stable for the device's life. */
+UFIO_API int ufio_dev_get_poll_fd(struct ufio_dev *dev);
+
+/*
+ * Handles everything pending without blocking: accepts a client, reads and
+ * answers whole messages. Returns 0; -ENOTCONN when an --fd client went away
+ * (nothing more to serve); other -errno only for fatal local errors.
+ * A client that misbehaves is answered or disconnected, never fatal.
+ */
+UFIO_API int ufio_dev_run_once(struct ufio_dev *dev);
+
+/* Blocking loop around run_once until ufio_dev_stop(); returns 0 then. */
+UFIO_API int ufio_dev_run(struct ufio_dev *dev);
+/* Async-signal-safe: makes ufio_dev_run() return. */
+UFIO_API void ufio_dev_stop(struct ufio_dev *dev);
+
+UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev);
+/* Removes the listening socket file (also done by destroy). */
+UFIO_API void ufio_dev_unlink_socket(struct ufio_dev *dev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

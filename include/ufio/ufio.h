@@ -1,0 +1,69 @@
+/*
+ * ufio: vfio-user server and client library — definitions common to both.
+ *
+ * Conventions (every header):
+ *  - functions that can fail return 0 (or a non-negative count) on success
+ *    and a negative errno on failure; the same errno travels in error replies;
+ *  - objects are opaque; create/destroy pairs, destroy(NULL) is a no-op;
+ *  - the library owns no threads and no event loop: each object exposes a
+ *    pollable fd and a non-blocking step call, plus a blocking convenience.
+ */
+#ifndef UFIO_UFIO_H
+#define UFIO_UFIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UFIO_API __attribute__((visibility("default")))
+
+/* vfio PCI region indices */
+enum ufio_pci_region {
+    UFIO_PCI_BAR0_REGION = 0,
+    UFIO_PCI_BAR1_REGION,
+    UFIO_PCI_BAR2_REGION,
+    UFIO_PCI_BAR3_REGION,
+    UFIO_PCI_BAR4_REGION,
+    UFIO_PCI_BAR5_REGION,
+    UFIO_PCI_ROM_REGION,
+    UFIO_PCI_CONFIG_REGION,
+    UFIO_PCI_VGA_REGION,
+    UFIO_PCI_NUM_REGIONS,
+};
+
+/* vfio PCI IRQ indices */
+enum ufio_pci_irq {
+    UFIO_IRQ_INTX = 0,
+    UFIO_IRQ_MSI,
+    UFIO_IRQ_MSIX,
+    UFIO_IRQ_ERR,
+    UFIO_IRQ_REQ,
+    UFIO_IRQ_NUM,
+};
+
+enum ufio_log_level {
+    UFIO_LOG_ERR = 0,
+    UFIO_LOG_WARN,
+    UFIO_LOG_INFO,
+    UFIO_LOG_DEBUG,
+};
+
+/*
+ * Log sink for the whole library. Messages name the device (or client) and
+ * the msg_id they concern. The default sink writes WARN and above to stderr.
+ * fn == NULL restores the default.
+ */
+typedef void (*ufio_log_fn)(void *opaque, enum ufio_log_level level, const char *msg);
+UFIO_API void ufio_set_log(ufio_log_fn fn, void *opaque, enum ufio_log_level max_level);
+
+/* Name of a vfio-user command number ("REGION_READ"), "?" if unknown. */
+UFIO_API const char *ufio_cmd_str(unsigned cmd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

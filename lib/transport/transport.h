@@ -1,0 +1,109 @@
+/*
+ * Message framing over a stream socket.
+ *
+ * A connection reads whole vfio-user messages with their SCM_RIGHTS fds from
+ * a non-blocking socket, resuming wherever the kernel split the bytes: the
+ * header and the body are read with exact lengths so the fds of one message
+ * are never attributed to another. Sends are whole messages (header + iovec
+ * payload + fds); a send that meets a full socket waits for POLLOUT up to
+ * send_timeout_ms, then fails with -ETIMEDOUT.
+ *
+ * Ownership: every fd that arrives is owned by the struct ufio_msg it arrived
+ * with. Whoever keeps one calls ufio_msg_take_fd(); ufio_msg_release() closes
+ * the rest. No fd is ever leaked on an error path, including MSG_CTRUNC.
+ *
+ * Threading: a struct ufio_conn is not thread-safe; callers serialise.
+ */
+#ifndef UFIO_TRANSPORT_H
+#define UFIO_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "proto/proto.h"
+
+/* Upper bound on fds in one message, whatever the peer negotiated. */
+#define UFIO_TRANSPORT_MAX_FDS 16
+
+struct ufio_msg {
+    struct vfio_user_header hdr;
+    uint8_t *payload;   /* malloc'd, hdr.msg_size - 16 bytes (NULL when 0) */
+    size_t len;         /* payload length */
+    int fds[UFIO_TRANSPORT_MAX_FDS];
+    size_t nfds;
+    bool fds_overflow;  /* more fds arrived than max_fds (extras already closed) */
+};
+
+void ufio_msg_init(struct ufio_msg *m);
+/* Closes every fd still owned and frees the payload; m is reinitialised. */
+void ufio_msg_release(struct ufio_msg *m);
+/* Takes ownership of fd i (returns it, or -1 if i is out of range/taken). */
+int ufio_msg_take_fd(struct ufio_msg *m, size_t i);
+/* Closes all fds the message still owns (e.g. when rejecting it). */
+void ufio_msg_close_fds(struct ufio_msg *m);
+
+struct ufio_conn {
+    int fd;
+    size_t max_msg_size;   /* whole message incl. header */
+    size_t max_fds;        /* <= UFIO_TRANSPORT_MAX_FDS */
+    int send_timeout_ms;   /* -1 waits forever */
+    /* receive state, kept across calls */
+    uint8_t hdr_buf[VFIO_USER_HDR_SIZE];
+    size_t hdr_got;
+    bool in_body;
+    size_t body_got;
+    struct ufio_msg cur;
+};
+
+void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max_fds);
+/* Drops any half-read message (closing its fds) and closes the socket. */
+void ufio_conn_close(struct ufio_conn *c);
+
+/*
+ * Reads what is available without blocking. Returns 1 and moves a whole
+ * message into *out (caller releases it), 0 when more bytes are needed,
+ * -ECONNRESET on EOF (or EOF mid-message), -EPROTO when the header breaks
+ * framing (msg_size < 16 or > max_msg_size; the connection must be closed),
+ * -ENOMEM, or another -errno from recvmsg.
+ * A header with bad flags is still delivered (the caller answers it).
+ */
+int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out);
+
+/*
+ * Blocking receive with a timeout (ms, -1 = forever) built on the above:
+ * -ETIMEDOUT when nothing complete arrived in time.
+ */
+int ufio_conn_recv_wait(struct ufio_conn *c, struct ufio_msg *out, int timeout_ms);
+
+/*
+ * Sends one message: fills hdr->msg_size from the iovecs, writes header and
+ * payload with the fds attached to the first byte, MSG_NOSIGNAL. nfds <=
+ * UFIO_TRANSPORT_MAX_FDS. Returns 0, -EPIPE/-ECONNRESET when the peer is
+ * gone, -ETIMEDOUT, -EINVAL.
+ */
+int ufio_conn_send(struct ufio_conn *c, struct vfio_user_header *hdr,
+                   const struct iovec *iov, int iovcnt, const int *fds, size_t nfds);
+
+/* Convenience: header-only error reply / reply with one flat payload. */
+int ufio_conn_send_error(struct ufio_conn *c, const struct vfio_user_header *req, int err);
+int ufio_conn_send_reply(struct ufio_conn *c, const struct vfio_user_header *req,
+                         const void *payload, size_t len, const int *fds, size_t nfds);
+
+/* ---- sockets --------------------------------------------------------- */
+
+/*
+ * Creates a listening UNIX socket at path (non-blocking, CLOEXEC). A stale
+ * socket file nobody listens on is replaced; a live one is -EADDRINUSE.
+ */
+int ufio_sock_listen(const char *path, int *out_fd);
+/* Non-blocking accept: -EAGAIN when nobody waits. Result is non-blocking. */
+int ufio_sock_accept(int lfd, int *out_fd);
+/* Connects to path, retrying until timeout_ms (for a server still starting). */
+int ufio_sock_connect(const char *path, int timeout_ms, int *out_fd);
+/* A connected pair, both non-blocking and CLOEXEC. */
+int ufio_sock_pair(int fds[2]);
+int ufio_set_nonblock(int fd, bool on);
+
+#endif
