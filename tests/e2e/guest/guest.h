@@ -1,0 +1,64 @@
+/*
+ * The guest side of the real-guest test: a static program run by the
+ * initramfs /init inside a Linux guest of QEMU, attached to ufio-sample
+ * through vfio-user-pci. It reports one console line per check, which
+ * tests/e2e/run.sh reads back from the serial log.
+ */
+#ifndef UFIO_E2E_GUEST_H
+#define UFIO_E2E_GUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SAMPLE_VENDOR 0x5546
+#define SAMPLE_DEVICE 0x0001
+#define SAMPLE_CLASS 0xff0000u
+#define SAMPLE_REVISION 0x01u
+#define SAMPLE_ID 0x4f494655u /* "UFIO" */
+#define SAMPLE_DSN 0x0123456789abcdefull
+
+/* BAR0 register offsets (docs/sample-device.md). */
+enum {
+    REG_ID = 0x00,
+    REG_VERSION = 0x04,
+    REG_SCRATCH = 0x08,
+    REG_IRQ_RAISE = 0x0c,
+    REG_IRQ_COUNT = 0x10,
+    REG_DMA_SRC_LO = 0x18,
+    REG_DMA_SRC_HI = 0x1c,
+    REG_DMA_DST_LO = 0x20,
+    REG_DMA_DST_HI = 0x24,
+    REG_DMA_LEN = 0x28,
+    REG_DMA_CMD = 0x2c,
+    REG_DMA_STATUS = 0x30,
+    REG_DMA_SUM = 0x34,
+};
+
+/* The device found under /sys/bus/pci/devices. */
+struct guest_dev {
+    char name[64];    /* "0000:00:03.0" */
+    char sysfs[128];  /* "/sys/bus/pci/devices/0000:00:03.0" */
+    uint8_t cfg[4096];
+    size_t cfg_len;   /* bytes the config file gave (256 without MMCONFIG) */
+};
+
+/* Report one check; returns ok so callers can chain. */
+bool check(bool ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Report a diagnostic line that is not a check. */
+void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* guest-pci.c: checks that need no driver (sysfs, config file, resourceN). */
+int find_device(struct guest_dev *d);
+void check_identity(struct guest_dev *d);
+void check_capabilities(const struct guest_dev *d);
+void check_bars(const struct guest_dev *d);
+
+/* guest-vfio.c: interrupts and DMA through vfio-pci in no-IOMMU mode. */
+void check_irq_and_dma(const struct guest_dev *d);
+
+/* Small helpers shared by both files. */
+int read_sysfs_ulong(const char *dir, const char *file, unsigned long *out);
+int write_file(const char *path, const char *text);
+
+#endif
