@@ -206,6 +206,15 @@ UFIO_API int ufio_dev_run_once(struct ufio_dev *dev);
 
 /* Blocking loop around run_once until ufio_dev_stop(); returns 0 then. */
 UFIO_API int ufio_dev_run(struct ufio_dev *dev);
+/*
+ * Adaptive polling for ufio_dev_run(): after handling a message, keep polling
+ * the socket for up to usec microseconds before sleeping, so back-to-back
+ * accesses do not pay a process wake-up each; an idle device sleeps once the
+ * budget is spent. 0 (the default) always sleeps. At most UFIO_MAX_POLL_US.
+ */
+#define UFIO_MAX_POLL_US 100000
+UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec);
+
 /* Async-signal-safe: makes ufio_dev_run() return. */
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev);
 

@@ -1,0 +1,156 @@
+/*
+ * Internal state of a server-side device. Split by concern across
+ * dev.c (lifecycle, connection, run loop), dispatch.c (per-command
+ * handlers), region.c (region access routing), irq.c (IRQs and MSI-X
+ * emulation), dma.c (the client's DMA mappings) and feature.c (DEVICE_FEATURE
+ * and migration hooks).
+ */
+#ifndef UFIO_SERVER_DEV_INTERNAL_H
+#define UFIO_SERVER_DEV_INTERNAL_H
+
+#include <ufio/server.h>
+
+#include "proto/proto.h"
+#include "server/pci_cfg.h"
+#include "transport/transport.h"
+
+#define UFIO_DEV_MAX_AREAS 8
+#define UFIO_DEV_MAX_QUEUED 64
+
+struct ufio_region {
+    uint64_t size;          /* 0 = absent */
+    uint32_t info_flags;    /* VFIO_REGION_INFO_FLAG_* without CAPS */
+    unsigned bar_flags;
+    ufio_region_access_fn fn;
+    void *opaque;
+    int memfd;              /* -1 unless the region has mmap areas */
+    uint8_t *mem;           /* device mapping of the whole memfd */
+    uint32_t nr_areas;
+    struct ufio_sparse_area areas[UFIO_DEV_MAX_AREAS];
+};
+
+struct ufio_irq_vec {
+    int efd;        /* client's eventfd, -1 = none */
+    bool masked;    /* vfio-level mask (INTx) */
+    bool pending;   /* raised while masked / without an fd */
+};
+
+struct ufio_irq_index {
+    uint32_t count;
+    uint32_t info_flags;
+    struct ufio_irq_vec *v;
+};
+
+struct ufio_msix {
+    unsigned nvec;          /* 0 = no MSI-X */
+    unsigned table_bar, pba_bar;
+    uint32_t table_off, pba_off;
+    uint8_t *table;         /* nvec * 16 bytes */
+};
+
+struct ufio_dma_region {
+    uint64_t iova;
+    uint64_t size;
+    uint32_t prot;          /* VFIO_USER_F_DMA_REGION_READ | _WRITE */
+    uint8_t *mem;           /* NULL: served through DMA_READ/DMA_WRITE messages */
+    void *map_base;         /* page-aligned mmap base (may precede mem) */
+    size_t map_len;
+    uint64_t *dirty;        /* dirty bitmap at log_pgsize, when logging */
+};
+
+struct ufio_dma_table {
+    struct ufio_dma_region *r;  /* sorted by iova, non-overlapping */
+    size_t n, cap;
+    bool logging;
+    uint64_t log_pgsize;
+};
+
+/* Reply under construction: a small head plus borrowed or owned data. */
+struct ufio_reply {
+    uint8_t head[512];
+    size_t head_len;
+    struct iovec iov[4];
+    int iovcnt;             /* extra data after head */
+    int fds[UFIO_TRANSPORT_MAX_FDS];
+    size_t nfds;            /* fds sent but still owned by the device */
+    void *heap;             /* freed after sending */
+};
+
+struct ufio_mig;            /* server/migration.c */
+
+struct ufio_dev {
+    char name[64];
+    struct ufio_dev_ops ops;
+    void *opaque;
+    struct ufio_dev_limits lim;
+    struct pci_cfg cfg;
+    struct ufio_region regions[UFIO_PCI_NUM_REGIONS];
+    struct ufio_irq_index irqs[UFIO_IRQ_NUM];
+    struct ufio_msix msix;
+    struct ufio_dma_table dma;
+    bool built;             /* config committed at first attach */
+
+    /* connection */
+    int listen_fd;
+    char *sock_path;
+    bool fd_mode;           /* attached with --fd: no re-accept */
+    int epfd;
+    int stop_efd;
+    bool stopping;
+    struct ufio_conn conn;
+    bool connected;
+    bool negotiated;
+    struct ufio_caps peer;  /* client's capabilities */
+    bool write_multiple;    /* negotiated */
+    struct ufio_conn twin;
+    bool has_twin;
+    uint16_t next_msg_id;
+    struct ufio_msg queued[UFIO_DEV_MAX_QUEUED]; /* commands that arrived while
+                                                    we waited for a DMA reply */
+    size_t nqueued;
+    bool drop_conn;         /* the connection must be closed after this step */
+    unsigned poll_us;       /* busy-poll budget after activity (0 = always sleep) */
+
+    struct ufio_mig *mig;   /* NULL unless migration callbacks registered */
+};
+
+/* dev.c */
+void dev_client_gone(struct ufio_dev *dev, const char *why);
+int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                     struct ufio_msg *reply);
+
+/* dispatch.c */
+void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m);
+
+/* region.c */
+int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,
+                  uint32_t len, bool is_write);
+/* For reads entirely inside an mmap area: a pointer to the bytes, else NULL. */
+const uint8_t *region_direct(struct ufio_dev *dev, unsigned index, uint64_t off, uint32_t len);
+void region_free_all(struct ufio_dev *dev);
+
+/* irq.c */
+int irq_init_index(struct ufio_dev *dev, unsigned index, uint32_t count, uint32_t info_flags);
+int irq_set(struct ufio_dev *dev, const struct ufio_irq_set *s, struct ufio_msg *m);
+void irq_drop_client_fds(struct ufio_dev *dev);
+void irq_reset(struct ufio_dev *dev);
+void irq_cfg_written(struct ufio_dev *dev, uint32_t off, uint32_t len);
+bool msix_claims(struct ufio_dev *dev, unsigned bar, uint64_t off, uint64_t *extent);
+int msix_access(struct ufio_dev *dev, unsigned bar, uint64_t off, void *buf, uint32_t len, bool is_write);
+void irq_free_all(struct ufio_dev *dev);
+
+/* dma.c */
+int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd);
+int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u);
+void dma_unmap_all(struct ufio_dev *dev);
+struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova);
+void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t iova, uint64_t len);
+
+/* feature.c / migration.c */
+int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_reply *rep);
+int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, struct ufio_reply *rep);
+int dev_mig_data_write(struct ufio_dev *dev, const struct ufio_mig_data *req);
+void dev_mig_reset(struct ufio_dev *dev);
+void dev_mig_free(struct ufio_dev *dev);
+
+#endif

@@ -1,0 +1,406 @@
+/*
+ * Message dispatch for the device side. Validation happens in layers before
+ * any handler runs: transport limits (size, fd count) -> header flags ->
+ * negotiation state -> per-command fd allowance -> the wire decoder (sizes,
+ * argsz, flags, overflow) -> the handler's device-specific checks.
+ */
+#include "server/dev_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+typedef int (*handler_fn)(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep);
+
+static int rep_len(struct ufio_reply *rep, ssize_t len)
+{
+    if (len < 0)
+        return (int)len;
+    rep->head_len = (size_t)len;
+    return 0;
+}
+
+static void rep_data(struct ufio_reply *rep, const void *p, size_t len)
+{
+    rep->iov[rep->iovcnt].iov_base = (void *)p;
+    rep->iov[rep->iovcnt].iov_len = len;
+    rep->iovcnt++;
+}
+
+/* ---- VERSION ------------------------------------------------------------ */
+
+static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    if (dev->negotiated)
+        return -EINVAL;
+    struct ufio_version cv, sv = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR }, rv;
+    int err = ufio_version_decode(m->payload, m->len, &cv);
+    if (err)
+        return err;
+    ufio_caps_defaults(&sv.caps);
+    sv.caps.max_msg_fds = dev->lim.max_msg_fds;
+    sv.caps.max_data_xfer_size = dev->lim.max_data_xfer_size;
+    sv.caps.max_dma_maps = dev->lim.max_dma_maps;
+    sv.caps.pgsizes = 4096;
+    sv.caps.twin_socket = dev->lim.twin_socket;
+    sv.caps.write_multiple = dev->lim.write_multiple;
+    sv.has_json = true;
+    err = ufio_version_negotiate(&cv, &sv, &rv);
+    if (err) {
+        dev->drop_conn = true; /* the spec: a server that can't do the major closes */
+        return err;
+    }
+    if (rv.caps.twin_socket) {
+        int pair[2];
+        err = ufio_sock_pair(pair);
+        if (err)
+            return err;
+        ufio_conn_init(&dev->twin, pair[0], VFIO_USER_HDR_SIZE + 16 + (size_t)dev->lim.max_data_xfer_size,
+                       0);
+        dev->twin.send_timeout_ms = dev->lim.reply_timeout_ms;
+        dev->has_twin = true;
+        rv.caps.has_twin_fd_index = true;
+        rv.caps.twin_fd_index = 0;
+        rep->fds[0] = pair[1];
+        rep->nfds = 1;
+        rep->heap = (void *)(intptr_t)1; /* marker: close fds[0] after sending */
+    }
+    ssize_t n = ufio_version_encode(&rv, rep->head, sizeof(rep->head));
+    if (n < 0)
+        return (int)n;
+    rep->head_len = (size_t)n;
+    dev->peer = cv.caps;
+    dev->write_multiple = rv.caps.write_multiple;
+    dev->negotiated = true;
+    UFIO_INFO(dev->name, "negotiated version %u.%u%s", rv.major, rv.minor,
+              dev->has_twin ? " with twin socket" : "");
+    return 0;
+}
+
+/* ---- DMA ------------------------------------------------------------------ */
+
+static int h_dma_map(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_dma_map dm;
+    int err = ufio_dma_map_decode(m->payload, m->len, &dm);
+    if (err)
+        return err;
+    int fd = m->nfds ? m->fds[0] : -1;
+    /* the mapping outlives the fd: it is closed with the message either way */
+    return dma_map(dev, &dm, fd);
+}
+
+static int h_dma_unmap(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_dma_unmap du;
+    int err = ufio_dma_unmap_decode(m->payload, m->len, &du);
+    if (!err)
+        err = dma_unmap(dev, &du);
+    if (err)
+        return err;
+    ssize_t n = ufio_dma_unmap_encode(&du, rep->head, sizeof(rep->head));
+    if (n < 0)
+        return (int)n;
+    rep->head_len = (size_t)n;
+    return 0;
+}
+
+/* ---- device info ---------------------------------------------------------- */
+
+static int h_get_info(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_device_info in;
+    int err = ufio_device_info_decode(m->payload, m->len, &in);
+    if (err)
+        return err;
+    struct ufio_device_info out = {
+        .argsz = 16,
+        .flags = VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI,
+        .num_regions = UFIO_PCI_NUM_REGIONS,
+        .num_irqs = UFIO_IRQ_NUM,
+    };
+    return rep_len(rep, ufio_device_info_encode(&out, rep->head, sizeof(rep->head)));
+}
+
+static int h_region_info(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    uint32_t argsz, index;
+    int err = ufio_region_info_req_decode(m->payload, m->len, &argsz, &index);
+    if (err)
+        return err;
+    if (index >= UFIO_PCI_NUM_REGIONS)
+        return -EINVAL;
+    const struct ufio_region *r = &dev->regions[index];
+    struct ufio_region_info ri;
+    memset(&ri, 0, sizeof(ri));
+    ri.index = index;
+    ri.size = r->size;
+    ri.flags = r->size ? r->info_flags : 0;
+    if (r->memfd >= 0) {
+        ri.nr_areas = r->nr_areas;
+        memcpy(ri.areas, r->areas, r->nr_areas * sizeof(r->areas[0]));
+    }
+    ssize_t n = ufio_region_info_encode(&ri, argsz, rep->head, sizeof(rep->head));
+    if (n < 0)
+        return (int)n;
+    rep->head_len = (size_t)n;
+    /* The fd goes only with the complete answer; a too-small argsz gets a retry hint. */
+    if (r->memfd >= 0 && (size_t)n > UFIO_REGION_INFO_SIZE) {
+        rep->fds[0] = r->memfd;
+        rep->nfds = 1;
+    }
+    return 0;
+}
+
+static int h_io_fds(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    uint32_t argsz, index;
+    int err = ufio_io_fds_req_decode(m->payload, m->len, &argsz, &index);
+    if (err)
+        return err;
+    if (index >= UFIO_PCI_NUM_REGIONS)
+        return -EINVAL;
+    /* No device offers ioeventfds yet: a valid, empty answer. */
+    struct ufio_io_fds f;
+    memset(&f, 0, sizeof(f));
+    f.index = index;
+    ssize_t n = ufio_io_fds_encode(&f, argsz, rep->head, sizeof(rep->head));
+    if (n < 0)
+        return (int)n;
+    rep->head_len = (size_t)n;
+    return 0;
+}
+
+static int h_irq_info(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_irq_info in;
+    int err = ufio_irq_info_decode(m->payload, m->len, &in);
+    if (err)
+        return err;
+    if (in.index >= UFIO_IRQ_NUM)
+        return -EINVAL;
+    struct ufio_irq_info out = {
+        .argsz = 16,
+        .flags = dev->irqs[in.index].info_flags,
+        .index = in.index,
+        .count = dev->irqs[in.index].count,
+    };
+    return rep_len(rep, ufio_irq_info_encode(&out, rep->head, sizeof(rep->head)));
+}
+
+static int h_set_irqs(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_irq_set s;
+    int err = ufio_irq_set_decode(m->payload, m->len, m->nfds, &s);
+    if (err)
+        return err;
+    return irq_set(dev, &s, m);
+}
+
+/* ---- region access -------------------------------------------------------- */
+
+static int h_region_read(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_region_access a;
+    int err = ufio_region_read_req_decode(m->payload, m->len, dev->lim.max_data_xfer_size, &a);
+    if (err)
+        return err;
+    if (a.count == 0)
+        return -EINVAL;
+    const uint8_t *direct = region_direct(dev, a.region, a.offset, a.count);
+    if (direct) {
+        rep_data(rep, direct, a.count); /* straight from shared memory, no staging copy */
+    } else {
+        uint8_t *buf = a.count <= sizeof(rep->head) - 16 ? rep->head + 16 : malloc(a.count);
+        if (!buf)
+            return -ENOMEM;
+        if (buf != rep->head + 16)
+            rep->heap = buf;
+        err = region_access(dev, a.region, a.offset, buf, a.count, false);
+        if (err)
+            return err;
+        if (buf == rep->head + 16)
+            rep->head_len = 16 + a.count;
+        else
+            rep_data(rep, buf, a.count);
+    }
+    a.data = NULL;
+    ssize_t n = ufio_region_access_head_encode(&a, rep->head, 16);
+    if (n < 0)
+        return (int)n;
+    if (rep->head_len < 16)
+        rep->head_len = 16;
+    return 0;
+}
+
+static int h_region_write(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_region_access a;
+    int err = ufio_region_write_req_decode(m->payload, m->len, dev->lim.max_data_xfer_size, &a);
+    if (err)
+        return err;
+    if (a.count == 0)
+        return -EINVAL;
+    /* handlers may write into buf; the payload is ours for this message */
+    err = region_access(dev, a.region, a.offset, (void *)a.data, a.count, true);
+    if (err)
+        return err;
+    ssize_t n = ufio_region_access_head_encode(&a, rep->head, sizeof(rep->head));
+    if (n < 0)
+        return (int)n;
+    rep->head_len = (size_t)n;
+    return 0;
+}
+
+static int h_write_multi(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    if (!dev->write_multiple)
+        return -EINVAL;
+    struct ufio_write_multi_entry *e = malloc(UFIO_WRITE_MULTI_MAX * sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    uint64_t n;
+    int err = ufio_write_multi_decode(m->payload, m->len, &n, e);
+    for (uint64_t i = 0; !err && i < n; i++)
+        err = region_access(dev, e[i].region, e[i].offset, e[i].data, e[i].count, true);
+    free(e);
+    if (err)
+        return err;
+    struct ufio_wr w = ufio_wr_init(rep->head, sizeof(rep->head));
+    ufio_wr_u64(&w, n);
+    rep->head_len = w.off;
+    return 0;
+}
+
+/* ---- reset, features, migration data -------------------------------------- */
+
+static int h_reset(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    if (m->len != 0)
+        return -EINVAL;
+    pci_cfg_reset(&dev->cfg);
+    irq_reset(dev);
+    dev_mig_reset(dev);
+    if (dev->ops.reset)
+        return dev->ops.reset(dev, dev->opaque);
+    return 0;
+}
+
+static int h_feature(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_feature f;
+    int err = ufio_feature_decode(m->payload, m->len, &f);
+    if (err)
+        return err;
+    return dev_feature(dev, &f, rep);
+}
+
+static int h_mig_read(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_mig_data d;
+    int err = ufio_mig_read_req_decode(m->payload, m->len, dev->lim.max_data_xfer_size, &d);
+    if (err)
+        return err;
+    return dev_mig_data_read(dev, &d, rep);
+}
+
+static int h_mig_write(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    struct ufio_mig_data d;
+    int err = ufio_mig_write_req_decode(m->payload, m->len, dev->lim.max_data_xfer_size, &d);
+    if (err)
+        return err;
+    err = dev_mig_data_write(dev, &d);
+    if (err)
+        return err;
+    return 0;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+#define FDS_MSG 0xff /* up to the negotiated max_msg_fds */
+
+static const struct {
+    handler_fn fn;
+    uint8_t max_fds;
+} handlers[VFIO_USER_MAX_CMD] = {
+    [VFIO_USER_VERSION] = { h_version, 0 },
+    [VFIO_USER_DMA_MAP] = { h_dma_map, 1 },
+    [VFIO_USER_DMA_UNMAP] = { h_dma_unmap, 0 },
+    [VFIO_USER_DEVICE_GET_INFO] = { h_get_info, 0 },
+    [VFIO_USER_DEVICE_GET_REGION_INFO] = { h_region_info, 0 },
+    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = { h_io_fds, 0 },
+    [VFIO_USER_DEVICE_GET_IRQ_INFO] = { h_irq_info, 0 },
+    [VFIO_USER_DEVICE_SET_IRQS] = { h_set_irqs, FDS_MSG },
+    [VFIO_USER_REGION_READ] = { h_region_read, 0 },
+    [VFIO_USER_REGION_WRITE] = { h_region_write, 0 },
+    [VFIO_USER_DEVICE_RESET] = { h_reset, 0 },
+    [VFIO_USER_REGION_WRITE_MULTI] = { h_write_multi, 0 },
+    [VFIO_USER_DEVICE_FEATURE] = { h_feature, 0 },
+    [VFIO_USER_MIG_DATA_READ] = { h_mig_read, 0 },
+    [VFIO_USER_MIG_DATA_WRITE] = { h_mig_write, 0 },
+};
+
+static int validate(struct ufio_dev *dev, const struct ufio_msg *m)
+{
+    const struct vfio_user_header *h = &m->hdr;
+    if ((h->flags & ~VFIO_USER_F_KNOWN) || (h->flags & VFIO_USER_F_ERROR))
+        return -EINVAL;
+    if (m->fds_overflow)
+        return -EINVAL;
+    if (h->cmd >= VFIO_USER_MAX_CMD || !handlers[h->cmd].fn)
+        return -ENOSYS;
+    if (!dev->negotiated && h->cmd != VFIO_USER_VERSION)
+        return -EINVAL;
+    size_t max_fds = handlers[h->cmd].max_fds == FDS_MSG ? dev->lim.max_msg_fds : handlers[h->cmd].max_fds;
+    if (m->nfds > max_fds)
+        return -EINVAL;
+    return 0;
+}
+
+void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m)
+{
+    const struct vfio_user_header *h = &m->hdr;
+    if ((h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_REPLY) {
+        /* no request of ours is outstanding outside dev_send_request */
+        UFIO_WARN(dev->name, "unexpected reply msg_id %u cmd %u dropped", h->msg_id, h->cmd);
+        return;
+    }
+    struct ufio_reply rep;
+    rep.head_len = 0;
+    rep.iovcnt = 0;
+    rep.nfds = 0;
+    rep.heap = NULL;
+    int err = (h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND ? validate(dev, m) : -EINVAL;
+    if (!err)
+        err = handlers[h->cmd].fn(dev, m, &rep);
+    bool twin_fd = h->cmd == VFIO_USER_VERSION && rep.heap == (void *)(intptr_t)1;
+    if (twin_fd)
+        rep.heap = NULL;
+    if (err) {
+        UFIO_DBG(dev->name, "msg_id %u %s: error %d (%s)", h->msg_id, ufio_cmd_name(h->cmd), -err,
+                 strerror(-err));
+        if (!(h->flags & VFIO_USER_F_NO_REPLY) && ufio_conn_send_error(&dev->conn, h, err) < 0)
+            dev->drop_conn = true;
+    } else if (!(h->flags & VFIO_USER_F_NO_REPLY)) {
+        struct iovec iov[5];
+        int n = 0;
+        if (rep.head_len)
+            iov[n++] = (struct iovec){ rep.head, rep.head_len };
+        for (int i = 0; i < rep.iovcnt; i++)
+            iov[n++] = rep.iov[i];
+        struct vfio_user_header rh = {
+            .msg_id = h->msg_id,
+            .cmd = h->cmd,
+            .flags = VFIO_USER_F_TYPE_REPLY,
+        };
+        if (ufio_conn_send(&dev->conn, &rh, iov, n, rep.fds, rep.nfds) < 0)
+            dev->drop_conn = true;
+    }
+    if (twin_fd)
+        close(rep.fds[0]); /* the client has its end now (or the connection is gone) */
+    free(rep.heap);
+}

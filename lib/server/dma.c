@@ -1,0 +1,339 @@
+/*
+ * The client's DMA mappings: a sorted table of non-overlapping ranges, each
+ * either mmap'd from the fd the client passed or served by DMA_READ/DMA_WRITE
+ * messages; bounds-checked translation; dirty-page logging of device writes.
+ */
+#include "server/dev_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define DMA_PAGE 4096u
+
+static size_t dirty_words(uint64_t size, uint64_t pgsize)
+{
+    uint64_t pages = size / pgsize + (size % pgsize != 0);
+    return (size_t)((pages + 63) / 64);
+}
+
+static int region_log_alloc(struct ufio_dma_region *r, uint64_t pgsize)
+{
+    free(r->dirty);
+    r->dirty = calloc(dirty_words(r->size, pgsize), sizeof(uint64_t));
+    return r->dirty ? 0 : -ENOMEM;
+}
+
+static void region_release(struct ufio_dev *dev, struct ufio_dma_region *r)
+{
+    if (dev->ops.dma_unmap)
+        dev->ops.dma_unmap(dev, dev->opaque, r->iova, r->size);
+    if (r->map_base)
+        munmap(r->map_base, r->map_len);
+    free(r->dirty);
+}
+
+/* index of the first region whose end is above iova */
+static size_t lower_bound(const struct ufio_dma_table *t, uint64_t iova)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->r[mid].iova + t->r[mid].size <= iova)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova)
+{
+    size_t i = lower_bound(&dev->dma, iova);
+    if (i < dev->dma.n && dev->dma.r[i].iova <= iova)
+        return &dev->dma.r[i];
+    return NULL;
+}
+
+int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
+{
+    struct ufio_dma_table *t = &dev->dma;
+    /* the decoder checked size > 0 and no wrap-around */
+    if ((m->addr | m->size) % DMA_PAGE)
+        return -EINVAL;
+    if (t->n >= dev->lim.max_dma_maps)
+        return -ENOSPC;
+    size_t i = lower_bound(t, m->addr);
+    if (i < t->n && t->r[i].iova < m->addr + m->size)
+        return -EEXIST;
+
+    struct ufio_dma_region r = { .iova = m->addr, .size = m->size, .prot = m->flags };
+    if (fd >= 0) {
+        /* Mapping past the end of the file would turn an access into SIGBUS. */
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+            return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size < 0 || !ufio_range_ok(m->offset, m->size, (uint64_t)st.st_size))
+            return -EINVAL;
+        long pg = sysconf(_SC_PAGESIZE);
+        uint64_t delta = m->offset % (uint64_t)pg;
+        int prot = ((m->flags & VFIO_USER_F_DMA_REGION_READ) ? PROT_READ : 0) |
+                   ((m->flags & VFIO_USER_F_DMA_REGION_WRITE) ? PROT_WRITE : 0);
+        size_t len = (size_t)(m->size + delta);
+        void *p = mmap(NULL, len, prot ? prot : PROT_NONE, MAP_SHARED, fd, (off_t)(m->offset - delta));
+        if (p == MAP_FAILED)
+            return -errno;
+        r.map_base = p;
+        r.map_len = len;
+        r.mem = (uint8_t *)p + delta;
+    }
+    if (t->logging && region_log_alloc(&r, t->log_pgsize)) {
+        if (r.map_base)
+            munmap(r.map_base, r.map_len);
+        return -ENOMEM;
+    }
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 16;
+        void *nr = realloc(t->r, ncap * sizeof(*t->r));
+        if (!nr) {
+            if (r.map_base)
+                munmap(r.map_base, r.map_len);
+            free(r.dirty);
+            return -ENOMEM;
+        }
+        t->r = nr;
+        t->cap = ncap;
+    }
+    memmove(&t->r[i + 1], &t->r[i], (t->n - i) * sizeof(*t->r));
+    t->r[i] = r;
+    t->n++;
+    if (dev->ops.dma_map)
+        dev->ops.dma_map(dev, dev->opaque, r.iova, r.size, r.prot);
+    return 0;
+}
+
+int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u)
+{
+    if (u->flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+        dma_unmap_all(dev);
+        return 0;
+    }
+    struct ufio_dma_table *t = &dev->dma;
+    size_t i = lower_bound(t, u->addr);
+    if (i >= t->n || t->r[i].iova != u->addr || t->r[i].size != u->size)
+        return -ENOENT; /* the spec allows no partial unmaps */
+    region_release(dev, &t->r[i]);
+    memmove(&t->r[i], &t->r[i + 1], (t->n - i - 1) * sizeof(*t->r));
+    t->n--;
+    return 0;
+}
+
+void dma_unmap_all(struct ufio_dev *dev)
+{
+    struct ufio_dma_table *t = &dev->dma;
+    while (t->n) {
+        region_release(dev, &t->r[t->n - 1]);
+        t->n--;
+    }
+}
+
+void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t iova, uint64_t len)
+{
+    if (!dev->dma.logging || !r->dirty || len == 0)
+        return;
+    uint64_t pg = dev->dma.log_pgsize;
+    uint64_t first = (iova - r->iova) / pg, last = (iova - r->iova + len - 1) / pg;
+    for (uint64_t p = first; p <= last; p++)
+        __atomic_fetch_or(&r->dirty[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_t len)
+{
+    while (len) {
+        struct ufio_dma_region *r = dma_find(dev, iova);
+        if (!r)
+            return;
+        uint64_t n = r->iova + r->size - iova;
+        if (n > len)
+            n = len;
+        dma_mark_dirty(dev, r, iova, n);
+        iova += n;
+        len -= n;
+    }
+}
+
+UFIO_API void *ufio_dev_dma_ptr(struct ufio_dev *dev, uint64_t iova, size_t len, bool write)
+{
+    struct ufio_dma_region *r = dma_find(dev, iova);
+    uint32_t need = write ? VFIO_USER_F_DMA_REGION_WRITE : VFIO_USER_F_DMA_REGION_READ;
+    if (!r || !r->mem || !(r->prot & need) || !ufio_range_ok(iova - r->iova, len, r->size))
+        return NULL;
+    if (write)
+        dma_mark_dirty(dev, r, iova, len);
+    return r->mem + (iova - r->iova);
+}
+
+/* One DMA_READ or DMA_WRITE message exchange for a piece within one region. */
+static int dma_msg(struct ufio_dev *dev, bool write, uint64_t iova, void *buf, uint64_t n)
+{
+    struct ufio_dma_access a = { .addr = iova, .count = n };
+    uint8_t head[16];
+    ssize_t hl = ufio_dma_access_head_encode(&a, head, sizeof(head));
+    if (hl < 0)
+        return (int)hl;
+    struct iovec iov[2] = { { head, (size_t)hl }, { buf, (size_t)n } };
+    struct ufio_msg reply;
+    int err = dev_send_request(dev, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, iov,
+                               write ? 2 : 1, &reply);
+    if (err)
+        return err;
+    if (reply.hdr.flags & VFIO_USER_F_ERROR) {
+        err = reply.hdr.error_no && reply.hdr.error_no <= UFIO_MAX_ERRNO ? -(int)reply.hdr.error_no : -EIO;
+    } else if (write) {
+        err = ufio_dma_write_reply_decode(reply.payload, reply.len, &a);
+    } else {
+        struct ufio_dma_access got;
+        err = ufio_dma_read_reply_decode(reply.payload, reply.len, &a, &got);
+        if (!err)
+            memcpy(buf, got.data, (size_t)n);
+    }
+    if (reply.nfds)
+        err = err ? err : -EINVAL;
+    ufio_msg_release(&reply);
+    return err;
+}
+
+static int dma_rw(struct ufio_dev *dev, uint64_t iova, uint8_t *buf, size_t len, bool write)
+{
+    if (!dev->connected)
+        return -ENOTCONN;
+    uint32_t need = write ? VFIO_USER_F_DMA_REGION_WRITE : VFIO_USER_F_DMA_REGION_READ;
+    uint64_t xfer = dev->peer.max_data_xfer_size;
+    if (xfer > dev->lim.max_data_xfer_size)
+        xfer = dev->lim.max_data_xfer_size;
+    /* check the whole range first so a failure leaves nothing half-done */
+    for (uint64_t a = iova, left = len; left;) {
+        struct ufio_dma_region *r = dma_find(dev, a);
+        if (!r || !(r->prot & need))
+            return -EFAULT;
+        uint64_t n = r->iova + r->size - a;
+        if (n >= left)
+            break;
+        left -= n;
+        a += n;
+    }
+    while (len) {
+        struct ufio_dma_region *r = dma_find(dev, iova);
+        if (!r)
+            return -EFAULT; /* unmapped under us by a queued command? cannot happen: queue waits */
+        uint64_t n = r->iova + r->size - iova;
+        if (n > len)
+            n = len;
+        if (r->mem) {
+            if (write)
+                memcpy(r->mem + (iova - r->iova), buf, (size_t)n);
+            else
+                memcpy(buf, r->mem + (iova - r->iova), (size_t)n);
+        } else {
+            for (uint64_t done = 0; done < n;) {
+                uint64_t piece = n - done < xfer ? n - done : xfer;
+                int err = dma_msg(dev, write, iova + done, buf + done, piece);
+                if (err)
+                    return err;
+                done += piece;
+            }
+        }
+        if (write)
+            dma_mark_dirty(dev, r, iova, n);
+        iova += n;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+UFIO_API int ufio_dev_dma_read(struct ufio_dev *dev, uint64_t iova, void *buf, size_t len)
+{
+    return dma_rw(dev, iova, buf, len, false);
+}
+
+UFIO_API int ufio_dev_dma_write(struct ufio_dev *dev, uint64_t iova, const void *buf, size_t len)
+{
+    return dma_rw(dev, iova, (uint8_t *)buf, len, true);
+}
+
+/* ---- dirty logging (DMA_LOGGING_START/STOP/REPORT) ----------------------- */
+
+int dma_log_start(struct ufio_dev *dev, uint64_t pgsize);
+void dma_log_stop(struct ufio_dev *dev);
+int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap);
+
+int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
+{
+    struct ufio_dma_table *t = &dev->dma;
+    if (t->logging)
+        return -EBUSY;
+    for (size_t i = 0; i < t->n; i++) {
+        if (region_log_alloc(&t->r[i], pgsize)) {
+            for (size_t j = 0; j <= i; j++) {
+                free(t->r[j].dirty);
+                t->r[j].dirty = NULL;
+            }
+            return -ENOMEM;
+        }
+    }
+    t->log_pgsize = pgsize;
+    t->logging = true;
+    return 0;
+}
+
+void dma_log_stop(struct ufio_dev *dev)
+{
+    struct ufio_dma_table *t = &dev->dma;
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->r[i].dirty);
+        t->r[i].dirty = NULL;
+    }
+    t->logging = false;
+}
+
+/*
+ * Fills bitmap (zeroed by the caller, ceil(len/pgsize/64) words) for
+ * [iova, iova+len) at the report's page size and clears the logged pages
+ * that lie wholly inside the range (a page straddling the edge stays dirty:
+ * reporting it again later is safe, losing it is not).
+ */
+int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap)
+{
+    struct ufio_dma_table *t = &dev->dma;
+    if (!t->logging)
+        return -EINVAL;
+    uint64_t lp = t->log_pgsize, end = iova + len;
+    for (size_t i = lower_bound(t, iova); i < t->n && t->r[i].iova < end; i++) {
+        struct ufio_dma_region *r = &t->r[i];
+        if (!r->dirty)
+            continue;
+        uint64_t lo = r->iova > iova ? r->iova : iova;
+        uint64_t hi = r->iova + r->size < end ? r->iova + r->size : end;
+        for (uint64_t p = (lo - r->iova) / lp; r->iova + p * lp < hi; p++) {
+            uint64_t *w = &r->dirty[p / 64], bit = 1ull << (p % 64);
+            if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & bit))
+                continue;
+            uint64_t a = r->iova + p * lp, b = a + lp;
+            if (a >= iova && b <= end)
+                __atomic_fetch_and(w, ~bit, __ATOMIC_RELAXED);
+            if (a < lo)
+                a = lo;
+            if (b > hi)
+                b = hi;
+            for (uint64_t k = (a - iova) / pgsize; k <= (b - 1 - iova) / pgsize; k++)
+                bitmap[k / 64] |= 1ull << (k % 64);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,124 @@
+/*
+ * Region access routing: config space, BAR/ROM callbacks, shared-memory mmap
+ * areas, and the MSI-X table/PBA. An access that spans several kinds of
+ * backing is split into pieces, each handled by its owner.
+ */
+#include "server/dev_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void region_free_all(struct ufio_dev *dev)
+{
+    for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS; i++) {
+        struct ufio_region *r = &dev->regions[i];
+        if (r->mem)
+            munmap(r->mem, r->size);
+        if (r->memfd >= 0)
+            close(r->memfd);
+        r->mem = NULL;
+        r->memfd = -1;
+    }
+}
+
+/* Is off inside an mmap area? *extent = bytes left in that area. */
+static bool area_at(const struct ufio_region *r, uint64_t off, uint64_t *extent)
+{
+    for (uint32_t i = 0; i < r->nr_areas; i++) {
+        const struct ufio_sparse_area *a = &r->areas[i];
+        if (off >= a->offset && off - a->offset < a->size) {
+            *extent = a->size - (off - a->offset);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Bytes from off to the next special range (area or MSI-X structure). */
+static uint64_t plain_extent(struct ufio_dev *dev, unsigned index, uint64_t off, uint64_t len)
+{
+    const struct ufio_region *r = &dev->regions[index];
+    uint64_t end = off + len;
+    for (uint32_t i = 0; i < r->nr_areas; i++)
+        if (r->areas[i].offset > off && r->areas[i].offset < end)
+            end = r->areas[i].offset;
+    const struct ufio_msix *x = &dev->msix;
+    if (x->nvec) {
+        if (x->table_bar == index && x->table_off > off && x->table_off < end)
+            end = x->table_off;
+        if (x->pba_bar == index && x->pba_off > off && x->pba_off < end)
+            end = x->pba_off;
+    }
+    return end - off;
+}
+
+const uint8_t *region_direct(struct ufio_dev *dev, unsigned index, uint64_t off, uint32_t len)
+{
+    if (index >= 6)
+        return NULL;
+    const struct ufio_region *r = &dev->regions[index];
+    uint64_t extent;
+    if (r->mem && ufio_range_ok(off, len, r->size) && area_at(r, off, &extent) && extent >= len)
+        return r->mem + off;
+    return NULL;
+}
+
+static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
+{
+    if (!ufio_range_ok(off, len, dev->cfg.size))
+        return -EINVAL;
+    if (!is_write)
+        return pci_cfg_read(&dev->cfg, (uint32_t)off, buf, len);
+    int err = pci_cfg_write(&dev->cfg, (uint32_t)off, buf, len);
+    if (err)
+        return err;
+    irq_cfg_written(dev, (uint32_t)off, len);
+    if (dev->ops.cfg_write)
+        dev->ops.cfg_write(dev, dev->opaque, (uint32_t)off, len);
+    return 0;
+}
+
+int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,
+                  uint32_t len, bool is_write)
+{
+    if (index >= UFIO_PCI_NUM_REGIONS || len == 0)
+        return -EINVAL;
+    if (index == UFIO_PCI_CONFIG_REGION)
+        return config_access(dev, off, buf, len, is_write);
+    struct ufio_region *r = &dev->regions[index];
+    if (!r->size || !ufio_range_ok(off, len, r->size))
+        return -EINVAL;
+    if (is_write && !(r->info_flags & VFIO_REGION_INFO_FLAG_WRITE))
+        return -EPERM;
+    uint8_t *p = buf;
+    while (len) {
+        uint64_t extent;
+        uint32_t n;
+        int err = 0;
+        if (r->mem && area_at(r, off, &extent)) {
+            n = extent < len ? (uint32_t)extent : len;
+            if (is_write)
+                memcpy(r->mem + off, p, n);
+            else
+                memcpy(p, r->mem + off, n);
+        } else if (msix_claims(dev, index, off, &extent)) {
+            n = extent < len ? (uint32_t)extent : len;
+            err = msix_access(dev, index, off, p, n, is_write);
+        } else {
+            n = (uint32_t)plain_extent(dev, index, off, len);
+            if (r->fn)
+                err = r->fn(dev, r->opaque, index, off, p, n, is_write);
+            else if (!is_write)
+                memset(p, 0, n);
+        }
+        if (err)
+            return err > 0 ? -EIO : err;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
