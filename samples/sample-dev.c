@@ -1,0 +1,285 @@
+/*
+ * ufio-sample: a small PCI device served over vfio-user.
+ *
+ * It shows every part of the server API: a config space with PM, MSI,
+ * MSI-X, PCIe, vendor-specific and DSN capabilities; a trapped register BAR
+ * that raises interrupts and performs DMA; an I/O BAR; a BAR of shared
+ * memory the client may mmap; and the MSI-X table in its own BAR.
+ * The register map is in docs/sample-device.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ufio/server.h>
+
+#define DEFAULT_SOCKET "/tmp/ufio-sample.sock"
+#define SAMPLE_ID 0x4f494655u /* "UFIO" */
+#define DMA_MAX (64u * 1024)
+
+enum {
+    REG_ID = 0x00,
+    REG_VERSION = 0x04,
+    REG_SCRATCH = 0x08,
+    REG_IRQ_RAISE = 0x0c,
+    REG_IRQ_COUNT = 0x10,
+    REG_DMA_SRC_LO = 0x18,
+    REG_DMA_SRC_HI = 0x1c,
+    REG_DMA_DST_LO = 0x20,
+    REG_DMA_DST_HI = 0x24,
+    REG_DMA_LEN = 0x28,
+    REG_DMA_CMD = 0x2c,
+    REG_DMA_STATUS = 0x30,
+    REG_DMA_SUM = 0x34,
+};
+
+struct sample {
+    uint32_t scratch, io_scratch, irq_count;
+    uint64_t dma_src, dma_dst;
+    uint32_t dma_len, dma_status, dma_sum;
+    uint8_t buf[DMA_MAX];
+};
+
+static struct ufio_dev *the_dev;
+
+static void raise_irq(struct ufio_dev *dev, struct sample *s, uint32_t vector)
+{
+    int mode = ufio_dev_irq_mode(dev);
+    if (mode < 0)
+        return;
+    if (mode != UFIO_IRQ_MSIX)
+        vector = 0;
+    if (ufio_dev_irq_trigger(dev, (unsigned)mode, vector) >= 0)
+        s->irq_count++;
+}
+
+static void do_dma(struct ufio_dev *dev, struct sample *s)
+{
+    if (s->dma_len == 0 || s->dma_len > DMA_MAX) {
+        s->dma_status = 0x80000000u | EINVAL;
+        return;
+    }
+    int err = ufio_dev_dma_read(dev, s->dma_src, s->buf, s->dma_len);
+    uint32_t sum = 0;
+    for (uint32_t i = 0; !err && i < s->dma_len; i++) {
+        sum += s->buf[i];
+        s->buf[i] ^= 0x5a;
+    }
+    if (!err)
+        err = ufio_dev_dma_write(dev, s->dma_dst, s->buf, s->dma_len);
+    s->dma_sum = sum;
+    s->dma_status = err ? 0x80000000u | (uint32_t)-err : 1;
+    raise_irq(dev, s, 0);
+}
+
+static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
+                       void *buf, uint32_t len, bool is_write)
+{
+    struct sample *s = opaque;
+    if (len != 4 || off % 4)
+        return -EINVAL;
+    uint32_t v = 0;
+    if (is_write) {
+        memcpy(&v, buf, 4);
+        switch (off) {
+        case REG_SCRATCH: s->scratch = v; break;
+        case REG_IRQ_RAISE: raise_irq(dev, s, v); break;
+        case REG_DMA_SRC_LO: s->dma_src = (s->dma_src & ~0xffffffffull) | v; break;
+        case REG_DMA_SRC_HI: s->dma_src = (s->dma_src & 0xffffffffull) | (uint64_t)v << 32; break;
+        case REG_DMA_DST_LO: s->dma_dst = (s->dma_dst & ~0xffffffffull) | v; break;
+        case REG_DMA_DST_HI: s->dma_dst = (s->dma_dst & 0xffffffffull) | (uint64_t)v << 32; break;
+        case REG_DMA_LEN: s->dma_len = v; break;
+        case REG_DMA_CMD: if (v == 1) do_dma(dev, s); break;
+        default: break;
+        }
+        return 0;
+    }
+    switch (off) {
+    case REG_ID: v = SAMPLE_ID; break;
+    case REG_VERSION: v = 1; break;
+    case REG_SCRATCH: v = s->scratch; break;
+    case REG_IRQ_COUNT: v = s->irq_count; break;
+    case REG_DMA_SRC_LO: v = (uint32_t)s->dma_src; break;
+    case REG_DMA_SRC_HI: v = (uint32_t)(s->dma_src >> 32); break;
+    case REG_DMA_DST_LO: v = (uint32_t)s->dma_dst; break;
+    case REG_DMA_DST_HI: v = (uint32_t)(s->dma_dst >> 32); break;
+    case REG_DMA_LEN: v = s->dma_len; break;
+    case REG_DMA_STATUS: v = s->dma_status; break;
+    case REG_DMA_SUM: v = s->dma_sum; break;
+    default: break;
+    }
+    memcpy(buf, &v, 4);
+    return 0;
+}
+
+static int bar1_io_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
+                          void *buf, uint32_t len, bool is_write)
+{
+    struct sample *s = opaque;
+    if (len != 4 || off % 4)
+        return -EINVAL;
+    if (is_write) {
+        if (off == 4)
+            memcpy(&s->io_scratch, buf, 4);
+        return 0;
+    }
+    uint32_t v = off == 0 ? SAMPLE_ID : off == 4 ? s->io_scratch : 0;
+    memcpy(buf, &v, 4);
+    return 0;
+}
+
+static int sample_reset(struct ufio_dev *dev, void *opaque)
+{
+    struct sample *s = opaque;
+    s->dma_status = 0;
+    s->dma_len = 0;
+    return 0;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (the_dev)
+        ufio_dev_stop(the_dev);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [-v]\n"
+            "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
+            "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
+            "  --fd=N              serve an already-connected socket (exits when it closes)\n"
+            "  --poll-us=N         busy-poll up to N microseconds after each message before\n"
+            "                      sleeping (default 0: always sleep)\n"
+            "  -v, --verbose       log protocol activity to stderr\n"
+            "  -h, --help          this text\n"
+            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
+}
+
+static int build(struct ufio_dev *dev, struct sample *s)
+{
+    static const uint8_t vendor_body[] = { 'u', 'f', 'i', 'o' };
+    void *ram;
+    int err;
+    if ((err = ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, bar0_access, s)) ||
+        (err = ufio_dev_add_bar(dev, 1, 256, UFIO_BAR_IO, bar1_io_access, s)) ||
+        (err = ufio_dev_add_bar(dev, 2, 64 * 1024, UFIO_BAR_MEM32, NULL, NULL)) ||
+        (err = ufio_dev_add_bar(dev, 4, 4096, UFIO_BAR_MEM32, NULL, NULL)) ||
+        (err = ufio_dev_add_mmap_area(dev, 2, 0, 64 * 1024, &ram)))
+        return err;
+    for (unsigned i = 0; i < 64 * 1024; i++)
+        ((uint8_t *)ram)[i] = (uint8_t)i;
+    if ((err = ufio_dev_add_cap_pm(dev)) < 0 ||
+        (err = ufio_dev_add_cap_msi(dev, 1, UFIO_MSI_64BIT | UFIO_MSI_MASKABLE)) < 0 ||
+        (err = ufio_dev_add_cap_msix(dev, 4, 4, 0x000, 4, 0x800)) < 0 ||
+        (err = ufio_dev_add_cap_pcie(dev, 0)) < 0 ||
+        (err = ufio_dev_add_cap_vendor(dev, vendor_body, sizeof(vendor_body))) < 0 ||
+        (err = ufio_dev_add_ext_cap_dsn(dev, 0x0123456789abcdefull)) < 0)
+        return err;
+    if ((err = ufio_dev_setup_irq(dev, UFIO_IRQ_ERR, 1)) || (err = ufio_dev_setup_irq(dev, UFIO_IRQ_REQ, 1)))
+        return err;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int fd = -1;
+    bool verbose = false;
+    unsigned poll_us = 0;
+    static const struct option opts[] = {
+        { "socket-path", required_argument, NULL, 's' },
+        { "fd", required_argument, NULL, 'f' },
+        { "poll-us", required_argument, NULL, 'p' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': path = optarg; break;
+        case 'f': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 0 || v > 65535) {
+                fprintf(stderr, "ufio-sample: bad --fd value '%s'\n", optarg);
+                return 2;
+            }
+            fd = (int)v;
+            break;
+        }
+        case 'p': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || v > UFIO_MAX_POLL_US) {
+                fprintf(stderr, "ufio-sample: bad --poll-us value '%s'\n", optarg);
+                return 2;
+            }
+            poll_us = (unsigned)v;
+            break;
+        }
+        case 'v': verbose = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc || (path && fd >= 0)) {
+        usage(stderr);
+        return 2;
+    }
+    if (!path && fd < 0)
+        path = DEFAULT_SOCKET;
+    if (verbose)
+        ufio_set_log(NULL, NULL, UFIO_LOG_DEBUG);
+
+    static struct sample s;
+    const struct ufio_pci_ids ids = {
+        .vendor_id = 0x5546, .device_id = 0x0001,
+        .subsys_vendor_id = 0x5546, .subsys_id = 0x0001,
+        .class_code = 0xff0000, .revision = 1,
+    };
+    const struct ufio_dev_ops ops = { .reset = sample_reset };
+    struct ufio_dev *dev;
+    int err = ufio_dev_create("ufio-sample", &ids, &ops, &s, &dev);
+    if (!err)
+        err = build(dev, &s);
+    if (!err)
+        err = ufio_dev_set_poll_budget(dev, poll_us);
+    if (err) {
+        fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
+        ufio_dev_destroy(dev);
+        return 1;
+    }
+    err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
+    if (err) {
+        fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on",
+                fd >= 0 ? "" : path, strerror(-err));
+        ufio_dev_destroy(dev);
+        return 1;
+    }
+    the_dev = dev;
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (path)
+        printf("listening on %s\n", path);
+    else
+        printf("serving fd %d\n", fd);
+    fflush(stdout);
+
+    err = ufio_dev_run(dev);
+    the_dev = NULL;
+    ufio_dev_destroy(dev);
+    if (err) {
+        fprintf(stderr, "ufio-sample: %s\n", strerror(-err));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs the whole ufio test suite, as CI does (.ci/run calls exactly this):
+#   1. unit + integration tests (normal build)
+#   2. the same under ASan + UBSan
+#   3. the integration tests under valgrind memcheck (zero leaks, zero errors)
+#   4. static analysis of lib/ (cppcheck)
+#   5. the real-guest end-to-end test (QEMU vfio-user-pci + Linux guest), unless UFIO_SKIP_E2E=1
+# Ends with a line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+jobs=$(nproc)
+
+# count the results of one `meson test` run from its summary block
+tally() {
+    local log=$1 ok fail
+    ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -1)
+    fail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $NF} END {print s + 0}' "$log")
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + fail))
+    if [ -z "$ok" ]; then failed=$((failed + 1)); fi
+}
+
+step() { echo; echo "=== $* ==="; }
+
+build() {
+    local dir=$1; shift
+    if [ ! -d "$dir" ]; then meson setup "$dir" "$@" >/dev/null || return 1; fi
+    ninja -C "$dir" >"$dir.buildlog" 2>&1 || { cat "$dir.buildlog"; return 1; }
+}
+
+step "build (gcc, -Werror)"
+if build build-ci; then
+    step "unit + integration tests"
+    meson test -C build-ci --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci.testlog
+    tally build-ci.testlog
+else
+    echo "build failed"; failed=$((failed + 1))
+fi
+
+step "build with ASan + UBSan"
+if build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false; then
+    step "unit + integration tests under ASan + UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-ci-asan --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci-asan.testlog
+    tally build-ci-asan.testlog
+else
+    echo "sanitizer build failed"; failed=$((failed + 1))
+fi
+
+step "integration tests under valgrind memcheck"
+if [ -d build-ci ]; then
+    meson test -C build-ci --suite integration --num-processes "$jobs" --print-errorlogs \
+        --timeout-multiplier 10 \
+        --wrapper "valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --trace-children=yes --track-fds=no" \
+        2>&1 | tee build-ci.valgrindlog
+    tally build-ci.valgrindlog
+fi
+
+step "static analysis (cppcheck on lib/)"
+if cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+        --suppress=missingIncludeSystem -I include -I lib lib/ 2>&1; then
+    echo "cppcheck: clean"; passed=$((passed + 1))
+else
+    echo "cppcheck: findings above"; failed=$((failed + 1))
+fi
+
+if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
+    step "end-to-end: QEMU vfio-user-pci + Linux guest"
+    if tests/e2e/run.sh --build build-ci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
