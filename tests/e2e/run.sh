@@ -3,13 +3,16 @@
 # the ufio sample device through QEMU's vfio-user-pci, and reports one line
 # per check on its serial console.
 #
-#   tests/e2e/run.sh [--build DIR] [--server CMD] [--no-device] [--timeout S] [--keep] [--trace]
+#   tests/e2e/run.sh [--build DIR] [--server CMD] [--no-device] [--no-viommu]
+#                    [--timeout S] [--keep] [--trace]
 #
 #   --build DIR    meson build directory (default: ./build, set up and built if needed)
 #   --server CMD   device server command; "--socket-path=SOCK" is appended
 #                  (default: DIR/samples/ufio-sample)
 #   --no-device    boot without the device (checks the boot/verdict/teardown path;
 #                  the guest then reports FAIL "device not found")
+#   --no-viommu    no emulated Intel IOMMU: vfio-pci cannot bind (the sid kernel lacks
+#                  VFIO_NOIOMMU), so only INTx (uio_pci_generic) and physical DMA are checked
 #   --timeout S    hard limit for the whole run in seconds (default 240)
 #   --keep         keep the work directory (serial, QEMU and server logs)
 #   --trace        have QEMU log every vfio-user message (-trace 'vfio_user*')
@@ -28,8 +31,9 @@ DEVICE=1
 TIMEOUT=240
 KEEP=0
 TRACE=0
+VIOMMU=1
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --build) BUILD=$2; shift ;;
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
         --server) SERVER=$2; shift ;;
         --server=*) SERVER=${1#*=} ;;
         --no-device) DEVICE=0 ;;
+        --no-viommu) VIOMMU=0 ;;
         --timeout) TIMEOUT=$2; shift ;;
         --timeout=*) TIMEOUT=${1#*=} ;;
         --keep) KEEP=1 ;;
@@ -148,8 +153,15 @@ set -- "$ROOT/lib64/ld-linux-x86-64.so.2" --library-path "$LIBS" \
     -object memory-backend-memfd,id=mem,size=512M,share=on \
     -machine q35,memory-backend=mem \
     -serial "file:$SERIAL" \
-    -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" \
-    -append "console=ttyS0 iomem=relaxed quiet panic=-1"
+    -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz"
+APPEND="console=ttyS0 iomem=relaxed quiet panic=-1"
+if [ "$VIOMMU" = 1 ]; then
+    # The guest's vfio-pci needs an IOMMU group. caching-mode lets QEMU see
+    # every guest mapping and forward it to the device as DMA_MAP.
+    set -- "$@" -device intel-iommu,caching-mode=on
+    APPEND="$APPEND intel_iommu=on"
+fi
+set -- "$@" -append "$APPEND"
 [ -z "$DEVICE_ARGS" ] || set -- "$@" -device "$DEVICE_ARGS"
 [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*'
 QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu "$@" >"$WORK/qemu.log" 2>&1 &

@@ -54,8 +54,41 @@ void check_identity(struct guest_dev *d);
 void check_capabilities(const struct guest_dev *d);
 void check_bars(const struct guest_dev *d);
 
-/* guest-vfio.c: interrupts and DMA through vfio-pci in no-IOMMU mode. */
-void check_irq_and_dma(const struct guest_dev *d);
+/*
+ * How a driver path reaches the device: BAR0 registers and the wait for an
+ * interrupt, so that the interrupt and DMA checks are written once and run
+ * through vfio-pci (MSI-X) and uio_pci_generic (INTx) alike.
+ */
+struct dev_io {
+    const char *tag; /* check-name prefix: "msix", "intx" */
+    void *ctx;
+    uint32_t (*rd)(void *ctx, uint32_t reg);
+    int (*wr)(void *ctx, uint32_t reg, uint32_t val);
+    long (*wait_irq)(void *ctx); /* interrupts seen, 0 on timeout, or -errno */
+};
+
+#define IRQ_TIMEOUT_MS 5000
+#define DMA_LEN 4096u
+
+/* guest-irq-dma.c */
+void check_irq_raise(const struct dev_io *io);
+/* buf holds DMA_LEN source bytes then DMA_LEN destination bytes. */
+void check_dma_xor(const struct dev_io *io, uint8_t *buf, uint64_t src_bus, uint64_t dst_bus);
+/* A locked, populated 2 * DMA_LEN buffer, or NULL. */
+uint8_t *dma_buffer_alloc(void);
+void dma_buffer_free(uint8_t *buf);
+/* Guest physical address of p (the bus address when there is no IOMMU). */
+int phys_addr(const void *p, uint64_t *out);
+long poll_wait(int fd, void *count, size_t count_len);
+
+/* guest-vfio.c: MSI-X and DMA through vfio-pci (type1 behind the emulated
+ * IOMMU, or no-IOMMU mode when the kernel has it). Returns true if the
+ * device was bound to vfio-pci (and must be unbound before another driver). */
+bool check_vfio(const struct guest_dev *d, bool *iommu);
+
+/* guest-uio.c: INTx (and DMA when there is no IOMMU) through uio_pci_generic. */
+void check_uio(const struct guest_dev *d, bool dma);
+int bind_driver(const struct guest_dev *d, const char *driver);
 
 /* Small helpers shared by both files. */
 int read_sysfs_ulong(const char *dir, const char *file, unsigned long *out);
