@@ -77,7 +77,8 @@ stop_pid() {
 teardown() {
     stop_pid "$QEMU_PID"
     stop_pid "$SERVER_PID"
-    QEMU_PID= SERVER_PID=
+    QEMU_PID=''
+    SERVER_PID=''
     if [ "$KEEP" = 1 ]; then
         log "logs kept in $WORK"
     else

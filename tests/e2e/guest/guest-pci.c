@@ -76,14 +76,20 @@ int find_device(struct guest_dev *d)
 
 void check_identity(struct guest_dev *d)
 {
-    unsigned long v = 0;
-    check(!read_sysfs_ulong(d->sysfs, "class", &v) && v == SAMPLE_CLASS, "sysfs-class", "0x%06lx", v);
-    check(!read_sysfs_ulong(d->sysfs, "revision", &v) && v == SAMPLE_REVISION, "sysfs-revision",
-          "0x%02lx", v);
-    check(!read_sysfs_ulong(d->sysfs, "subsystem_vendor", &v) && v == SAMPLE_VENDOR,
-          "sysfs-subsystem-vendor", "0x%04lx", v);
-    check(!read_sysfs_ulong(d->sysfs, "subsystem_device", &v) && v == SAMPLE_DEVICE,
-          "sysfs-subsystem-device", "0x%04lx", v);
+    static const struct { const char *file, *check; unsigned long want; int width; } attrs[] = {
+        { "class", "sysfs-class", SAMPLE_CLASS, 6 },
+        { "revision", "sysfs-revision", SAMPLE_REVISION, 2 },
+        { "subsystem_vendor", "sysfs-subsystem-vendor", SAMPLE_VENDOR, 4 },
+        { "subsystem_device", "sysfs-subsystem-device", SAMPLE_DEVICE, 4 },
+    };
+    for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+        unsigned long v = 0;
+        int err = read_sysfs_ulong(d->sysfs, attrs[i].file, &v);
+        if (err)
+            check(false, attrs[i].check, "%s", strerror(-err));
+        else
+            check(v == attrs[i].want, attrs[i].check, "0x%0*lx", attrs[i].width, v);
+    }
 
     check(d->cfg_len == 4096, "config-size", "%zu bytes (PCIe extended space reachable)", d->cfg_len);
     check(cfg16(d, 0x00) == SAMPLE_VENDOR && cfg16(d, 0x02) == SAMPLE_DEVICE, "config-ids",

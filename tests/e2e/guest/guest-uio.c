@@ -1,8 +1,10 @@
 /*
  * INTx to guest userspace through uio_pci_generic: its handler masks the
  * line (command register INTx-disable) when the device's status register
- * shows an interrupt, and a write of 1 to /dev/uioN unmasks it. Registers
- * are reached by mmap of the sysfs resource0 file (iomem=relaxed).
+ * shows an interrupt; userspace unmasks it by clearing that bit through the
+ * config file (this kernel's uio_pci_generic has no irqcontrol, so a write
+ * to /dev/uioN fails with ENOSYS). Registers are reached by mmap of the
+ * sysfs resource0 file (iomem=relaxed).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,10 +16,22 @@
 
 #include "guest.h"
 
+#define PCI_COMMAND_INTX_DISABLE 0x400
+
 struct uio {
-    int fd;
+    int fd, cfg_fd;
     volatile uint32_t *bar0;
 };
+
+/* Set and clear bits of the command register through the config file. */
+static int update_command(int cfg_fd, uint16_t set, uint16_t clear)
+{
+    uint16_t cmd;
+    if (pread(cfg_fd, &cmd, 2, 4) != 2)
+        return -EIO;
+    cmd = (uint16_t)((cmd | set) & ~clear);
+    return pwrite(cfg_fd, &cmd, 2, 4) == 2 ? 0 : -EIO;
+}
 
 static int uio_wr(void *ctx, uint32_t reg, uint32_t val)
 {
@@ -35,11 +49,14 @@ static uint32_t uio_rd(void *ctx, uint32_t reg)
 static long uio_wait(void *ctx)
 {
     struct uio *u = ctx;
-    uint32_t count, unmask = 1;
+    uint32_t count;
     long n = poll_wait(u->fd, &count, sizeof(count));
     /* Unmask again for the next interrupt. */
-    if (n > 0 && write(u->fd, &unmask, sizeof(unmask)) != sizeof(unmask))
-        return -errno;
+    if (n > 0) {
+        int err = update_command(u->cfg_fd, 0, PCI_COMMAND_INTX_DISABLE);
+        if (err)
+            return err;
+    }
     return n;
 }
 
@@ -65,25 +82,9 @@ static int open_uio(const struct guest_dev *d)
     return fd;
 }
 
-static int enable_bus_master(const struct guest_dev *d)
-{
-    char path[sizeof(d->sysfs) + 16];
-    snprintf(path, sizeof(path), "%s/config", d->sysfs);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    uint16_t cmd;
-    int err = pread(fd, &cmd, 2, 4) == 2 ? 0 : -EIO;
-    cmd |= 0x6; /* memory space + bus master */
-    if (!err && pwrite(fd, &cmd, 2, 4) != 2)
-        err = -EIO;
-    close(fd);
-    return err;
-}
-
 void check_uio(const struct guest_dev *d, bool dma)
 {
-    struct uio u = { .fd = -1, .bar0 = MAP_FAILED };
+    struct uio u = { .fd = -1, .cfg_fd = -1, .bar0 = MAP_FAILED };
     const struct dev_io io = { .tag = "intx", .ctx = &u, .rd = uio_rd, .wr = uio_wr,
                                .wait_irq = uio_wait };
     int err = bind_driver(d, "uio_pci_generic");
@@ -100,10 +101,13 @@ void check_uio(const struct guest_dev *d, bool dma)
         u.bar0 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, bar_fd, 0);
         close(bar_fd);
     }
-    uint32_t unmask = 1;
-    if (!check(u.bar0 != MAP_FAILED && !enable_bus_master(d) &&
-                   write(u.fd, &unmask, sizeof(unmask)) == sizeof(unmask),
-               "uio-setup", "BAR0 mapped, bus master on, INTx unmasked"))
+    if (!check(u.bar0 != MAP_FAILED, "uio-bar0-mmap", "%s", u.bar0 != MAP_FAILED ? "" : strerror(errno)))
+        goto out;
+    snprintf(path, sizeof(path), "%s/config", d->sysfs);
+    u.cfg_fd = open(path, O_RDWR | O_CLOEXEC);
+    /* memory space + bus master on, INTx unmasked */
+    err = u.cfg_fd < 0 ? -errno : update_command(u.cfg_fd, 0x6, PCI_COMMAND_INTX_DISABLE);
+    if (!check(!err, "uio-command", "%s", err ? strerror(-err) : "bus master on, INTx unmasked"))
         goto out;
 
     check_irq_raise(&io);
@@ -120,5 +124,7 @@ void check_uio(const struct guest_dev *d, bool dma)
 out:
     if (u.bar0 != MAP_FAILED)
         munmap((void *)u.bar0, 4096);
+    if (u.cfg_fd >= 0)
+        close(u.cfg_fd);
     close(u.fd);
 }

@@ -11,8 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Overridable so the driver paths can be tried on another device. */
+#ifndef SAMPLE_VENDOR
 #define SAMPLE_VENDOR 0x5546
+#endif
+#ifndef SAMPLE_DEVICE
 #define SAMPLE_DEVICE 0x0001
+#endif
 #define SAMPLE_CLASS 0xff0000u
 #define SAMPLE_REVISION 0x01u
 #define SAMPLE_ID 0x4f494655u /* "UFIO" */
