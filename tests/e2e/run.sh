@@ -16,6 +16,8 @@
 #   --timeout S    hard limit for the whole run in seconds (default 240)
 #   --keep         keep the work directory (serial, QEMU and server logs)
 #   --trace        have QEMU log every vfio-user message (-trace 'vfio_user*')
+#   --skip-unprepared  exit 77 (meson's "skipped") instead of running prepare.sh when
+#                  the cached guest root is missing
 #
 # Environment: UFIO_E2E_CACHE (see prepare.sh), CC (default gcc).
 # Prints "e2e: N passed, M failed" last; exits 0 only if the guest said PASS.
@@ -32,8 +34,9 @@ TIMEOUT=240
 KEEP=0
 TRACE=0
 VIOMMU=1
+SKIP_UNPREPARED=0
 
-usage() { sed -n '2,25s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,27s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --build) BUILD=$2; shift ;;
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
         --timeout=*) TIMEOUT=${1#*=} ;;
         --keep) KEEP=1 ;;
         --trace) TRACE=1 ;;
+        --skip-unprepared) SKIP_UNPREPARED=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -107,6 +111,10 @@ fail_early() {
 }
 
 # 1. The cached sid root (QEMU, kernel, busybox).
+if [ ! -f "$ROOT/.ufio-e2e-complete" ] && [ "$SKIP_UNPREPARED" = 1 ]; then
+    log "skipped: no cached guest root in $ROOT (run tests/e2e/prepare.sh as root)"
+    exit 77
+fi
 if [ ! -f "$ROOT/.ufio-e2e-complete" ]; then
     log "no cached guest root in $ROOT: running prepare.sh (first time only)"
     "$HERE/prepare.sh" || fail_early "prepare.sh failed"
