@@ -1,0 +1,124 @@
+/*
+ * UNIX stream sockets: listen, accept, connect, pairs.
+ */
+#include "transport/transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+int ufio_set_nonblock(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+    return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+static int fill_addr(struct sockaddr_un *a, const char *path)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(a->sun_path))
+        return -ENAMETOOLONG;
+    strcpy(a->sun_path, path);
+    return 0;
+}
+
+/* Does a live server answer on path? */
+static bool path_is_live(const struct sockaddr_un *a)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    bool live = connect(fd, (const struct sockaddr *)a, sizeof(*a)) == 0;
+    close(fd);
+    return live;
+}
+
+int ufio_sock_listen(const char *path, int *out_fd)
+{
+    struct sockaddr_un a;
+    int err = fill_addr(&a, path);
+    if (err)
+        return err;
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return -EEXIST;
+        if (path_is_live(&a))
+            return -EADDRINUSE;
+        unlink(path); /* stale: its server is gone */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0) {
+        err = -errno;
+        close(fd);
+        return err;
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+int ufio_sock_accept(int lfd, int *out_fd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            *out_fd = fd;
+            return 0;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+int ufio_sock_connect(const char *path, int timeout_ms, int *out_fd)
+{
+    struct sockaddr_un a;
+    int err = fill_addr(&a, path);
+    if (err)
+        return err;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return -errno;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            err = ufio_set_nonblock(fd, true);
+            if (err) {
+                close(fd);
+                return err;
+            }
+            *out_fd = fd;
+            return 0;
+        }
+        err = -errno;
+        close(fd);
+        if (err != -ENOENT && err != -ECONNREFUSED && err != -EAGAIN)
+            return err;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long el = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (timeout_ms >= 0 && el >= timeout_ms)
+            return timeout_ms == 0 ? err : -ETIMEDOUT;
+        usleep(10000);
+    }
+}
+
+int ufio_sock_pair(int fds[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+        return -errno;
+    return 0;
+}
