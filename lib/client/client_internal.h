@@ -1,0 +1,74 @@
+/* Internal state of a client connection (lib/client). */
+#ifndef UFIO_CLIENT_INTERNAL_H
+#define UFIO_CLIENT_INTERNAL_H
+
+#include <pthread.h>
+
+#include <ufio/client.h>
+
+#include "proto/proto.h"
+#include "transport/transport.h"
+
+#define CL_MAX_PENDING 64
+
+struct cl_pending {
+    bool used;
+    bool done;
+    uint16_t id;
+    uint16_t cmd;
+    struct ufio_msg reply;
+};
+
+struct cl_dma {
+    uint64_t iova, size;
+    uint32_t prot;
+    uint8_t *local;
+    int fd;         /* our dup, -1 if none */
+    uint64_t fd_off;
+};
+
+struct cl_irq {
+    uint32_t count;
+    int *fds;       /* dups of the caller's eventfds, -1 = none */
+};
+
+struct ufio_client {
+    char *path;
+    struct ufio_client_opts opts;
+    pthread_mutex_t lock;       /* everything below except the send side */
+    pthread_cond_t cond;
+    pthread_mutex_t send_lock;  /* whole-message sends on either socket */
+    struct ufio_conn conn;
+    struct ufio_conn twin;
+    bool has_twin;
+    bool connected;
+    bool reader_active;         /* one thread at a time reads and dispatches */
+    struct ufio_client_caps caps;
+    uint16_t next_id;
+    struct cl_pending pend[CL_MAX_PENDING];
+    struct cl_dma *dma;
+    size_t ndma, dma_cap;
+    struct cl_irq irq[UFIO_IRQ_NUM];
+    uint64_t region_size[UFIO_PCI_NUM_REGIONS];
+    bool region_known[UFIO_PCI_NUM_REGIONS];
+    int region_fd[UFIO_PCI_NUM_REGIONS];
+    /* posted small writes waiting to go as one REGION_WRITE_MULTI */
+    pthread_mutex_t post_lock;
+    struct ufio_write_multi_entry *post;
+    size_t npost;
+};
+
+/* client_io.c */
+int cl_negotiate(struct ufio_client *c, int fd);
+void cl_disconnect(struct ufio_client *c);
+/*
+ * Sends a command and waits for its reply (validated: same cmd, not an
+ * error; an error reply becomes its errno). The caller releases *reply.
+ * With reply == NULL the reply must have an empty payload and no fds.
+ */
+int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+            const int *fds, size_t nfds, struct ufio_msg *reply);
+int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt);
+int cl_flush_posted(struct ufio_client *c);
+
+#endif

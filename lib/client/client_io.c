@@ -1,0 +1,441 @@
+/*
+ * Client connection, negotiation, and the request/reply engine.
+ *
+ * Replies are matched by msg_id. Threads waiting for replies take turns as
+ * the single reader ("leader/follower"): the reader polls the main socket and
+ * the twin socket, files replies into their pending slots, serves the
+ * server's DMA_READ/DMA_WRITE requests, and wakes the others.
+ */
+#include "client/client_internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int peer_errno(const struct ufio_msg *m)
+{
+    uint32_t e = m->hdr.error_no;
+    return (e == 0 || e > UFIO_MAX_ERRNO) ? -EPROTO : -(int)e;
+}
+
+static size_t cl_max_msg(const struct ufio_client *c)
+{
+    return VFIO_USER_HDR_SIZE + 64 + (size_t)c->opts.max_data_xfer_size + 4096;
+}
+
+/* ---- negotiation ------------------------------------------------------------ */
+
+int cl_negotiate(struct ufio_client *c, int fd)
+{
+    ufio_conn_init(&c->conn, fd, cl_max_msg(c), c->opts.max_msg_fds);
+    c->conn.send_timeout_ms = c->opts.timeout_ms;
+    struct ufio_version v = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR, .has_json = true };
+    ufio_caps_defaults(&v.caps);
+    v.caps.max_msg_fds = c->opts.max_msg_fds;
+    v.caps.max_data_xfer_size = c->opts.max_data_xfer_size;
+    v.caps.twin_socket = !c->opts.no_twin_socket;
+    v.caps.write_multiple = true;
+    uint8_t buf[1024];
+    ssize_t n = ufio_version_encode(&v, buf, sizeof(buf));
+    if (n < 0)
+        goto fail_n;
+    struct vfio_user_header h = { .msg_id = 0, .cmd = VFIO_USER_VERSION, .flags = VFIO_USER_F_TYPE_COMMAND };
+    struct iovec iov = { buf, (size_t)n };
+    int err = ufio_conn_send(&c->conn, &h, &iov, 1, NULL, 0);
+    if (err)
+        goto fail;
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    err = ufio_conn_recv_wait(&c->conn, &m, c->opts.timeout_ms);
+    if (err)
+        goto fail;
+    struct ufio_version rv;
+    if (!ufio_hdr_is_reply(&m.hdr) || m.hdr.cmd != VFIO_USER_VERSION || m.hdr.msg_id != 0) {
+        err = -EPROTO;
+    } else if (m.hdr.flags & VFIO_USER_F_ERROR) {
+        err = peer_errno(&m);
+    } else if ((err = ufio_version_decode(m.payload, m.len, &rv)) == 0) {
+        if (rv.major != v.major || rv.minor > v.minor)
+            err = -EPROTO; /* the spec: same major, minor at most ours */
+    }
+    int twin = -1;
+    if (!err && rv.caps.twin_socket) {
+        /* a twin socket must come with a valid fd_index, and only if we asked */
+        if (!v.caps.twin_socket || !rv.caps.has_twin_fd_index || rv.caps.twin_fd_index >= m.nfds)
+            err = -EPROTO;
+        else
+            twin = ufio_msg_take_fd(&m, rv.caps.twin_fd_index);
+    }
+    if (!err && m.nfds > (twin >= 0 ? 1u : 0u))
+        err = -EPROTO;
+    ufio_msg_release(&m);
+    if (err) {
+        if (twin >= 0)
+            close(twin);
+        goto fail;
+    }
+    if (twin >= 0) {
+        ufio_set_nonblock(twin, true);
+        ufio_conn_init(&c->twin, twin, cl_max_msg(c), 0);
+        c->twin.send_timeout_ms = c->opts.timeout_ms;
+        c->has_twin = true;
+    }
+    c->caps = (struct ufio_client_caps){
+        .major = rv.major, .minor = rv.minor,
+        .max_msg_fds = rv.caps.max_msg_fds,
+        .max_data_xfer_size = rv.caps.max_data_xfer_size,
+        .max_dma_maps = rv.caps.max_dma_maps,
+        .pgsizes = rv.caps.pgsizes,
+        .twin_socket = twin >= 0,
+        .write_multiple = rv.caps.write_multiple,
+    };
+    c->connected = true;
+    return 0;
+fail_n:
+    err = (int)n;
+fail:
+    ufio_conn_close(&c->conn);
+    return err;
+}
+
+void cl_disconnect(struct ufio_client *c)
+{
+    if (!c->connected)
+        return;
+    c->connected = false;
+    /* shutdown, not close: another thread may still be polling these fds */
+    shutdown(c->conn.fd, SHUT_RDWR);
+    if (c->has_twin)
+        shutdown(c->twin.fd, SHUT_RDWR);
+    pthread_cond_broadcast(&c->cond);
+}
+
+/* ---- serving the server's DMA requests ---------------------------------------- */
+
+static struct cl_dma *dma_lookup(struct ufio_client *c, uint64_t addr, uint64_t count, uint32_t need)
+{
+    for (size_t i = 0; i < c->ndma; i++) {
+        struct cl_dma *d = &c->dma[i];
+        if (addr >= d->iova && ufio_range_ok(addr - d->iova, count, d->size))
+            return (d->prot & need) && d->local ? d : NULL;
+    }
+    return NULL;
+}
+
+static void serve_dma(struct ufio_client *c, struct ufio_conn *conn, struct ufio_msg *m)
+{
+    struct ufio_dma_access a;
+    int err;
+    uint8_t head[16];
+    struct iovec iov[2];
+    int iovcnt = 0;
+    bool is_read = m->hdr.cmd == VFIO_USER_DMA_READ;
+    if (m->nfds || (m->hdr.cmd != VFIO_USER_DMA_READ && m->hdr.cmd != VFIO_USER_DMA_WRITE)) {
+        err = m->nfds ? -EINVAL : -ENOSYS;
+    } else {
+        err = is_read ? ufio_dma_read_req_decode(m->payload, m->len, c->opts.max_data_xfer_size, &a)
+                      : ufio_dma_write_req_decode(m->payload, m->len, c->opts.max_data_xfer_size, &a);
+    }
+    if (!err) {
+        /* the table can change under a concurrent unmap: look up and copy under the lock */
+        pthread_mutex_lock(&c->lock);
+        struct cl_dma *d = dma_lookup(c, a.addr, a.count, is_read ? UFIO_DMA_READ : UFIO_DMA_WRITE);
+        if (!d) {
+            err = -EFAULT;
+        } else if (is_read) {
+            ssize_t hl = ufio_dma_access_head_encode(&a, head, sizeof(head));
+            iov[0] = (struct iovec){ head, (size_t)hl };
+            iov[1] = (struct iovec){ d->local + (a.addr - d->iova), (size_t)a.count };
+            iovcnt = 2;
+        } else {
+            memcpy(d->local + (a.addr - d->iova), a.data, (size_t)a.count);
+            ssize_t hl = ufio_dma_write_reply_encode(&a, head, sizeof(head));
+            iov[0] = (struct iovec){ head, (size_t)hl };
+            iovcnt = 1;
+        }
+        if (err)
+            pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_lock(&c->send_lock);
+    if (err) {
+        ufio_conn_send_error(conn, &m->hdr, err);
+    } else {
+        struct vfio_user_header h = { .msg_id = m->hdr.msg_id, .cmd = m->hdr.cmd, .flags = VFIO_USER_F_TYPE_REPLY };
+        ufio_conn_send(conn, &h, iov, iovcnt, NULL, 0);
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->send_lock);
+}
+
+/* Files one message from the main socket; called by the reader with c->lock held. */
+static void dispatch(struct ufio_client *c, struct ufio_conn *conn, struct ufio_msg *m)
+{
+    if (ufio_hdr_is_reply(&m->hdr) && conn == &c->conn) {
+        for (int i = 0; i < CL_MAX_PENDING; i++) {
+            struct cl_pending *p = &c->pend[i];
+            if (p->used && !p->done && p->id == m->hdr.msg_id) {
+                p->reply = *m;
+                ufio_msg_init(m);
+                p->done = true;
+                pthread_cond_broadcast(&c->cond);
+                return;
+            }
+        }
+        UFIO_WARN("client", "reply msg_id %u (%s) matches no request: dropped", m->hdr.msg_id,
+                  ufio_cmd_name(m->hdr.cmd));
+        ufio_msg_release(m);
+        return;
+    }
+    if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
+        ufio_msg_release(m);
+        return;
+    }
+    pthread_mutex_unlock(&c->lock);
+    serve_dma(c, conn, m);
+    pthread_mutex_lock(&c->lock);
+    ufio_msg_release(m);
+}
+
+/* Reads whatever is ready on one connection; c->lock held. -ENOTCONN if it died. */
+static int drain(struct ufio_client *c, struct ufio_conn *conn)
+{
+    for (int i = 0; i < 64; i++) {
+        struct ufio_msg m;
+        ufio_msg_init(&m);
+        int r = ufio_conn_recv(conn, &m);
+        if (r == 0)
+            return 0;
+        if (r < 0) {
+            UFIO_WARN("client", "connection lost: %s", strerror(-r));
+            cl_disconnect(c);
+            return -ENOTCONN;
+        }
+        dispatch(c, conn, &m);
+    }
+    return 0;
+}
+
+/* One turn as the reader: wait up to ms for input and dispatch it. lock held on entry/exit. */
+static int read_turn(struct ufio_client *c, int ms)
+{
+    struct pollfd p[2] = { { .fd = c->conn.fd, .events = POLLIN } };
+    int n = 1;
+    if (c->has_twin)
+        p[n++] = (struct pollfd){ .fd = c->twin.fd, .events = POLLIN };
+    c->reader_active = true;
+    pthread_mutex_unlock(&c->lock);
+    int r = poll(p, (nfds_t)n, ms);
+    pthread_mutex_lock(&c->lock);
+    int err = 0;
+    if (r > 0 && c->connected) {
+        if (p[0].revents)
+            err = drain(c, &c->conn);
+        if (!err && n > 1 && p[1].revents && c->connected)
+            err = drain(c, &c->twin);
+    }
+    c->reader_active = false;
+    pthread_cond_broadcast(&c->cond);
+    return err;
+}
+
+static int slot_alloc(struct ufio_client *c, uint16_t cmd)
+{
+    for (int tries = 0; tries < 65536; tries++) {
+        uint16_t id = c->next_id++;
+        bool busy = false;
+        int freeslot = -1;
+        for (int i = 0; i < CL_MAX_PENDING; i++) {
+            if (c->pend[i].used && c->pend[i].id == id)
+                busy = true;
+            if (!c->pend[i].used && freeslot < 0)
+                freeslot = i;
+        }
+        if (freeslot < 0)
+            return -EBUSY;
+        if (busy)
+            continue;
+        c->pend[freeslot] = (struct cl_pending){ .used = true, .id = id, .cmd = cmd };
+        ufio_msg_init(&c->pend[freeslot].reply);
+        return freeslot;
+    }
+    return -EBUSY;
+}
+
+static int cl_call_locked_wait(struct ufio_client *c, int slot, struct ufio_msg *reply)
+{
+    int64_t deadline = now_ms() + c->opts.timeout_ms;
+    struct cl_pending *p = &c->pend[slot];
+    int err = 0;
+    while (!p->done) {
+        if (!c->connected) {
+            err = -ENOTCONN;
+            break;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0) {
+            err = -ETIMEDOUT;
+            break;
+        }
+        if (!c->reader_active) {
+            err = read_turn(c, left > 100 ? 100 : (int)left);
+            if (err && !p->done)
+                break;
+            err = 0;
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 20 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+        }
+    }
+    if (p->done) {
+        *reply = p->reply;
+        err = 0;
+    }
+    p->used = false;
+    return err;
+}
+
+int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+            const int *fds, size_t nfds, struct ufio_msg *reply)
+{
+    if (cmd != VFIO_USER_REGION_WRITE_MULTI) {
+        int err = cl_flush_posted(c);
+        if (err)
+            return err;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (!c->connected) {
+        pthread_mutex_unlock(&c->lock);
+        return -ENOTCONN;
+    }
+    int slot = slot_alloc(c, cmd);
+    if (slot < 0) {
+        pthread_mutex_unlock(&c->lock);
+        return slot;
+    }
+    uint16_t id = c->pend[slot].id;
+    pthread_mutex_unlock(&c->lock);
+
+    struct vfio_user_header h = { .msg_id = id, .cmd = cmd, .flags = VFIO_USER_F_TYPE_COMMAND };
+    pthread_mutex_lock(&c->send_lock);
+    int err = ufio_conn_send(&c->conn, &h, iov, iovcnt, fds, nfds);
+    pthread_mutex_unlock(&c->send_lock);
+
+    pthread_mutex_lock(&c->lock);
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    if (err) {
+        c->pend[slot].used = false;
+        if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
+            cl_disconnect(c);
+        pthread_mutex_unlock(&c->lock);
+        return c->connected ? err : -ENOTCONN;
+    }
+    err = cl_call_locked_wait(c, slot, &m);
+    pthread_mutex_unlock(&c->lock);
+    if (err)
+        return err;
+    if (m.hdr.cmd != cmd) {
+        err = -EPROTO;
+    } else if (m.hdr.flags & VFIO_USER_F_ERROR) {
+        err = peer_errno(&m);
+    } else if (!reply && (m.len || m.nfds)) {
+        err = -EPROTO;
+    }
+    if (err || !reply) {
+        ufio_msg_release(&m);
+        return err;
+    }
+    *reply = m;
+    return 0;
+}
+
+int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt)
+{
+    pthread_mutex_lock(&c->lock);
+    bool ok = c->connected;
+    uint16_t id = c->next_id++;
+    pthread_mutex_unlock(&c->lock);
+    if (!ok)
+        return -ENOTCONN;
+    struct vfio_user_header h = { .msg_id = id, .cmd = cmd,
+                                  .flags = VFIO_USER_F_TYPE_COMMAND | VFIO_USER_F_NO_REPLY };
+    pthread_mutex_lock(&c->send_lock);
+    int err = ufio_conn_send(&c->conn, &h, iov, iovcnt, NULL, 0);
+    pthread_mutex_unlock(&c->send_lock);
+    if (err == -EPIPE || err == -ECONNRESET) {
+        pthread_mutex_lock(&c->lock);
+        cl_disconnect(c);
+        pthread_mutex_unlock(&c->lock);
+        return -ENOTCONN;
+    }
+    return err;
+}
+
+int cl_flush_posted(struct ufio_client *c)
+{
+    pthread_mutex_lock(&c->post_lock);
+    int err = 0;
+    if (c->npost) {
+        uint8_t *buf = malloc(8 + UFIO_WRITE_MULTI_ENTRY * c->npost);
+        if (!buf) {
+            err = -ENOMEM;
+        } else {
+            ssize_t n = ufio_write_multi_encode(c->post, c->npost, buf, 8 + UFIO_WRITE_MULTI_ENTRY * c->npost);
+            if (n < 0) {
+                err = (int)n;
+            } else {
+                struct iovec iov = { buf, (size_t)n };
+                err = cl_send_posted(c, VFIO_USER_REGION_WRITE_MULTI, &iov, 1);
+            }
+            free(buf);
+        }
+        c->npost = 0;
+    }
+    pthread_mutex_unlock(&c->post_lock);
+    return err;
+}
+
+UFIO_API int ufio_client_process(struct ufio_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int err = 0;
+    if (!c->connected)
+        err = -ENOTCONN;
+    else if (!c->reader_active)
+        err = read_turn(c, 0);
+    pthread_mutex_unlock(&c->lock);
+    return err;
+}
+
+UFIO_API int ufio_client_get_poll_fd(struct ufio_client *c)
+{
+    return c->has_twin ? c->twin.fd : c->conn.fd;
+}
+
+UFIO_API bool ufio_client_connected(struct ufio_client *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool r = c->connected;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
