@@ -1,0 +1,378 @@
+/*
+ * ufio-lspci: show a vfio-user device the way `lspci -v` shows a PCI device,
+ * plus the vfio-user facts (regions, mmap areas, IRQs, negotiated caps).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include <ufio/client.h>
+
+static uint8_t cfg[4096];
+static uint32_t cfg_size = 256;
+
+static uint16_t c16(unsigned o) { return (uint16_t)(cfg[o] | cfg[o + 1] << 8); }
+static uint32_t c32(unsigned o) { return (uint32_t)c16(o) | (uint32_t)c16(o + 2) << 16; }
+
+static const char *class_name(uint8_t base, uint8_t sub)
+{
+    static const struct { uint8_t b, s; const char *n; } t[] = {
+        { 0x01, 0x00, "SCSI storage controller" }, { 0x01, 0x06, "SATA controller" },
+        { 0x01, 0x08, "Non-Volatile memory controller" }, { 0x01, 0x80, "Mass storage controller" },
+        { 0x02, 0x00, "Ethernet controller" }, { 0x02, 0x80, "Network controller" },
+        { 0x03, 0x00, "VGA compatible controller" }, { 0x04, 0x01, "Multimedia audio controller" },
+        { 0x05, 0x00, "RAM memory" }, { 0x06, 0x00, "Host bridge" }, { 0x06, 0x04, "PCI bridge" },
+        { 0x08, 0x80, "System peripheral" }, { 0x0c, 0x03, "USB controller" },
+        { 0x12, 0x00, "Processing accelerators" }, { 0xff, 0x00, "Unassigned class" },
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (t[i].b == base && t[i].s == sub)
+            return t[i].n;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (t[i].b == base)
+            return t[i].n;
+    return "Class";
+}
+
+static const char *cap_name(uint8_t id)
+{
+    switch (id) {
+    case 0x01: return "Power Management";
+    case 0x05: return "MSI";
+    case 0x09: return "Vendor Specific Information";
+    case 0x10: return "Express";
+    case 0x11: return "MSI-X";
+    default: return "Capability";
+    }
+}
+
+static const char *ext_cap_name(uint16_t id)
+{
+    switch (id) {
+    case 0x01: return "Advanced Error Reporting";
+    case 0x03: return "Device Serial Number";
+    case 0x0b: return "Vendor Specific Information";
+    case 0x10: return "Single Root I/O Virtualization (SR-IOV)";
+    default: return "Extended Capability";
+    }
+}
+
+static void size_str(uint64_t s, char *buf, size_t n)
+{
+    static const char *u[] = { "", "K", "M", "G", "T" };
+    int i = 0;
+    while (s >= 1024 && !(s % 1024) && i < 4) {
+        s /= 1024;
+        i++;
+    }
+    snprintf(buf, n, "%llu%s", (unsigned long long)s, u[i]);
+}
+
+static void hexdump(unsigned len)
+{
+    for (unsigned o = 0; o < len; o += 16) {
+        printf("%02x:", o);
+        for (unsigned i = 0; i < 16; i++)
+            printf(" %02x", cfg[o + i]);
+        printf("\n");
+    }
+}
+
+static void print_caps_text(void)
+{
+    if (!(c16(6) & 0x10))
+        return;
+    unsigned off = cfg[0x34] & ~3u;
+    for (int hops = 0; off >= 0x40 && off < 256 && hops < 48; hops++) {
+        uint8_t id = cfg[off];
+        printf("\tCapabilities: [%02x] %s", off, cap_name(id));
+        switch (id) {
+        case 0x01:
+            printf(" version %u\n", c16(off + 2) & 7);
+            break;
+        case 0x05: {
+            uint16_t ctl = c16(off + 2);
+            printf(": Enable%c Count=%u/%u Maskable%c 64bit%c\n", ctl & 1 ? '+' : '-',
+                   1u << ((ctl >> 4) & 7), 1u << ((ctl >> 1) & 7), ctl & 0x100 ? '+' : '-',
+                   ctl & 0x80 ? '+' : '-');
+            break;
+        }
+        case 0x10: {
+            static const char *types[] = { "Endpoint", "Legacy Endpoint", "", "", "Root Port",
+                                           "Upstream Port", "Downstream Port", "PCI-Express to PCI/PCI-X Bridge",
+                                           "PCI/PCI-X to PCI-Express Bridge", "Root Complex Integrated Endpoint",
+                                           "Root Complex Event Collector" };
+            unsigned t = (c16(off + 2) >> 4) & 0xf;
+            printf(" (v%u) %s\n", c16(off + 2) & 0xf, t < 11 ? types[t] : "Unknown");
+            break;
+        }
+        case 0x11: {
+            uint16_t ctl = c16(off + 2);
+            printf(": Enable%c Count=%u Masked%c\n", ctl & 0x8000 ? '+' : '-', (ctl & 0x7ff) + 1,
+                   ctl & 0x4000 ? '+' : '-');
+            printf("\t\tVector table: BAR=%u offset=%08x\n", c32(off + 4) & 7, c32(off + 4) & ~7u);
+            printf("\t\tPBA: BAR=%u offset=%08x\n", c32(off + 8) & 7, c32(off + 8) & ~7u);
+            break;
+        }
+        case 0x09:
+            printf(": Len=%02x <?>\n", cfg[off + 2]);
+            break;
+        default:
+            printf(" [%02x]\n", id);
+        }
+        off = cfg[off + 1] & ~3u;
+    }
+    if (cfg_size < 4096)
+        return;
+    off = 0x100;
+    for (int hops = 0; off >= 0x100 && off < 4096 && hops < 960; hops++) {
+        uint32_t h = c32(off);
+        if (!h || h == 0xffffffff)
+            break;
+        printf("\tCapabilities: [%03x v%u] %s", off, (h >> 16) & 0xf, ext_cap_name(h & 0xffff));
+        if ((h & 0xffff) == 3 && off + 12 <= 4096) {
+            printf(" ");
+            for (int i = 7; i >= 0; i--)
+                printf("%02x%s", cfg[off + 4 + i], i ? "-" : "");
+        }
+        printf("\n");
+        off = (h >> 20) & ~3u;
+    }
+}
+
+static json_object *caps_json(void)
+{
+    json_object *a = json_object_new_array();
+    if (c16(6) & 0x10) {
+        unsigned off = cfg[0x34] & ~3u;
+        for (int hops = 0; off >= 0x40 && off < 256 && hops < 48; hops++) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "offset", json_object_new_int((int)off));
+            json_object_object_add(o, "id", json_object_new_int(cfg[off]));
+            json_object_object_add(o, "name", json_object_new_string(cap_name(cfg[off])));
+            if (cfg[off] == 0x11)
+                json_object_object_add(o, "table_size", json_object_new_int((c16(off + 2) & 0x7ff) + 1));
+            if (cfg[off] == 0x05)
+                json_object_object_add(o, "vectors", json_object_new_int(1 << ((c16(off + 2) >> 1) & 7)));
+            json_object_array_add(a, o);
+            off = cfg[off + 1] & ~3u;
+        }
+    }
+    if (cfg_size == 4096) {
+        unsigned off = 0x100;
+        for (int hops = 0; off >= 0x100 && off < 4096 && hops < 960; hops++) {
+            uint32_t h = c32(off);
+            if (!h || h == 0xffffffff)
+                break;
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "offset", json_object_new_int((int)off));
+            json_object_object_add(o, "ext_id", json_object_new_int((int)(h & 0xffff)));
+            json_object_object_add(o, "name", json_object_new_string(ext_cap_name(h & 0xffff)));
+            if ((h & 0xffff) == 3) {
+                char s[24];
+                snprintf(s, sizeof(s), "%08x%08x", c32(off + 8), c32(off + 4));
+                json_object_object_add(o, "serial", json_object_new_string(s));
+            }
+            json_object_array_add(a, o);
+            off = (h >> 20) & ~3u;
+        }
+    }
+    return a;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ufio-lspci [-x | -xxx | -xxxx] [--json] [--timeout MS] SOCKET\n"
+               "Shows the vfio-user device at SOCKET as `lspci -v` would, plus vfio-user details.\n"
+               "  -x        hex dump of the standard part of config space (64 bytes)\n"
+               "  -xxx      hex dump of the whole conventional config space (256 bytes)\n"
+               "  -xxxx     hex dump of the extended config space (4096 bytes)\n"
+               "            (dumps are in the format `lspci -F FILE` reads)\n"
+               "  --json    machine-readable output\n"
+               "  --timeout connect/reply timeout in ms (default 5000)\n");
+}
+
+int main(int argc, char **argv)
+{
+    int xlevel = 0, json = 0, timeout = 5000;
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, 'j' },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "xh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'x': xlevel++; break;
+        case 'j': json = 1; break;
+        case 't': timeout = atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    struct ufio_client_opts o = { .timeout_ms = timeout };
+    struct ufio_client *c;
+    int err = ufio_client_connect(path, &o, &c);
+    if (err) {
+        fprintf(stderr, "ufio-lspci: %s: %s\n", path, strerror(-err));
+        return 1;
+    }
+    struct ufio_client_device_info di;
+    static struct ufio_client_region_info ri[UFIO_PCI_NUM_REGIONS];
+    struct ufio_client_irq_info ii[UFIO_IRQ_NUM];
+    err = ufio_client_device_info(c, &di);
+    for (unsigned i = 0; !err && i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++)
+        err = ufio_client_region_info(c, i, &ri[i]);
+    for (unsigned i = 0; !err && i < UFIO_IRQ_NUM && i < di.num_irqs; i++)
+        err = ufio_client_irq_info(c, i, &ii[i]);
+    if (!err) {
+        cfg_size = ri[UFIO_PCI_CONFIG_REGION].size >= 4096 ? 4096 : 256;
+        err = ufio_client_region_read(c, UFIO_PCI_CONFIG_REGION, 0, cfg, cfg_size);
+    }
+    if (err) {
+        fprintf(stderr, "ufio-lspci: %s: %s\n", path, strerror(-err));
+        ufio_client_destroy(c);
+        return 1;
+    }
+    struct ufio_client_caps caps;
+    ufio_client_get_caps(c, &caps);
+
+    if (xlevel && !json) {
+        /* exactly the layout pciutils' dump reader (lspci -F) accepts */
+        printf("00:00.0 %s [%02x%02x]: Device %04x:%04x", class_name(cfg[0xb], cfg[0xa]), cfg[0xb],
+               cfg[0xa], c16(0), c16(2));
+        if (cfg[8])
+            printf(" (rev %02x)", cfg[8]);
+        printf("\n");
+        hexdump(xlevel >= 4 ? cfg_size : xlevel >= 3 ? 256 : 64);
+        printf("\n");
+        ufio_client_destroy(c);
+        return 0;
+    }
+    if (json) {
+        json_object *root = json_object_new_object();
+        char s[16];
+        snprintf(s, sizeof(s), "%04x", c16(0));
+        json_object_object_add(root, "vendor_id", json_object_new_string(s));
+        snprintf(s, sizeof(s), "%04x", c16(2));
+        json_object_object_add(root, "device_id", json_object_new_string(s));
+        snprintf(s, sizeof(s), "%04x", c16(0x2c));
+        json_object_object_add(root, "subsystem_vendor_id", json_object_new_string(s));
+        snprintf(s, sizeof(s), "%04x", c16(0x2e));
+        json_object_object_add(root, "subsystem_id", json_object_new_string(s));
+        snprintf(s, sizeof(s), "%06x", c32(8) >> 8);
+        json_object_object_add(root, "class", json_object_new_string(s));
+        json_object_object_add(root, "revision", json_object_new_int(cfg[8]));
+        json_object_object_add(root, "capabilities", caps_json());
+        json_object *regs = json_object_new_array();
+        for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
+            json_object *r = json_object_new_object();
+            json_object_object_add(r, "index", json_object_new_int((int)i));
+            json_object_object_add(r, "size", json_object_new_int64((int64_t)ri[i].size));
+            json_object_object_add(r, "flags", json_object_new_int((int)ri[i].flags));
+            if (i < 6 && ri[i].size)
+                json_object_object_add(r, "type", json_object_new_string(
+                    (cfg[0x10 + 4 * i] & 1) ? "io" : (cfg[0x10 + 4 * i] & 4) ? "mem64" : "mem32"));
+            json_object *areas = json_object_new_array();
+            for (uint32_t a = 0; a < ri[i].nr_areas; a++) {
+                json_object *ao = json_object_new_object();
+                json_object_object_add(ao, "offset", json_object_new_int64((int64_t)ri[i].areas[a].offset));
+                json_object_object_add(ao, "size", json_object_new_int64((int64_t)ri[i].areas[a].size));
+                json_object_array_add(areas, ao);
+            }
+            json_object_object_add(r, "mmap_areas", areas);
+            json_object_array_add(regs, r);
+        }
+        json_object_object_add(root, "regions", regs);
+        json_object *irqs = json_object_new_array();
+        for (unsigned i = 0; i < UFIO_IRQ_NUM && i < di.num_irqs; i++) {
+            json_object *q = json_object_new_object();
+            json_object_object_add(q, "index", json_object_new_int((int)i));
+            json_object_object_add(q, "count", json_object_new_int((int)ii[i].count));
+            json_object_object_add(q, "flags", json_object_new_int((int)ii[i].flags));
+            json_object_array_add(irqs, q);
+        }
+        json_object_object_add(root, "irqs", irqs);
+        json_object *neg = json_object_new_object();
+        snprintf(s, sizeof(s), "%u.%u", caps.major, caps.minor);
+        json_object_object_add(neg, "version", json_object_new_string(s));
+        json_object_object_add(neg, "max_msg_fds", json_object_new_int((int)caps.max_msg_fds));
+        json_object_object_add(neg, "max_data_xfer_size", json_object_new_int64((int64_t)caps.max_data_xfer_size));
+        json_object_object_add(neg, "max_dma_maps", json_object_new_int64(caps.max_dma_maps));
+        json_object_object_add(neg, "pgsizes", json_object_new_int64((int64_t)caps.pgsizes));
+        json_object_object_add(neg, "twin_socket", json_object_new_boolean(caps.twin_socket));
+        json_object_object_add(neg, "write_multiple", json_object_new_boolean(caps.write_multiple));
+        json_object_object_add(root, "negotiated", neg);
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+        json_object_put(root);
+        ufio_client_destroy(c);
+        return 0;
+    }
+
+    printf("%s: %s [%02x%02x]: Device %04x:%04x", path, class_name(cfg[0xb], cfg[0xa]), cfg[0xb],
+           cfg[0xa], c16(0), c16(2));
+    if (cfg[8])
+        printf(" (rev %02x)", cfg[8]);
+    if (cfg[9])
+        printf(" (prog-if %02x)", cfg[9]);
+    printf("\n\tSubsystem: Device %04x:%04x\n", c16(0x2c), c16(0x2e));
+    uint16_t cmd = c16(4);
+    printf("\tFlags: %sfast devsel", cmd & 4 ? "bus master, " : "");
+    if (cfg[0x3d])
+        printf(", IRQ pin %c", 'A' + cfg[0x3d] - 1);
+    printf("\n");
+    for (unsigned i = 0; i < 6; i++) {
+        if (!ri[i].size)
+            continue;
+        char sz[16];
+        size_str(ri[i].size, sz, sizeof(sz));
+        uint32_t bar = c32(0x10 + 4 * i);
+        if (bar & 1)
+            printf("\tI/O ports at <unassigned> [size=%s]", sz);
+        else
+            printf("\tMemory at <unassigned> (%s-bit, %sprefetchable) [size=%s]", bar & 4 ? "64" : "32",
+                   bar & 8 ? "" : "non-", sz);
+        if (ri[i].flags & 4)
+            printf(" [mmap]");
+        printf("\n");
+    }
+    if (ri[UFIO_PCI_ROM_REGION].size) {
+        char sz[16];
+        size_str(ri[UFIO_PCI_ROM_REGION].size, sz, sizeof(sz));
+        printf("\tExpansion ROM at <unassigned> [disabled] [size=%s]\n", sz);
+    }
+    print_caps_text();
+    printf("\tvfio-user: version %u.%u, max_data_xfer_size %llu, max_msg_fds %u, max_dma_maps %u, "
+           "twin socket %s, write multiple %s\n",
+           caps.major, caps.minor, (unsigned long long)caps.max_data_xfer_size, caps.max_msg_fds,
+           caps.max_dma_maps, caps.twin_socket ? "yes" : "no", caps.write_multiple ? "yes" : "no");
+    printf("\tvfio-user: device flags %s%s, %u regions, %u IRQ indices\n", di.flags & 1 ? "reset " : "",
+           di.flags & 2 ? "pci" : "", di.num_regions, di.num_irqs);
+    static const char *rnames[] = { "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "CONFIG", "VGA" };
+    for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
+        if (!ri[i].size)
+            continue;
+        printf("\tRegion %u (%s): size %#llx, %s%s%s\n", i, rnames[i], (unsigned long long)ri[i].size,
+               ri[i].flags & 1 ? "read " : "", ri[i].flags & 2 ? "write " : "", ri[i].flags & 4 ? "mmap" : "");
+        for (uint32_t a = 0; a < ri[i].nr_areas; a++)
+            printf("\t\tmmap area: offset %#llx size %#llx\n", (unsigned long long)ri[i].areas[a].offset,
+                   (unsigned long long)ri[i].areas[a].size);
+    }
+    static const char *inames[] = { "INTx", "MSI", "MSI-X", "ERR", "REQ" };
+    for (unsigned i = 0; i < UFIO_IRQ_NUM && i < di.num_irqs; i++)
+        printf("\tIRQ %s: count %u%s%s%s\n", inames[i], ii[i].count, ii[i].flags & 1 ? " eventfd" : "",
+               ii[i].flags & 2 ? " maskable" : "", ii[i].flags & 4 ? " automasked" : "");
+    printf("\n");
+    ufio_client_destroy(c);
+    return 0;
+}
