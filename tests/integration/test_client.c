@@ -1,0 +1,406 @@
+/*
+ * The client library against the real sample server process, and against a
+ * fake server that misbehaves.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ufio/client.h>
+
+#include "harness.h"
+
+static const char *server_bin;
+
+static int self_fd_count(void)
+{
+    struct srv me = { .pid = getpid() };
+    return srv_fd_count(&me);
+}
+
+static struct ufio_client *attach(struct srv *s)
+{
+    struct ufio_client *c;
+    assert_int_equal(ufio_client_connect(s->path, NULL, &c), 0);
+    return c;
+}
+
+static void test_info_and_regions(void **st)
+{
+    struct srv s;
+    assert_int_equal(srv_start(&s, server_bin, NULL), 0);
+    struct ufio_client *c = attach(&s);
+    struct ufio_client_caps caps;
+    ufio_client_get_caps(c, &caps);
+    assert_int_equal(caps.major, 0);
+    assert_true(caps.twin_socket);
+    assert_true(caps.write_multiple);
+    assert_int_equal(caps.max_data_xfer_size, 1 << 20);
+    struct ufio_client_device_info di;
+    assert_int_equal(ufio_client_device_info(c, &di), 0);
+    assert_int_equal(di.num_regions, 9);
+    assert_int_equal(di.flags, 3);
+    struct ufio_client_region_info ri;
+    assert_int_equal(ufio_client_region_info(c, 2, &ri), 0);
+    assert_int_equal(ri.size, 65536);
+    assert_int_equal(ri.nr_areas, 1);
+    assert_true(ri.fd >= 0);
+    uint8_t *mem;
+    assert_int_equal(ufio_client_region_mmap(c, 2, 0, 65536, (void **)&mem), 0);
+    assert_int_equal(mem[77], 77);
+    /* a large read across the BAR, compared with the mapping */
+    static uint8_t buf[65536];
+    assert_int_equal(ufio_client_region_read(c, 2, 0, buf, sizeof(buf)), 0);
+    assert_memory_equal(buf, mem, sizeof(buf));
+    memset(buf, 0xa5, sizeof(buf));
+    assert_int_equal(ufio_client_region_write(c, 2, 0, buf, sizeof(buf)), 0);
+    assert_int_equal(mem[65535], 0xa5);
+    munmap(mem, 65536);
+    /* beyond the region: refused locally */
+    assert_int_equal(ufio_client_region_read(c, 2, 65536, buf, 4), -EINVAL);
+    /* a server-side refusal comes back as its errno */
+    uint32_t v = 0;
+    assert_int_equal(ufio_client_region_read(c, 0, 2, &v, 4), -EINVAL);
+    assert_int_equal(ufio_client_region_read(c, 0, 0, &v, 4), 0);
+    assert_int_equal(v, 0x4f494655);
+    /* posted writes are applied in order, batched as WRITE_MULTI */
+    for (uint32_t i = 0; i < 500; i++)
+        assert_int_equal(ufio_client_region_write_posted(c, 0, 8, &i, 4), 0);
+    assert_int_equal(ufio_client_region_read(c, 0, 8, &v, 4), 0);
+    assert_int_equal(v, 499);
+    struct ufio_client_irq_info ii;
+    assert_int_equal(ufio_client_irq_info(c, 2, &ii), 0);
+    assert_int_equal(ii.count, 4);
+    assert_int_equal(ufio_client_reset(c), 0);
+    uint8_t out[64];
+    size_t olen;
+    assert_int_equal(ufio_client_feature(c, UFIO_FEATURE_GET | 0x55, NULL, 0, out, sizeof(out), &olen), -ENOTSUP);
+    ufio_client_destroy(c);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
+static void regw(struct ufio_client *c, uint64_t off, uint32_t v)
+{
+    assert_int_equal(ufio_client_region_write(c, 0, off, &v, 4), 0);
+}
+
+static uint32_t regr(struct ufio_client *c, uint64_t off)
+{
+    uint32_t v;
+    assert_int_equal(ufio_client_region_read(c, 0, off, &v, 4), 0);
+    return v;
+}
+
+static void enable_msix(struct ufio_client *c, int efd)
+{
+    assert_int_equal(ufio_client_irq_set_eventfds(c, 2, 0, 1, &efd), 0);
+    uint8_t cfg[256];
+    assert_int_equal(ufio_client_region_read(c, 7, 0, cfg, sizeof(cfg)), 0);
+    unsigned off = cfg[0x34];
+    while (off && cfg[off] != 0x11)
+        off = cfg[off + 1];
+    assert_true(off);
+    uint16_t ctl = 0x8000;
+    assert_int_equal(ufio_client_region_write(c, 7, off + 2, &ctl, 2), 0);
+    uint32_t unmask = 0;
+    assert_int_equal(ufio_client_region_write(c, 4, 12, &unmask, 4), 0);
+}
+
+static void run_dma(struct ufio_client *c, uint64_t src, uint64_t dst, uint32_t len)
+{
+    regw(c, 0x18, (uint32_t)src);
+    regw(c, 0x1c, (uint32_t)(src >> 32));
+    regw(c, 0x20, (uint32_t)dst);
+    regw(c, 0x24, (uint32_t)(dst >> 32));
+    regw(c, 0x28, len);
+    regw(c, 0x2c, 1);
+}
+
+/* DMA through mapped memory and through messages (twin socket), with MSI-X. */
+static void test_dma_and_interrupts(void **st)
+{
+    struct srv s;
+    assert_int_equal(srv_start(&s, server_bin, NULL), 0);
+    struct ufio_client *c = attach(&s);
+    int mfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(mfd, 1 << 20), 0);
+    uint8_t *g = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    for (int i = 0; i < 8192; i++)
+        g[i] = (uint8_t)(i ^ 0x33);
+    assert_int_equal(ufio_client_dma_map(c, 0x10000000, 1 << 20, UFIO_DMA_READ | UFIO_DMA_WRITE, g, mfd, 0), 0);
+    static uint8_t plain[1 << 16]; /* no fd: the server must ask us by message */
+    for (size_t i = 0; i < sizeof(plain); i++)
+        plain[i] = (uint8_t)(i * 5);
+    assert_int_equal(ufio_client_dma_map(c, 0x20000000, sizeof(plain), UFIO_DMA_READ | UFIO_DMA_WRITE, plain, -1, 0), 0);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    enable_msix(c, efd);
+
+    run_dma(c, 0x10000000, 0x10080000, 8192);
+    assert_int_equal(regr(c, 0x30), 1);
+    for (int i = 0; i < 8192; i++)
+        assert_int_equal(g[0x80000 + i], (uint8_t)(i ^ 0x33) ^ 0x5a);
+    assert_true(ufio_client_irq_wait(efd, 2000) > 0);
+
+    /* message-based: source in fd-less memory, destination in the other half */
+    run_dma(c, 0x20000000, 0x20008000, 0x8000);
+    assert_int_equal(regr(c, 0x30), 1);
+    for (int i = 0; i < 0x8000; i++)
+        assert_int_equal(plain[0x8000 + i], (uint8_t)(i * 5) ^ 0x5a);
+    assert_true(ufio_client_irq_wait(efd, 2000) > 0);
+    /* DMA outside what we mapped is refused by us and reported by the device */
+    run_dma(c, 0x30000000, 0x20008000, 16);
+    assert_int_equal(regr(c, 0x30), 0x80000000u | EFAULT);
+
+    assert_int_equal(ufio_client_dma_unmap(c, 0x20000000, sizeof(plain)), 0);
+    assert_int_equal(ufio_client_dma_unmap(c, 0x20000000, sizeof(plain)), -ENOENT);
+    ufio_client_destroy(c);
+    close(efd);
+    munmap(g, 1 << 20);
+    close(mfd);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
+struct thr {
+    struct ufio_client *c;
+    int id;
+    int errors;
+};
+
+static void *hammer(void *arg)
+{
+    struct thr *t = arg;
+    uint8_t buf[256];
+    for (int i = 0; i < 300; i++) {
+        uint32_t off = (uint32_t)t->id * 4096;
+        memset(buf, t->id + i, sizeof(buf));
+        if (ufio_client_region_write(t->c, 2, off, buf, sizeof(buf)))
+            t->errors++;
+        uint8_t back[256];
+        if (ufio_client_region_read(t->c, 2, off, back, sizeof(back)) || memcmp(buf, back, sizeof(buf)))
+            t->errors++;
+    }
+    return NULL;
+}
+
+static void test_many_threads(void **st)
+{
+    struct srv s;
+    assert_int_equal(srv_start(&s, server_bin, NULL), 0);
+    struct ufio_client *c = attach(&s);
+    pthread_t th[8];
+    struct thr t[8];
+    for (int i = 0; i < 8; i++) {
+        t[i] = (struct thr){ c, i, 0 };
+        pthread_create(&th[i], NULL, hammer, &t[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].errors, 0);
+    }
+    ufio_client_destroy(c);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
+/* The server is killed and restarted under a connected client. */
+static void test_reconnect_after_server_restart(void **st)
+{
+    struct srv s;
+    assert_int_equal(srv_start(&s, server_bin, NULL), 0);
+    struct ufio_client *c = attach(&s);
+    int mfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(mfd, 1 << 16), 0);
+    uint8_t *g = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    assert_int_equal(ufio_client_dma_map(c, 0x1000000, 1 << 16, 3, g, mfd, 0), 0);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    enable_msix(c, efd);
+
+    kill(s.pid, SIGKILL);
+    waitpid(s.pid, NULL, 0);
+    s.pid = 0;
+    close(s.out_fd);
+    uint32_t v;
+    assert_int_equal(ufio_client_region_read(c, 0, 0, &v, 4), -ENOTCONN);
+    assert_false(ufio_client_connected(c));
+
+    /* a new server process on the same path */
+    const char *path_copy = strdup(s.path);
+    struct srv s2;
+    assert_int_equal(srv_start(&s2, server_bin, NULL), 0);
+    /* srv_start picks a fresh path; move it to the old one */
+    assert_int_equal(rename(s2.path, path_copy), 0);
+    strcpy(s2.path, path_copy);
+    assert_int_equal(ufio_client_reconnect(c, 2000), 0);
+    assert_true(ufio_client_connected(c));
+    assert_int_equal(regr(c, 0), 0x4f494655);
+    /* the DMA mapping and the MSI-X eventfd were re-established by the client */
+    for (int i = 0; i < 4096; i++)
+        g[i] = (uint8_t)i;
+    /* MSI-X enable is device (config) state, which died with the old process */
+    uint8_t cfg[256];
+    assert_int_equal(ufio_client_region_read(c, 7, 0, cfg, sizeof(cfg)), 0);
+    unsigned off = cfg[0x34];
+    while (off && cfg[off] != 0x11)
+        off = cfg[off + 1];
+    uint16_t ctl = 0x8000;
+    assert_int_equal(ufio_client_region_write(c, 7, off + 2, &ctl, 2), 0);
+    uint32_t unmask = 0;
+    assert_int_equal(ufio_client_region_write(c, 4, 12, &unmask, 4), 0);
+    run_dma(c, 0x1000000, 0x1008000, 4096);
+    assert_int_equal(regr(c, 0x30), 1);
+    assert_int_equal(g[0x8000 + 10], 10 ^ 0x5a);
+    assert_true(ufio_client_irq_wait(efd, 2000) > 0);
+    ufio_client_destroy(c);
+    close(efd);
+    munmap(g, 1 << 16);
+    close(mfd);
+    free((void *)path_copy);
+    assert_int_equal(srv_stop(&s2), 0);
+}
+
+/* ---- a fake server that misbehaves ------------------------------------------------ */
+
+enum fake_mode { FAKE_SILENT, FAKE_WRONG_ID, FAKE_SHORT, FAKE_FDS, FAKE_DIE, FAKE_BIG_ERRNO, FAKE_BAD_MINOR };
+
+struct fake {
+    int fd;
+    enum fake_mode mode;
+};
+
+static struct rmsg FR;
+
+static void *fake_server(void *arg)
+{
+    struct fake *f = arg;
+    /* VERSION */
+    if (raw_recv(f->fd, &FR, 5000))
+        return NULL;
+    uint8_t rep[256];
+    uint8_t v[64];
+    put16(v, 0);
+    put16(v + 2, f->mode == FAKE_BAD_MINOR ? 9 : 0);
+    const char *j = "{\"capabilities\":{\"max_msg_fds\":8}}";
+    memcpy(v + 4, j, strlen(j) + 1);
+    size_t n = mk(rep, FR.id, 1, 1, v, 4 + strlen(j) + 1);
+    raw_send(f->fd, rep, n, NULL, 0);
+    for (;;) {
+        if (raw_recv(f->fd, &FR, 5000))
+            return NULL;
+        uint8_t p[32] = { 0 };
+        int efds[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
+        switch (f->mode) {
+        case FAKE_SILENT:
+            break;
+        case FAKE_WRONG_ID:
+            put32(p, 16);
+            n = mk(rep, (uint16_t)(FR.id + 1), FR.cmd, 1, p, 16);
+            raw_send(f->fd, rep, n, NULL, 0);
+            break;
+        case FAKE_SHORT:
+            n = mk(rep, FR.id, FR.cmd, 1, p, 8);
+            raw_send(f->fd, rep, n, NULL, 0);
+            break;
+        case FAKE_FDS:
+            put32(p, 16);
+            put32(p + 8, 9);
+            put32(p + 12, 5);
+            n = mk(rep, FR.id, FR.cmd, 1, p, 16);
+            raw_send(f->fd, rep, n, efds, 2);
+            break;
+        case FAKE_DIE:
+            /* half a reply, then gone */
+            n = mk_size(rep, FR.id, FR.cmd, 1, 32, p, 4);
+            raw_send(f->fd, rep, n, NULL, 0);
+            close(efds[0]);
+            close(efds[1]);
+            close(f->fd);
+            return NULL;
+        case FAKE_BIG_ERRNO:
+            n = mk(rep, FR.id, FR.cmd, 0x21, NULL, 0);
+            put32(rep + 12, 100000);
+            raw_send(f->fd, rep, n, NULL, 0);
+            break;
+        case FAKE_BAD_MINOR:
+            break;
+        }
+        close(efds[0]);
+        close(efds[1]);
+    }
+}
+
+static void test_misbehaving_server(void **st)
+{
+    static const struct { enum fake_mode mode; int want; } cases[] = {
+        { FAKE_SILENT, -ETIMEDOUT },
+        { FAKE_WRONG_ID, -ETIMEDOUT },
+        { FAKE_SHORT, -EINVAL },
+        { FAKE_FDS, -EPROTO },
+        { FAKE_DIE, -ENOTCONN },
+        { FAKE_BIG_ERRNO, -EPROTO },
+    };
+    int base = self_fd_count();
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct fake f = { sv[1], cases[i].mode };
+        pthread_t th;
+        pthread_create(&th, NULL, fake_server, &f);
+        struct ufio_client_opts o = { .timeout_ms = 300, .no_twin_socket = true };
+        struct ufio_client *c;
+        assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
+        struct ufio_client_device_info di;
+        int err = ufio_client_device_info(c, &di);
+        if (err != cases[i].want)
+            fprintf(stderr, "mode %d: got %d want %d\n", cases[i].mode, err, cases[i].want);
+        assert_int_equal(err, cases[i].want);
+        ufio_client_destroy(c);
+        shutdown(sv[1], SHUT_RDWR);
+        pthread_join(th, NULL);
+        if (cases[i].mode != FAKE_DIE)
+            close(sv[1]);
+    }
+    /* a reply minor above ours is refused at connect */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct fake f = { sv[1], FAKE_BAD_MINOR };
+    pthread_t th;
+    pthread_create(&th, NULL, fake_server, &f);
+    struct ufio_client *c;
+    struct ufio_client_opts o = { .timeout_ms = 300 };
+    assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), -EPROTO);
+    shutdown(sv[1], SHUT_RDWR);
+    pthread_join(th, NULL);
+    close(sv[1]);
+    /* every fd the fake sent was closed */
+    assert_int_equal(self_fd_count(), base);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s SERVER_BINARY\n", argv[0]);
+        return 2;
+    }
+    server_bin = argv[1];
+    signal(SIGPIPE, SIG_DFL); /* the library must never raise it */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_info_and_regions),
+        cmocka_unit_test(test_dma_and_interrupts),
+        cmocka_unit_test(test_many_threads),
+        cmocka_unit_test(test_reconnect_after_server_restart),
+        cmocka_unit_test(test_misbehaving_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
