@@ -18,7 +18,14 @@
 int srv_start(struct srv *s, const char *bin, const char *const *extra)
 {
     static unsigned seq;
-    snprintf(s->path, sizeof(s->path), "/tmp/ufio-test-%d-%u.sock", getpid(), seq++);
+    char path[108];
+    snprintf(path, sizeof(path), "/tmp/ufio-test-%d-%u.sock", getpid(), seq++);
+    return srv_start_at(s, bin, path, extra);
+}
+
+int srv_start_at(struct srv *s, const char *bin, const char *path, const char *const *extra)
+{
+    snprintf(s->path, sizeof(s->path), "%s", path);
     unlink(s->path);
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)

@@ -19,6 +19,8 @@ struct srv {
 
 /* Starts bin --socket-path=<tmp> [extra...] and waits for "listening on". */
 int srv_start(struct srv *s, const char *bin, const char *const *extra);
+/* The same on a given socket path. */
+int srv_start_at(struct srv *s, const char *bin, const char *path, const char *const *extra);
 /* SIGTERM, wait; returns the exit status (or -1) and checks the socket is gone. */
 int srv_stop(struct srv *s);
 /* Number of open fds of the server process. */
