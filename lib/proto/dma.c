@@ -109,8 +109,8 @@ int ufio_dma_write_reply_decode(const void *payload, size_t len, const struct uf
     if (len == 0)
         return 0;
     struct ufio_rd r = ufio_rd_init(payload, len);
-    uint64_t addr, count;
-    uint32_t c32;
+    uint64_t addr = 0, count = 0;
+    uint32_t c32 = 0;
     if (ufio_rd_u64(&r, &addr))
         return -EINVAL;
     if (len == 12) {
