@@ -64,6 +64,7 @@ int cl_negotiate(struct ufio_client *c, int fd)
     if (err)
         goto fail;
     struct ufio_version rv;
+    memset(&rv, 0, sizeof(rv));
     if (!ufio_hdr_is_reply(&m.hdr) || m.hdr.cmd != VFIO_USER_VERSION || m.hdr.msg_id != 0) {
         err = -EPROTO;
     } else if (m.hdr.flags & VFIO_USER_F_ERROR) {

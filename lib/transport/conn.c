@@ -263,6 +263,7 @@ int ufio_conn_send(struct ufio_conn *c, struct vfio_user_header *hdr,
     while (nv > 0) {
         struct msghdr mh = { .msg_iov = cur, .msg_iovlen = (size_t)nv };
         if (!fds_sent) {
+            memset(cm.b, 0, sizeof(cm.b)); /* no uninitialised padding on the wire */
             mh.msg_control = cm.b;
             mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
             struct cmsghdr *h = CMSG_FIRSTHDR(&mh);

@@ -140,6 +140,7 @@ int raw_send(int fd, const void *buf, size_t len, const int *fds, int nfds)
         } cm;
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         if (first && nfds > 0) {
+            memset(cm.b, 0, sizeof(cm.b));
             mh.msg_control = cm.b;
             mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
             struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
