@@ -149,7 +149,7 @@ if [ "$DEVICE" = 1 ]; then
         [ "$(left)" -gt 0 ] || { diagnose; fail_early "server did not create $SOCK"; }
         sleep 0.1
     done
-    DEVICE_ARGS="{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}"
+    DEVICE_ARGS="{\"driver\":\"vfio-user-pci\",\"bus\":\"rp0\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}"
 fi
 
 # 4. The guest: sid's QEMU through the root's own loader (no chroot needed).
@@ -171,7 +171,9 @@ if [ "$VIOMMU" = 1 ]; then
     APPEND="$APPEND intel_iommu=on"
 fi
 set -- "$@" -append "$APPEND"
-[ -z "$DEVICE_ARGS" ] || set -- "$@" -device "$DEVICE_ARGS"
+# Behind a PCIe root port, as a plugged-in card is: on q35's root bus QEMU
+# would present it as a root-complex integrated endpoint instead.
+[ -z "$DEVICE_ARGS" ] || set -- "$@" -device pcie-root-port,id=rp0,chassis=1 -device "$DEVICE_ARGS"
 [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*'
 QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu "$@" >"$WORK/qemu.log" 2>&1 &
 QEMU_PID=$!
