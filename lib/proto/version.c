@@ -100,6 +100,25 @@ static int parse_caps_obj(json_object *caps, struct ufio_caps *c)
     return 0;
 }
 
+/* json-c's strict mode still takes single-quoted strings; RFC 8259 does not. */
+static bool only_double_quotes(const char *s)
+{
+    bool in_str = false;
+    for (; *s; s++) {
+        if (in_str) {
+            if (*s == '\\' && s[1])
+                s++;
+            else if (*s == '"')
+                in_str = false;
+        } else if (*s == '"') {
+            in_str = true;
+        } else if (*s == '\'') {
+            return false;
+        }
+    }
+    return true;
+}
+
 int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
 {
     ufio_caps_defaults(caps);
@@ -107,6 +126,8 @@ int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
         return -EINVAL;
     if (len > UFIO_MAX_VERSION_JSON)
         return -E2BIG;
+    if (!only_double_quotes(json))
+        return -EINVAL;
     json_tokener *tok = json_tokener_new_ex(16);
     if (!tok)
         return -ENOMEM;
