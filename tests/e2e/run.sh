@@ -206,7 +206,7 @@ QEMU_PID=
 
 # 5. The verdict, from the serial console.
 tr -d '\r' <"$SERIAL" >"$WORK/serial.txt" 2>/dev/null || : >"$WORK/serial.txt"
-grep -E '^UFIO-E2E: (ok|not ok) ' "$WORK/serial.txt" | sed 's/^UFIO-E2E: /  /' >&2 || true
+grep -E '^UFIO-E2E: (ok |not ok |# skip)' "$WORK/serial.txt" | sed 's/^UFIO-E2E: /  /' >&2 || true
 PASSED=$(grep -cE '^UFIO-E2E: ok ' "$WORK/serial.txt" || true)
 FAILED=$(grep -cE '^UFIO-E2E: not ok ' "$WORK/serial.txt" || true)
 VERDICT=$(grep -E '^UFIO-E2E: (PASS|FAIL)' "$WORK/serial.txt" | tail -n 1 | sed 's/^UFIO-E2E: //')

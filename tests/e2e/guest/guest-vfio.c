@@ -20,8 +20,10 @@
 
 #define DMA_IOVA 0x40000000ull
 
+#define MSIX_VECTORS 4
+
 struct vfio {
-    int container, group, device, efd;
+    int container, group, device, efd, efd3;
     bool noiommu;
     uint64_t bar0_off, cfg_off;
 };
@@ -134,19 +136,34 @@ static int enable_bus_master(const struct vfio *v)
     return pwrite(v->device, &cmd, 2, (off_t)(v->cfg_off + 4)) == 2 ? 0 : -EIO;
 }
 
-static int set_msix_eventfd(const struct vfio *v, int efd)
+/* Vector 0 and vector 3 get eventfds (1 and 2 none); on = false disables MSI-X. */
+static int set_msix_eventfds(const struct vfio *v, bool on)
 {
-    char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+    char buf[sizeof(struct vfio_irq_set) + MSIX_VECTORS * sizeof(int32_t)];
     struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
-    set->argsz = efd >= 0 ? sizeof(buf) : sizeof(*set);
-    set->flags = (efd >= 0 ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE) |
+    set->argsz = on ? sizeof(buf) : sizeof(*set);
+    set->flags = (on ? VFIO_IRQ_SET_DATA_EVENTFD : VFIO_IRQ_SET_DATA_NONE) |
                  VFIO_IRQ_SET_ACTION_TRIGGER;
     set->index = VFIO_PCI_MSIX_IRQ_INDEX;
     set->start = 0;
-    set->count = efd >= 0 ? 1 : 0;
-    int32_t fd32 = efd;
-    memcpy(set->data, &fd32, sizeof(fd32));
+    set->count = on ? MSIX_VECTORS : 0;
+    const int32_t fds[MSIX_VECTORS] = { v->efd, -1, -1, v->efd3 };
+    memcpy(set->data, fds, sizeof(fds));
     return ioctl(v->device, VFIO_DEVICE_SET_IRQS, set) < 0 ? -errno : 0;
+}
+
+/* IRQ_RAISE=N must signal vector N, and only it. */
+static void check_vector3(const struct vfio *v)
+{
+    uint64_t count;
+    int err = vfio_wr((void *)v, REG_IRQ_RAISE, 3);
+    long n = err ? err : poll_wait(v->efd3, &count, sizeof(count));
+    bool vec0_quiet = read(v->efd, &count, sizeof(count)) < 0 && errno == EAGAIN;
+    if (n > 0)
+        check(vec0_quiet, "msix-irq-vector3", "%s", vec0_quiet ? "IRQ_RAISE=3 delivered on vector 3 only"
+                                                               : "vector 0 fired too");
+    else
+        check(false, "msix-irq-vector3", "no interrupt on vector 3 within %d ms", IRQ_TIMEOUT_MS);
 }
 
 static void vfio_dma(struct vfio *v, const struct dev_io *io)
@@ -183,7 +200,7 @@ static void vfio_dma(struct vfio *v, const struct dev_io *io)
 
 bool check_vfio(const struct guest_dev *d, bool *iommu)
 {
-    struct vfio v = { .container = -1, .group = -1, .device = -1, .efd = -1 };
+    struct vfio v = { .container = -1, .group = -1, .device = -1, .efd = -1, .efd3 = -1 };
     const struct dev_io io = { .tag = "msix", .ctx = &v, .rd = vfio_rd, .wr = vfio_wr,
                                .wait_irq = vfio_wait };
     char path[sizeof(d->sysfs) + 16];
@@ -209,16 +226,20 @@ bool check_vfio(const struct guest_dev *d, bool *iommu)
     if (!check(!enable_bus_master(&v), "vfio-bus-master", NULL))
         goto out;
     v.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    err = v.efd < 0 ? -errno : set_msix_eventfd(&v, v.efd);
-    if (!check(!err, "msix-enable", "%s", err ? strerror(-err) : "vector 0 -> eventfd"))
+    v.efd3 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    err = v.efd < 0 || v.efd3 < 0 ? -errno : set_msix_eventfds(&v, true);
+    if (!check(!err, "msix-enable", "%s", err ? strerror(-err) : "vectors 0 and 3 -> eventfds"))
         goto out;
 
     check_irq_raise(&io);
+    check_vector3(&v);
     vfio_dma(&v, &io);
-    set_msix_eventfd(&v, -1);
+    set_msix_eventfds(&v, false);
 out:
     if (v.efd >= 0)
         close(v.efd);
+    if (v.efd3 >= 0)
+        close(v.efd3);
     if (v.device >= 0)
         close(v.device);
     if (v.group >= 0)
