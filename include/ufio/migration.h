@@ -93,6 +93,12 @@ struct ufio_mig_ops {
 /* Enables migration for the device (before it is attached). */
 UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mig_ops *ops, void *opaque);
 UFIO_API unsigned ufio_dev_mig_state(struct ufio_dev *dev);
+/*
+ * The device's compatibility descriptor (JSON; fields and matching rules in
+ * docs/compatibility.md). Without one, the device is described by its PCI ids
+ * at software_version 0.0.0. -EINVAL (nothing changed) if malformed.
+ */
+UFIO_API int ufio_dev_set_compat(struct ufio_dev *dev, const char *json);
 
 /* ---- client side ------------------------------------------------------------- */
 

@@ -64,8 +64,8 @@ static size_t region_caps_len(const struct ufio_region_info *ri)
 
 /*
  * When the client's argsz is too small for the capabilities, only the fixed
- * part goes back, with argsz = the size needed and cap_offset 0 (the CAPS flag
- * stays set so the client knows there is more to ask for).
+ * part goes back, with argsz = the size needed. cap_offset still says 32:
+ * QEMU refuses CAPS with a cap_offset outside [32, argsz], then asks again.
  */
 ssize_t ufio_region_info_encode(const struct ufio_region_info *ri, uint32_t client_argsz, void *buf, size_t cap)
 {
@@ -79,7 +79,7 @@ ssize_t ufio_region_info_encode(const struct ufio_region_info *ri, uint32_t clie
     ufio_wr_u32(&w, (uint32_t)full);
     ufio_wr_u32(&w, flags);
     ufio_wr_u32(&w, ri->index);
-    ufio_wr_u32(&w, caps && fits ? UFIO_REGION_INFO_SIZE : 0);
+    ufio_wr_u32(&w, caps ? UFIO_REGION_INFO_SIZE : 0);
     ufio_wr_u64(&w, ri->size);
     ufio_wr_u64(&w, ri->offset);
     if (caps && fits) {
@@ -117,7 +117,8 @@ int ufio_region_info_decode(const void *payload, size_t len, struct ufio_region_
         return -EINVAL;
     if (ri->argsz < UFIO_REGION_INFO_SIZE || ri->offset + ri->size < ri->offset)
         return -EINVAL;
-    if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS) || ri->cap_offset == 0)
+    /* a truncated answer (argsz beyond what came) carries no caps: the caller retries */
+    if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS) || ri->cap_offset == 0 || ri->argsz > len)
         return 0;
     /* strictly increasing offsets: no loops, no overlaps */
     uint32_t off = ri->cap_offset, min = UFIO_REGION_INFO_SIZE;

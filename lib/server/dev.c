@@ -90,6 +90,7 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
     dma_unmap_all(dev);
     free(dev->dma.r);
     dev_mig_free(dev);
+    free(dev->compat_json);
     irq_free_all(dev);
     region_free_all(dev);
     if (dev->epfd >= 0)

@@ -9,6 +9,7 @@
 #define UFIO_SERVER_DEV_INTERNAL_H
 
 #include <ufio/server.h>
+#include <ufio/migration.h>
 
 #include "proto/proto.h"
 #include "server/pci_cfg.h"
@@ -46,6 +47,7 @@ struct ufio_msix {
     unsigned table_bar, pba_bar;
     uint32_t table_off, pba_off;
     uint8_t *table;         /* nvec * 16 bytes */
+    bool table_used;        /* the client reads/writes our table (QEMU does not) */
 };
 
 struct ufio_dma_region {
@@ -112,6 +114,7 @@ struct ufio_dev {
     unsigned poll_us;       /* busy-poll budget after activity (0 = always sleep) */
 
     struct ufio_mig *mig;   /* NULL unless migration callbacks registered */
+    char *compat_json;      /* compatibility descriptor (built from ids if unset) */
 };
 
 /* dev.c */

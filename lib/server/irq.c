@@ -44,6 +44,7 @@ void irq_free_all(struct ufio_dev *dev)
 
 void irq_drop_client_fds(struct ufio_dev *dev)
 {
+    dev->msix.table_used = false;
     for (unsigned i = 0; i < UFIO_IRQ_NUM; i++) {
         struct ufio_irq_index *x = &dev->irqs[i];
         for (uint32_t j = 0; j < x->count; j++) {
@@ -76,9 +77,17 @@ static bool msix_enabled(const struct ufio_dev *dev)
     return dev->msix.nvec && (msix_ctrl(dev) & PCI_MSIX_FLAGS_ENABLE);
 }
 
+/*
+ * QEMU emulates the MSI-X table itself and never forwards table accesses: it
+ * masks a vector by swapping the eventfd. So the per-vector mask bits of our
+ * table count only once the client has written the table (a client that
+ * leaves the table to us, as ours does); the function mask always counts.
+ */
 static bool msix_vec_masked(const struct ufio_dev *dev, unsigned v)
 {
-    return (msix_ctrl(dev) & PCI_MSIX_FLAGS_MASKALL) || (dev->msix.table[v * 16 + 12] & 1);
+    if (msix_ctrl(dev) & PCI_MSIX_FLAGS_MASKALL)
+        return true;
+    return dev->msix.table_used && (dev->msix.table[v * 16 + 12] & 1);
 }
 
 static uint16_t msi_ctrl(const struct ufio_dev *dev)
@@ -216,6 +225,7 @@ void irq_reset(struct ufio_dev *dev)
             dev->irqs[i].v[j].pending = false;
         }
     if (dev->msix.nvec) {
+        dev->msix.table_used = false;
         memset(dev->msix.table, 0, (size_t)dev->msix.nvec * 16);
         for (unsigned v = 0; v < dev->msix.nvec; v++)
             dev->msix.table[v * 16 + 12] = 1;
@@ -257,6 +267,7 @@ int msix_access(struct ufio_dev *dev, unsigned bar, uint64_t off, void *buf, uin
             memcpy(buf, x->table + t, len);
             return 0;
         }
+        x->table_used = true;
         /* bits 31:1 of vector control are reserved: keep them zero */
         const uint8_t *src = buf;
         for (uint32_t i = 0; i < len; i++) {

@@ -91,10 +91,13 @@ static void test_region_info_caps(void **st)
     assert_true(back.has_type);
     assert_int_equal(back.type, 0x80001234);
     assert_int_equal(back.subtype, 5);
-    /* too small an argsz: 32 bytes with the needed size and no cap offset */
+    /* too small an argsz: 32 bytes with the needed size (cap_offset stays 32 for QEMU) */
     assert_int_equal(ufio_region_info_encode(&ri, 32, buf, sizeof(buf)), 32);
     assert_int_equal(buf[0], n);
-    assert_int_equal(buf[12], 0);
+    assert_int_equal(buf[12], 32);
+    assert_int_equal(ufio_region_info_decode(buf, 32, &back), 0);
+    assert_int_equal(back.nr_areas, 0);
+    assert_true(back.argsz > 32);
     /* malformed chains */
     n = ufio_region_info_encode(&ri, 256, buf, sizeof(buf));
     uint8_t bad[256];
