@@ -113,8 +113,11 @@ static void test_region_info_caps(void **st)
     memcpy(bad, buf, (size_t)n);
     le64(bad + 64, 0xf000);                    /* area 1 past the region */
     assert_int_equal(ufio_region_info_decode(bad, (size_t)n, &back), -EINVAL);
-    for (size_t k = 33; k < (size_t)n; k++)
-        assert_true(ufio_region_info_decode(buf, k, &back) < 0);
+    /* a cut answer either fails or is read as "ask again with argsz" without caps */
+    for (size_t k = 32; k < (size_t)n; k++) {
+        int r = ufio_region_info_decode(buf, k, &back);
+        assert_true(r < 0 || (back.nr_areas == 0 && !back.has_type && back.argsz > k));
+    }
     for (size_t k = 0; k < 32; k++)
         assert_int_equal(ufio_region_info_decode(buf, k, &back), -EINVAL);
     uint32_t argsz, index;
