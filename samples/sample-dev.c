@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ufio/migration.h>
 #include <ufio/server.h>
 
 #define DEFAULT_SOCKET "/tmp/ufio-sample.sock"
@@ -36,11 +37,29 @@ enum {
     REG_DMA_SUM = 0x34,
 };
 
+#define RAM_SIZE (64u * 1024)
+#define PAGE 4096u
+
+/* Register state that migrates (fixed layout: the stream is little-endian u32s). */
+struct regs {
+    uint32_t scratch, io_scratch, irq_count;
+    uint32_t dma_src_lo, dma_src_hi, dma_dst_lo, dma_dst_hi;
+    uint32_t dma_len, dma_status, dma_sum;
+};
+
 struct sample {
     uint32_t scratch, io_scratch, irq_count;
     uint64_t dma_src, dma_dst;
     uint32_t dma_len, dma_status, dma_sum;
     uint8_t buf[DMA_MAX];
+    /* migration: BAR2 is sent whole in PRE_COPY, then only the pages that
+     * changed since (compared with what was sent, so writes the client made
+     * through its own mapping of BAR2 are caught too) */
+    uint8_t *ram;
+    uint8_t sent[RAM_SIZE];
+    bool precopied, regs_sent;
+    unsigned next_page;
+    bool loaded_regs;
 };
 
 static struct ufio_dev *the_dev;
@@ -139,6 +158,126 @@ static int sample_reset(struct ufio_dev *dev, void *opaque)
     return 0;
 }
 
+/* ---- migration -------------------------------------------------------------- */
+
+enum { REC_RAM_FULL = 1, REC_REGS = 2, REC_PAGE = 3 };
+
+static int mig_transition(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
+{
+    struct sample *s = opaque;
+    if ((from == UFIO_MIG_RUNNING || from == UFIO_MIG_STOP) &&
+        (to == UFIO_MIG_PRE_COPY || to == UFIO_MIG_STOP_COPY) && from != UFIO_MIG_STOP_COPY) {
+        if (to == UFIO_MIG_PRE_COPY || !s->precopied) {
+            s->precopied = false;
+            memset(s->sent, 0, sizeof(s->sent));
+        }
+        s->regs_sent = false;
+        s->next_page = 0;
+    }
+    if (to == UFIO_MIG_RESUMING)
+        s->loaded_regs = false;
+    return 0;
+}
+
+static unsigned dirty_pages(struct sample *s)
+{
+    unsigned n = 0;
+    for (unsigned p = 0; p < RAM_SIZE / PAGE; p++)
+        n += memcmp(s->ram + p * PAGE, s->sent + p * PAGE, PAGE) != 0;
+    return n;
+}
+
+static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t len)
+{
+    struct sample *s = opaque;
+    uint8_t *b = out;
+    size_t off = 0;
+    if (ufio_dev_mig_state(dev) != UFIO_MIG_STOP_COPY) {
+        /* PRE_COPY: the whole RAM once; then nothing until STOP_COPY */
+        if (s->precopied || len < 1 + RAM_SIZE / 2)
+            return 0;
+        /* in two halves so each fits a 64 KiB chunk with its tag */
+        unsigned half = s->next_page >= RAM_SIZE / PAGE / 2;
+        b[0] = REC_RAM_FULL;
+        b[1] = (uint8_t)half;
+        memcpy(b + 2, s->ram + half * RAM_SIZE / 2, RAM_SIZE / 2);
+        memcpy(s->sent + half * RAM_SIZE / 2, s->ram + half * RAM_SIZE / 2, RAM_SIZE / 2);
+        s->next_page += RAM_SIZE / PAGE / 2;
+        if (half)
+            s->precopied = true;
+        return 2 + RAM_SIZE / 2;
+    }
+    if (!s->regs_sent) {
+        struct regs r = { s->scratch, s->io_scratch, s->irq_count, (uint32_t)s->dma_src,
+                          (uint32_t)(s->dma_src >> 32), (uint32_t)s->dma_dst, (uint32_t)(s->dma_dst >> 32),
+                          s->dma_len, s->dma_status, s->dma_sum };
+        b[off++] = REC_REGS;
+        memcpy(b + off, &r, sizeof(r));
+        off += sizeof(r);
+        s->regs_sent = true;
+        s->next_page = 0;
+    }
+    /* stopped: every page that differs from what the destination has */
+    while (s->next_page < RAM_SIZE / PAGE && off + 3 + PAGE <= len) {
+        unsigned p = s->next_page++;
+        if (!memcmp(s->ram + p * PAGE, s->sent + p * PAGE, PAGE) && s->precopied)
+            continue;
+        b[off] = REC_PAGE;
+        b[off + 1] = (uint8_t)p;
+        b[off + 2] = 0;
+        memcpy(b + off + 3, s->ram + p * PAGE, PAGE);
+        memcpy(s->sent + p * PAGE, s->ram + p * PAGE, PAGE);
+        off += 3 + PAGE;
+    }
+    return (ssize_t)off;
+}
+
+static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
+{
+    struct sample *s = opaque;
+    const uint8_t *b = in;
+    size_t off = 0;
+    /* each piece is what one mig_save() call produced, so records never straddle */
+    while (off < len) {
+        uint8_t kind = b[off];
+        if (kind == REC_RAM_FULL && len - off >= 2 + RAM_SIZE / 2 && b[off + 1] < 2) {
+            memcpy(s->ram + b[off + 1] * RAM_SIZE / 2, b + off + 2, RAM_SIZE / 2);
+            off += 2 + RAM_SIZE / 2;
+        } else if (kind == REC_REGS && len - off >= 1 + sizeof(struct regs)) {
+            struct regs r;
+            memcpy(&r, b + off + 1, sizeof(r));
+            s->scratch = r.scratch;
+            s->io_scratch = r.io_scratch;
+            s->irq_count = r.irq_count;
+            s->dma_src = r.dma_src_lo | (uint64_t)r.dma_src_hi << 32;
+            s->dma_dst = r.dma_dst_lo | (uint64_t)r.dma_dst_hi << 32;
+            s->dma_len = r.dma_len;
+            s->dma_status = r.dma_status;
+            s->dma_sum = r.dma_sum;
+            s->loaded_regs = true;
+            off += 1 + sizeof(r);
+        } else if (kind == REC_PAGE && len - off >= 3 + PAGE && b[off + 1] < RAM_SIZE / PAGE) {
+            memcpy(s->ram + b[off + 1] * PAGE, b + off + 3, PAGE);
+            off += 3 + PAGE;
+        } else {
+            return -EINVAL;
+        }
+    }
+    if (last && !s->loaded_regs)
+        return -EINVAL; /* a stream without the registers is not a whole device */
+    return 0;
+}
+
+static void mig_estimate(struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
+                         uint64_t *stop_copy)
+{
+    struct sample *s = opaque;
+    unsigned d = dirty_pages(s);
+    *initial = s->precopied ? 0 : 2 + RAM_SIZE / 2 + (s->next_page ? 0 : 2 + RAM_SIZE / 2);
+    *dirty = s->precopied ? (uint64_t)d * (3 + PAGE) : 0;
+    *stop_copy = 1 + sizeof(struct regs) + (uint64_t)(s->precopied ? d : RAM_SIZE / PAGE) * (3 + PAGE);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -149,15 +288,43 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [-v]\n"
+            "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [--sw-version=X.Y.Z]\n"
+            "                   [--compat-file=FILE] [-v]\n"
             "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
             "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
             "  --fd=N              serve an already-connected socket (exits when it closes)\n"
             "  --poll-us=N         busy-poll up to N microseconds after each message before\n"
             "                      sleeping (default 0: always sleep)\n"
+            "  --sw-version=X.Y.Z  software version in the migration descriptor (default 1.0.0)\n"
+            "  --compat-file=FILE  use this JSON compatibility descriptor instead\n"
             "  -v, --verbose       log protocol activity to stderr\n"
             "  -h, --help          this text\n"
             "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
+}
+
+static const char *compat_json;
+static char compat_buf[1024];
+
+/* The sample's compatibility descriptor (docs/compatibility.md). */
+static int make_compat(const char *version, const char *file)
+{
+    if (file) {
+        FILE *f = fopen(file, "r");
+        if (!f)
+            return -errno;
+        size_t n = fread(compat_buf, 1, sizeof(compat_buf) - 1, f);
+        fclose(f);
+        compat_buf[n] = 0;
+    } else {
+        snprintf(compat_buf, sizeof(compat_buf),
+                 "{\"device_api\":\"vfio-pci\",\"type\":\"ufio-sample\",\"software_version\":\"%s\","
+                 "\"pci\":{\"vendor_id\":\"0x5546\",\"device_id\":\"0x0001\",\"subsystem_vendor_id\":\"0x5546\","
+                 "\"subsystem_id\":\"0x0001\",\"class_code\":\"0xff0000\",\"revision\":1},"
+                 "\"attributes\":{\"ram_kib\":64,\"msix_vectors\":4}}",
+                 version);
+    }
+    compat_json = compat_buf;
+    return 0;
 }
 
 static int build(struct ufio_dev *dev, struct sample *s)
@@ -171,8 +338,9 @@ static int build(struct ufio_dev *dev, struct sample *s)
         (err = ufio_dev_add_bar(dev, 4, 4096, UFIO_BAR_MEM32, NULL, NULL)) ||
         (err = ufio_dev_add_mmap_area(dev, 2, 0, 64 * 1024, &ram)))
         return err;
+    s->ram = ram;
     for (unsigned i = 0; i < 64 * 1024; i++)
-        ((uint8_t *)ram)[i] = (uint8_t)i;
+        s->ram[i] = (uint8_t)i;
     if ((err = ufio_dev_add_cap_pm(dev)) < 0 ||
         (err = ufio_dev_add_cap_msi(dev, 1, UFIO_MSI_64BIT | UFIO_MSI_MASKABLE)) < 0 ||
         (err = ufio_dev_add_cap_msix(dev, 4, 4, 0x000, 4, 0x800)) < 0 ||
@@ -182,7 +350,16 @@ static int build(struct ufio_dev *dev, struct sample *s)
         return err;
     if ((err = ufio_dev_setup_irq(dev, UFIO_IRQ_ERR, 1)) || (err = ufio_dev_setup_irq(dev, UFIO_IRQ_REQ, 1)))
         return err;
-    return 0;
+    static const struct ufio_mig_ops mig = {
+        .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
+        .transition = mig_transition,
+        .save = mig_save,
+        .load = mig_load,
+        .estimate = mig_estimate,
+    };
+    if ((err = ufio_dev_setup_migration(dev, &mig, s)))
+        return err;
+    return ufio_dev_set_compat(dev, compat_json);
 }
 
 int main(int argc, char **argv)
@@ -191,10 +368,13 @@ int main(int argc, char **argv)
     int fd = -1;
     bool verbose = false;
     unsigned poll_us = 0;
+    const char *sw_version = "1.0.0", *compat_file = NULL;
     static const struct option opts[] = {
         { "socket-path", required_argument, NULL, 's' },
         { "fd", required_argument, NULL, 'f' },
         { "poll-us", required_argument, NULL, 'p' },
+        { "sw-version", required_argument, NULL, 'V' },
+        { "compat-file", required_argument, NULL, 'C' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
@@ -224,6 +404,8 @@ int main(int argc, char **argv)
             break;
         }
         case 'v': verbose = true; break;
+        case 'V': sw_version = optarg; break;
+        case 'C': compat_file = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -237,6 +419,10 @@ int main(int argc, char **argv)
     if (verbose)
         ufio_set_log(NULL, NULL, UFIO_LOG_DEBUG);
 
+    if (make_compat(sw_version, compat_file)) {
+        fprintf(stderr, "ufio-sample: cannot read %s\n", compat_file);
+        return 2;
+    }
     static struct sample s;
     const struct ufio_pci_ids ids = {
         .vendor_id = 0x5546, .device_id = 0x0001,

@@ -81,8 +81,9 @@ struct ufio_mig_ops {
      * Returns the byte count; 0 in PRE_COPY means "nothing more for now",
      * 0 in STOP_COPY means the state is complete. */
     ssize_t (*save)(struct ufio_dev *dev, void *opaque, void *buf, size_t len);
-    /* The whole device payload of a verified stream, in pieces, in order.
-     * last is true on the final piece; the device checks completeness there. */
+    /* The device payload of a verified stream, in order, one call per piece
+     * that save() produced on the source (same boundaries). last is true on
+     * the final piece; the device checks completeness there. */
     int (*load)(struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last);
     /* Estimates in bytes (may be NULL): what PRE_COPY still has to send
      * (initial, dirty) and what STOP_COPY would send. */

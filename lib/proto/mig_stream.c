@@ -66,7 +66,9 @@ void ufio_mig_rx_init(struct ufio_mig_rx *rx, uint64_t max_data)
 void ufio_mig_rx_free(struct ufio_mig_rx *rx)
 {
     free(rx->desc);
+    free(rx->devcfg);
     free(rx->data);
+    free(rx->rec_len);
     ufio_mig_rx_init(rx, rx->max_data);
 }
 
@@ -111,10 +113,27 @@ static int record_start(struct ufio_mig_rx *rx)
             return -ENOMEM;
         break;
     case UFIO_MIG_TAG_DATA:
+        if (rx->nrec == rx->rec_cap) {
+            size_t cap = rx->rec_cap ? rx->rec_cap * 2 : 64;
+            uint32_t *r = realloc(rx->rec_len, cap * sizeof(*r));
+            if (!r)
+                return -ENOMEM;
+            rx->rec_len = r;
+            rx->rec_cap = cap;
+        }
+        rx->rec_len[rx->nrec++] = rx->len;
         break;
     case UFIO_MIG_TAG_END:
         if (rx->len != UFIO_MIG_END_SIZE)
             return -EINVAL;
+        break;
+    case UFIO_MIG_TAG_DEVCFG:
+        if (rx->devcfg || rx->len == 0 || rx->len > UFIO_MIG_MAX_DEVCFG)
+            return rx->len > UFIO_MIG_MAX_DEVCFG ? -E2BIG : -EINVAL;
+        rx->devcfg = malloc(rx->len);
+        if (!rx->devcfg)
+            return -ENOMEM;
+        rx->devcfg_len = rx->len;
         break;
     default:
         if (!(rx->flags & UFIO_MIG_REC_OPTIONAL))
@@ -183,6 +202,10 @@ int ufio_mig_rx_feed(struct ufio_mig_rx *rx, const void *buf, size_t len)
                 return err;
             else if (rx->tag == UFIO_MIG_TAG_END)
                 memcpy(rx->rec + rx->got, p, n);
+            else if (rx->tag == UFIO_MIG_TAG_DEVCFG) {
+                memcpy(rx->devcfg + rx->got, p, n);
+                rx->crc = ufio_crc32c(rx->crc, p, n);
+            }
             rx->got += n;
             if (rx->got == rx->len && (err = record_end(rx)))
                 return err;

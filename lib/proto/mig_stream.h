@@ -6,7 +6,8 @@
  *   records : tag u16, flags u16 (bit 0: optional), len u32, then len bytes
  *     DESC (1)  the source's compatibility descriptor, NUL-terminated JSON (first record)
  *     DATA (2)  a piece of the device payload
- *     END  (3)  total payload bytes u64, CRC-32C of the payload u32, reserved u32
+ *     DEVCFG (4) state the library emulates for the device: config space, MSI-X
+ *     END  (3)  total payload bytes u64, CRC-32C of DATA and DEVCFG payloads u32, reserved u32
  *   A reader skips unknown optional records and refuses unknown mandatory ones.
  *
  * The reader is incremental: bytes arrive in any chunking. It buffers the
@@ -28,6 +29,8 @@
 #define UFIO_MIG_TAG_DESC 1
 #define UFIO_MIG_TAG_DATA 2
 #define UFIO_MIG_TAG_END 3
+#define UFIO_MIG_TAG_DEVCFG 4  /* library-owned device state (config space, MSI-X) */
+#define UFIO_MIG_MAX_DEVCFG (64u * 1024)
 #define UFIO_MIG_END_SIZE 16
 #define UFIO_MIG_MAX_DESC 65536
 #define UFIO_MIG_MAX_RECORD (16u << 20)
@@ -48,8 +51,12 @@ struct ufio_mig_rx {
     char *desc;             /* the DESC record, NUL-terminated, once seen */
     size_t desc_len;
     bool desc_seen;
+    uint8_t *devcfg;        /* the DEVCFG record, once seen */
+    size_t devcfg_len;
     uint8_t *data;          /* the payload so far */
     size_t data_len, data_cap;
+    uint32_t *rec_len;      /* length of each DATA record, in order */
+    size_t nrec, rec_cap;
     uint64_t max_data;      /* refuse streams whose payload exceeds this */
     uint32_t crc;
     bool done;              /* END seen and verified */

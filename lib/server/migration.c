@@ -145,6 +145,65 @@ static int save_begin(struct ufio_dev *dev)
     return err;
 }
 
+/*
+ * Library-owned state goes last, when the device is stopped: config space
+ * (4 KiB or 256 B), then the MSI-X table, its use flag and the pending bits.
+ */
+static int save_devcfg(struct ufio_dev *dev)
+{
+    struct ufio_mig *m = dev->mig;
+    size_t nvec = dev->msix.nvec;
+    size_t len = 4 + dev->cfg.size + 4 + nvec * 16 + 1 + nvec;
+    uint8_t r[UFIO_MIG_REC_HDR];
+    ufio_mig_put_record(r, UFIO_MIG_TAG_DEVCFG, 0, (uint32_t)len);
+    int err = out_put(m, r, sizeof(r));
+    if (!err)
+        err = out_reserve(m, len);
+    if (err)
+        return err;
+    struct ufio_wr w = ufio_wr_init(m->out + m->out_len, len);
+    ufio_wr_u32(&w, dev->cfg.size);
+    ufio_wr_bytes(&w, dev->cfg.space, dev->cfg.size);
+    ufio_wr_u32(&w, (uint32_t)nvec);
+    ufio_wr_bytes(&w, dev->msix.table, nvec * 16);
+    uint8_t used = dev->msix.table_used;
+    ufio_wr_bytes(&w, &used, 1);
+    for (size_t i = 0; i < nvec; i++) {
+        uint8_t p = dev->irqs[UFIO_IRQ_MSIX].v[i].pending;
+        ufio_wr_bytes(&w, &p, 1);
+    }
+    if (w.err)
+        return w.err;
+    m->crc = ufio_crc32c(m->crc, m->out + m->out_len, len);
+    m->out_len += len;
+    return 0;
+}
+
+/* Checks the DEVCFG record fits this device before anything is applied. */
+static int load_devcfg(struct ufio_dev *dev, bool apply)
+{
+    struct ufio_mig *m = dev->mig;
+    if (!m->rx.devcfg)
+        return -EINVAL;
+    struct ufio_rd r = ufio_rd_init(m->rx.devcfg, m->rx.devcfg_len);
+    uint32_t size, nvec;
+    const void *space = NULL, *table = NULL, *pend = NULL;
+    uint8_t used = 0;
+    if (ufio_rd_u32(&r, &size) || size != dev->cfg.size || ufio_rd_ptr(&r, &space, size) ||
+        ufio_rd_u32(&r, &nvec) || nvec != dev->msix.nvec || ufio_rd_ptr(&r, &table, (size_t)nvec * 16) ||
+        ufio_rd_bytes(&r, &used, 1) || ufio_rd_ptr(&r, &pend, nvec) || ufio_rd_left(&r))
+        return -EINVAL;
+    if (!apply)
+        return 0;
+    memcpy(dev->cfg.space, space, size);
+    if (nvec)
+        memcpy(dev->msix.table, table, (size_t)nvec * 16);
+    dev->msix.table_used = used;
+    for (uint32_t i = 0; i < nvec; i++)
+        dev->irqs[UFIO_IRQ_MSIX].v[i].pending = ((const uint8_t *)pend)[i];
+    return 0;
+}
+
 /* Produces records until `want` bytes are pending or the device has nothing more now. */
 static int save_produce(struct ufio_dev *dev, size_t want)
 {
@@ -163,6 +222,8 @@ static int save_produce(struct ufio_dev *dev, size_t want)
             if (m->state != UFIO_MIG_STOP_COPY)
                 break; /* PRE_COPY: nothing more for now */
             uint8_t r[UFIO_MIG_REC_HDR], e[UFIO_MIG_END_SIZE];
+            if ((err = save_devcfg(dev)))
+                return err;
             ufio_mig_put_record(r, UFIO_MIG_TAG_END, 0, UFIO_MIG_END_SIZE);
             ufio_mig_put_end(e, m->total, m->crc);
             if ((err = out_put(m, r, sizeof(r))) || (err = out_put(m, e, sizeof(e))))
@@ -237,15 +298,25 @@ static int resume_finish(struct ufio_dev *dev)
         UFIO_WARN(dev->name, "migration stream incomplete (%zu payload bytes, no end record)", m->rx.data_len);
         return -EINVAL;
     }
+    if (load_devcfg(dev, false)) {
+        UFIO_WARN(dev->name, "migration stream: device configuration record missing or does not fit");
+        return -EINVAL;
+    }
+    /* one load() per record: each piece is exactly what one save() produced */
     size_t off = 0;
-    do {
-        size_t n = m->rx.data_len - off < MIG_CHUNK ? m->rx.data_len - off : MIG_CHUNK;
-        int err = m->ops.load(dev, m->opaque, m->rx.data + off, n, off + n == m->rx.data_len);
+    for (size_t i = 0; i < m->rx.nrec; i++) {
+        size_t n = m->rx.rec_len[i];
+        int err = m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec);
         if (err)
             return err;
         off += n;
-    } while (off < m->rx.data_len);
-    return 0;
+    }
+    if (m->rx.nrec == 0) {
+        int err = m->ops.load(dev, m->opaque, NULL, 0, true);
+        if (err)
+            return err;
+    }
+    return load_devcfg(dev, true);
 }
 
 /* ---- the state machine walk ---------------------------------------------------------- */

@@ -1,0 +1,139 @@
+/* Client calls that drive migration and dirty logging over DEVICE_FEATURE. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ufio/client.h>
+#include <ufio/migration.h>
+
+#include "proto/cursor.h"
+#include "proto/proto.h"
+
+static int feat_get(struct ufio_client *c, unsigned index, void *out, size_t want)
+{
+    size_t got = 0;
+    int err = ufio_client_feature(c, UFIO_FEATURE_GET | index, NULL, 0, out, want, &got);
+    if (!err && got != want)
+        err = -EPROTO;
+    return err;
+}
+
+UFIO_API int ufio_client_mig_flags(struct ufio_client *c, uint64_t *flags)
+{
+    uint8_t b[8];
+    int err = feat_get(c, VFIO_DEVICE_FEATURE_MIGRATION, b, 8);
+    if (!err)
+        *flags = ufio_ld64(b);
+    return err;
+}
+
+UFIO_API int ufio_client_mig_get_state(struct ufio_client *c, unsigned *state)
+{
+    uint8_t b[8];
+    int err = feat_get(c, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, b, 8);
+    if (!err) {
+        *state = ufio_ld32(b);
+        if (*state >= UFIO_MIG_NUM_STATES)
+            err = -EPROTO;
+    }
+    return err;
+}
+
+UFIO_API int ufio_client_mig_set_state(struct ufio_client *c, unsigned state, unsigned *reached)
+{
+    uint8_t in[8], out[8];
+    ufio_st32(in, state);
+    ufio_st32(in + 4, 0xffffffffu);
+    size_t got = 0;
+    int err = ufio_client_feature(c, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, in, 8, out,
+                                  sizeof(out), &got);
+    if (!err && (got != 8 || ufio_ld32(out) != state))
+        err = -EPROTO;
+    if (reached) {
+        if (!err)
+            *reached = state;
+        else if (ufio_client_mig_get_state(c, reached))
+            *reached = UFIO_MIG_ERROR;
+    }
+    return err;
+}
+
+UFIO_API int ufio_client_mig_precopy_info(struct ufio_client *c, uint64_t *initial, uint64_t *dirty)
+{
+    uint8_t b[16];
+    int err = feat_get(c, UFIO_FEATURE_PRECOPY_INFO, b, 16);
+    if (!err) {
+        *initial = ufio_ld64(b);
+        *dirty = ufio_ld64(b + 8);
+    }
+    return err;
+}
+
+UFIO_API int ufio_client_mig_stop_copy_size(struct ufio_client *c, uint64_t *bytes)
+{
+    uint8_t b[8];
+    int err = feat_get(c, UFIO_FEATURE_MIG_DATA_SIZE, b, 8);
+    if (!err)
+        *bytes = ufio_ld64(b);
+    return err;
+}
+
+UFIO_API int ufio_client_dirty_log_start(struct ufio_client *c, uint64_t page_size,
+                                         const struct ufio_iova_range *ranges, uint32_t nranges)
+{
+    if (nranges > 1024)
+        return -E2BIG;
+    size_t len = 16 + (size_t)nranges * 16;
+    uint8_t *in = malloc(len), *out = malloc(len);
+    if (!in || !out) {
+        free(in);
+        free(out);
+        return -ENOMEM;
+    }
+    struct ufio_wr w = ufio_wr_init(in, len);
+    ufio_wr_u64(&w, page_size);
+    ufio_wr_u32(&w, nranges);
+    ufio_wr_u32(&w, 0);
+    for (uint32_t i = 0; i < nranges; i++) {
+        ufio_wr_u64(&w, ranges[i].iova);
+        ufio_wr_u64(&w, ranges[i].length);
+    }
+    size_t got = 0;
+    int err = ufio_client_feature(c, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, in, len, out,
+                                  len, &got);
+    if (!err && got >= 8 && ufio_ld64(out) != page_size)
+        err = -EPROTO; /* a different page size would make our reports wrong */
+    free(in);
+    free(out);
+    return err;
+}
+
+UFIO_API int ufio_client_dirty_log_stop(struct ufio_client *c)
+{
+    return ufio_client_feature(c, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0, NULL, 0, NULL);
+}
+
+UFIO_API int ufio_client_dirty_log_report(struct ufio_client *c, uint64_t iova, uint64_t length,
+                                          uint64_t page_size, uint64_t *bitmap)
+{
+    if (!page_size || !length)
+        return -EINVAL;
+    uint64_t pages = length / page_size + (length % page_size != 0);
+    size_t bytes = (size_t)((pages + 63) / 64 * 8);
+    uint8_t in[24];
+    ufio_st64(in, iova);
+    ufio_st64(in + 8, length);
+    ufio_st64(in + 16, page_size);
+    uint8_t *out = malloc(24 + bytes);
+    if (!out)
+        return -ENOMEM;
+    size_t got = 0;
+    int err = ufio_client_feature(c, UFIO_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, in, 24, out,
+                                  24 + bytes, &got);
+    if (!err && (got != 24 + bytes || memcmp(out, in, 24)))
+        err = -EPROTO;
+    if (!err)
+        memcpy(bitmap, out + 24, bytes);
+    free(out);
+    return err;
+}
