@@ -1,0 +1,145 @@
+/*
+ * ufio-compat: show a device's migration compatibility descriptor, or decide
+ * whether a source's state can be loaded by a destination.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include <ufio/client.h>
+#include <ufio/migration.h>
+
+#include "proto/compat.h"
+
+static int timeout_ms = 5000;
+
+/* A descriptor from a socket (asked over vfio-user) or from a file. */
+static char *load_desc(const char *what, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(what, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        struct ufio_client_opts o = { .timeout_ms = timeout_ms };
+        struct ufio_client *c;
+        int e = ufio_client_connect(what, &o, &c);
+        if (e) {
+            snprintf(err, errlen, "%s: %s", what, strerror(-e));
+            return NULL;
+        }
+        char *buf = calloc(1, 65536 + 1);
+        size_t got = 0;
+        e = buf ? ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, buf, 65536, &got)
+                : -ENOMEM;
+        ufio_client_destroy(c);
+        if (e) {
+            snprintf(err, errlen, "%s: the device gives no descriptor (%s)", what, strerror(-e));
+            free(buf);
+            return NULL;
+        }
+        return buf;
+    }
+    FILE *f = fopen(what, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", what, strerror(errno));
+        return NULL;
+    }
+    char *buf = calloc(1, 65536 + 2);
+    size_t n = buf ? fread(buf, 1, 65536 + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > 65536) {
+        snprintf(err, errlen, "%s: descriptor larger than 64 KiB", what);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ufio-compat describe SOCKET\n"
+               "       ufio-compat check [--json] SRC DST\n"
+               "SRC and DST are device sockets or saved descriptor files (the output of describe).\n"
+               "check prints compatible / incompatible with every reason and exits 0 / 1\n"
+               "(2 for usage or unreadable input). Rules: docs/compatibility.md.\n"
+               "  --json        machine-readable verdict\n"
+               "  --timeout MS  connect/reply timeout (default 5000)\n");
+}
+
+int main(int argc, char **argv)
+{
+    bool json = false;
+    static const struct option lo[] = { { "json", no_argument, NULL, 'j' },
+                                        { "timeout", required_argument, NULL, 't' },
+                                        { "help", no_argument, NULL, 'h' }, { 0 } };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = true; break;
+        case 't': timeout_ms = atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    int rest = argc - optind;
+    char err[512];
+    if (rest == 2 && !strcmp(argv[optind], "describe")) {
+        char *d = load_desc(argv[optind + 1], err, sizeof(err));
+        if (!d) {
+            fprintf(stderr, "ufio-compat: %s\n", err);
+            return 2;
+        }
+        json_object *o = ufio_compat_parse(d, err, sizeof(err));
+        if (!o) {
+            fprintf(stderr, "ufio-compat: malformed descriptor: %s\n", err);
+            free(d);
+            return 2;
+        }
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+        free(d);
+        return 0;
+    }
+    if (rest != 3 || strcmp(argv[optind], "check")) {
+        usage(stderr);
+        return 2;
+    }
+    char *s = load_desc(argv[optind + 1], err, sizeof(err));
+    char *d = s ? load_desc(argv[optind + 2], err, sizeof(err)) : NULL;
+    if (!s || !d) {
+        fprintf(stderr, "ufio-compat: %s\n", err);
+        free(s);
+        return 2;
+    }
+    struct ufio_compat_verdict v;
+    int e = ufio_compat_check_json(s, d, &v, err, sizeof(err));
+    free(s);
+    free(d);
+    if (e) {
+        fprintf(stderr, "ufio-compat: %s\n", err);
+        return 2;
+    }
+    if (json) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "compatible", json_object_new_boolean(v.compatible));
+        json_object *a = json_object_new_array();
+        for (unsigned i = 0; i < v.n; i++) {
+            json_object *r = json_object_new_object();
+            json_object_object_add(r, "field", json_object_new_string(v.r[i].field));
+            json_object_object_add(r, "source", json_object_new_string(v.r[i].source));
+            json_object_object_add(r, "accepts", json_object_new_string(v.r[i].accepts));
+            json_object_array_add(a, r);
+        }
+        json_object_object_add(o, "reasons", a);
+        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+    } else {
+        printf("%s\n", v.compatible ? "compatible" : "incompatible");
+        for (unsigned i = 0; i < v.n; i++)
+            printf("  %s: source %s, destination accepts %s\n", v.r[i].field, v.r[i].source, v.r[i].accepts);
+    }
+    return v.compatible ? 0 : 1;
+}
