@@ -15,6 +15,9 @@
 #include "common/log.h"
 
 #define DMA_PAGE 4096u
+/* Dirty bitmaps are sized from mapping sizes the client chose: cap their sum
+ * (256 MiB of bitmap covers 8 TiB at 4 KiB pages). */
+#define DMA_LOG_MAX_BITMAP (256ull << 20)
 
 static size_t dirty_words(uint64_t size, uint64_t pgsize)
 {
@@ -22,9 +25,20 @@ static size_t dirty_words(uint64_t size, uint64_t pgsize)
     return (size_t)((pages + 63) / 64);
 }
 
+static uint64_t log_bytes(const struct ufio_dma_table *t, uint64_t pgsize)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < t->n; i++)
+        sum += dirty_words(t->r[i].size, pgsize) * 8;
+    return sum;
+}
+
 static int region_log_alloc(struct ufio_dma_region *r, uint64_t pgsize)
 {
     free(r->dirty);
+    r->dirty = NULL;
+    if (dirty_words(r->size, pgsize) * 8 > DMA_LOG_MAX_BITMAP)
+        return -E2BIG;
     r->dirty = calloc(dirty_words(r->size, pgsize), sizeof(uint64_t));
     return r->dirty ? 0 : -ENOMEM;
 }
@@ -92,10 +106,11 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
         r.map_len = len;
         r.mem = (uint8_t *)p + delta;
     }
-    if (t->logging && region_log_alloc(&r, t->log_pgsize)) {
+    if (t->logging && (log_bytes(t, t->log_pgsize) + dirty_words(r.size, t->log_pgsize) * 8 > DMA_LOG_MAX_BITMAP ||
+                       region_log_alloc(&r, t->log_pgsize))) {
         if (r.map_base)
             munmap(r.map_base, r.map_len);
-        return -ENOMEM;
+        return -E2BIG;
     }
     if (t->n == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 16;
@@ -278,6 +293,8 @@ int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
     struct ufio_dma_table *t = &dev->dma;
     if (t->logging)
         return -EBUSY;
+    if (log_bytes(t, pgsize) > DMA_LOG_MAX_BITMAP)
+        return -E2BIG;
     for (size_t i = 0; i < t->n; i++) {
         if (region_log_alloc(&t->r[i], pgsize)) {
             for (size_t j = 0; j <= i; j++) {

@@ -394,7 +394,7 @@ static int feature_reply(struct ufio_reply *rep, const struct ufio_feature *f, c
     if (hl < 0)
         return (int)hl;
     rep->head_len = (size_t)hl;
-    if (copy && len <= sizeof(rep->head) - rep->head_len) {
+    if (copy && len && len <= sizeof(rep->head) - rep->head_len) {
         memcpy(rep->head + rep->head_len, data, len);
         rep->head_len += len;
     } else if (len) {
