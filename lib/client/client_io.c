@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,9 +231,53 @@ static int drain(struct ufio_client *c, struct ufio_conn *conn)
     return 0;
 }
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Non-blocking check of both sockets: true if a message was dispatched. */
+static bool try_read(struct ufio_client *c, int *err)
+{
+    struct pollfd p[2] = { { .fd = c->conn.fd, .events = POLLIN } };
+    int n = 1;
+    if (c->has_twin)
+        p[n++] = (struct pollfd){ .fd = c->twin.fd, .events = POLLIN };
+    if (poll(p, (nfds_t)n, 0) <= 0)
+        return false;
+    if (p[0].revents)
+        *err = drain(c, &c->conn);
+    if (!*err && n > 1 && p[1].revents && c->connected)
+        *err = drain(c, &c->twin);
+    return true;
+}
+
 /* One turn as the reader: wait up to ms for input and dispatch it. lock held on entry/exit. */
 static int read_turn(struct ufio_client *c, int ms)
 {
+    if (c->opts.poll_us && ms > 0) {
+        /* spin first: the reply to a short request usually comes within the budget */
+        uint64_t until = now_us() + c->opts.poll_us;
+        int err = 0;
+        c->reader_active = true;
+        while (now_us() < until) {
+            pthread_mutex_unlock(&c->lock);
+            sched_yield(); /* lets a server on this same CPU run; cheap when alone */
+            pthread_mutex_lock(&c->lock);
+            if (try_read(c, &err))
+                break;
+        }
+        c->reader_active = false;
+        if (err || !c->connected)
+            return err;
+        for (int i = 0; i < CL_MAX_PENDING; i++)
+            if (c->pend[i].used && c->pend[i].done) {
+                pthread_cond_broadcast(&c->cond);
+                return 0;
+            }
+    }
     struct pollfd p[2] = { { .fd = c->conn.fd, .events = POLLIN } };
     int n = 1;
     if (c->has_twin)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -392,6 +393,8 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
             return r == -ENOTCONN ? 0 : r;
         if (r > 0 && dev->poll_us)
             spin_until = now_ns() + (uint64_t)dev->poll_us * 1000u;
+        else if (r == 0 && dev->poll_us)
+            sched_yield(); /* a client on this same CPU must get to run to answer */
     }
     return 0;
 }
