@@ -4,7 +4,8 @@
 #   2. the same under ASan + UBSan
 #   3. the integration tests under valgrind memcheck (zero leaks, zero errors)
 #   4. static analysis of lib/ (cppcheck)
-#   5. the real-guest end-to-end test (QEMU vfio-user-pci + Linux guest), unless UFIO_SKIP_E2E=1
+#   5. every libFuzzer target for UFIO_FUZZ_SECONDS (default 20) each, built with clang
+#   6. the real-guest end-to-end test (QEMU vfio-user-pci + Linux guest), unless UFIO_SKIP_E2E=1
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ build() {
 step "build (gcc, -Werror)"
 if build build-ci; then
     step "unit + integration tests"
-    meson test -C build-ci --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci.testlog
+    meson test -C build-ci --no-suite e2e --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci.testlog
     tally build-ci.testlog
 else
     echo "build failed"; failed=$((failed + 1))
@@ -45,7 +46,7 @@ step "build with ASan + UBSan"
 if build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     step "unit + integration tests under ASan + UBSan"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        meson test -C build-ci-asan --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci-asan.testlog
+        meson test -C build-ci-asan --no-suite e2e --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci-asan.testlog
     tally build-ci-asan.testlog
 else
     echo "sanitizer build failed"; failed=$((failed + 1))
@@ -66,6 +67,12 @@ if cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-sup
     echo "cppcheck: clean"; passed=$((passed + 1))
 else
     echo "cppcheck: findings above"; failed=$((failed + 1))
+fi
+
+fuzz_secs=${UFIO_FUZZ_SECONDS:-20}
+if [ "$fuzz_secs" != 0 ] && command -v clang >/dev/null; then
+    step "fuzzing: every target for ${fuzz_secs} s"
+    if tests/fuzz/run-fuzzers.sh "$fuzz_secs"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 
 if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
