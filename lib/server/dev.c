@@ -294,7 +294,10 @@ static void dev_try_accept(struct ufio_dev *dev)
 static void dev_handle_one(struct ufio_dev *dev, struct ufio_msg *m)
 {
     dev_handle_msg(dev, m);
-    ufio_msg_release(m);
+    if (dev->connected)
+        ufio_conn_recycle(&dev->conn, m);
+    else
+        ufio_msg_release(m);
 }
 
 /* Runs the commands that were queued during a DMA wait, oldest first. */

@@ -59,7 +59,33 @@ void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max
     c->hdr_got = 0;
     c->in_body = false;
     c->body_got = 0;
+    c->spare = NULL;
+    c->spare_cap = 0;
     ufio_msg_init(&c->cur);
+}
+
+#define SPARE_MIN (64u * 1024)
+
+void ufio_conn_recycle(struct ufio_conn *c, struct ufio_msg *m)
+{
+    if (m->payload && m->len >= SPARE_MIN && m->len > c->spare_cap) {
+        free(c->spare);
+        c->spare = m->payload;
+        c->spare_cap = m->len;
+        m->payload = NULL;
+    }
+    ufio_msg_release(m);
+}
+
+static uint8_t *payload_alloc(struct ufio_conn *c, size_t len)
+{
+    if (len >= SPARE_MIN && c->spare && c->spare_cap >= len) {
+        uint8_t *p = c->spare;
+        c->spare = NULL;
+        c->spare_cap = 0;
+        return p;
+    }
+    return malloc(len);
 }
 
 static void conn_reset_rx(struct ufio_conn *c)
@@ -73,6 +99,9 @@ static void conn_reset_rx(struct ufio_conn *c)
 void ufio_conn_close(struct ufio_conn *c)
 {
     conn_reset_rx(c);
+    free(c->spare);
+    c->spare = NULL;
+    c->spare_cap = 0;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -154,7 +183,7 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
             }
             c->cur.len = h->msg_size - VFIO_USER_HDR_SIZE;
             if (c->cur.len) {
-                c->cur.payload = malloc(c->cur.len);
+                c->cur.payload = payload_alloc(c, c->cur.len);
                 if (!c->cur.payload) {
                     conn_reset_rx(c);
                     return -ENOMEM;

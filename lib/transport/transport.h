@@ -55,9 +55,18 @@ struct ufio_conn {
     bool in_body;
     size_t body_got;
     struct ufio_msg cur;
+    /* a payload buffer handed back by ufio_conn_recycle(), reused for the
+     * next large message: a fresh multi-MiB malloc is an mmap plus a page
+     * fault per 4 KiB each time */
+    uint8_t *spare;
+    size_t spare_cap;
 };
 
 void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max_fds);
+/* Releases a message received on c (closing its fds), keeping its payload
+ * buffer for reuse by the next large message. */
+void ufio_conn_recycle(struct ufio_conn *c, struct ufio_msg *m);
+
 /* Drops any half-read message (closing its fds) and closes the socket. */
 void ufio_conn_close(struct ufio_conn *c);
 
