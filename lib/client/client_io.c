@@ -226,7 +226,11 @@ static int drain(struct ufio_client *c, struct ufio_conn *conn)
             cl_disconnect(c);
             return -ENOTCONN;
         }
+        bool reply = ufio_hdr_is_reply(&m.hdr);
         dispatch(c, conn, &m);
+        /* a reply ends a turn: its waiter can go on; poll() is level-triggered */
+        if (reply)
+            return 0;
     }
     return 0;
 }

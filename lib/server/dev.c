@@ -315,9 +315,6 @@ static void dev_drain_queue(struct ufio_dev *dev)
 static int dev_step(struct ufio_dev *dev)
 {
     int handled = 0;
-    uint64_t junk;
-    if (read(dev->stop_efd, &junk, sizeof(junk)) == sizeof(junk))
-        dev->stopping = true;
     if (!dev->connected) {
         if (dev->listen_fd >= 0)
             dev_try_accept(dev);
@@ -342,10 +339,17 @@ static int dev_step(struct ufio_dev *dev)
             dev_client_gone(dev, r == -ECONNRESET ? "disconnected" : strerror(-r));
             break;
         }
+        bool posted = m.hdr.flags & VFIO_USER_F_NO_REPLY;
         dev_handle_one(dev, &m);
         handled++;
         if (dev->drop_conn)
             dev_client_gone(dev, "protocol error");
+        /* After a request that was answered the client usually waits: go back
+         * to epoll rather than pay a recvmsg that finds nothing. Posted writes
+         * come in bursts: keep reading. (epoll is level-triggered, so nothing
+         * left in the socket is missed.) */
+        if (!posted && !dev->nqueued)
+            break;
     }
     if (dev->fd_mode && !dev->connected)
         return -ENOTCONN;
@@ -390,6 +394,13 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
             int n = epoll_wait(dev->epfd, ev, 4, -1);
             if (n < 0 && errno != EINTR)
                 return -errno;
+            for (int i = 0; i < n; i++) {
+                uint64_t junk;
+                if (ev[i].data.u32 == 0 && read(dev->stop_efd, &junk, sizeof(junk)) == sizeof(junk))
+                    dev->stopping = true;
+            }
+            if (dev->stopping)
+                break;
         }
         int r = dev_step(dev);
         if (r < 0)
