@@ -82,7 +82,8 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out);
 
 /*
  * Blocking receive with a timeout (ms, -1 = forever) built on the above:
- * -ETIMEDOUT when nothing complete arrived in time.
+ * 0 with a whole message in *out, -ETIMEDOUT when nothing complete arrived in
+ * time, or the errors of ufio_conn_recv().
  */
 int ufio_conn_recv_wait(struct ufio_conn *c, struct ufio_msg *out, int timeout_ms);
 
@@ -104,7 +105,9 @@ int ufio_conn_send_reply(struct ufio_conn *c, const struct vfio_user_header *req
 
 /*
  * Creates a listening UNIX socket at path (non-blocking, CLOEXEC). A stale
- * socket file nobody listens on is replaced; a live one is -EADDRINUSE.
+ * socket file nobody listens on is replaced; a live one is -EADDRINUSE (found
+ * by connecting to it: the live server sees a connection that closes at once).
+ * A path that exists and is not a socket is never removed: -EEXIST.
  */
 int ufio_sock_listen(const char *path, int *out_fd);
 /* Non-blocking accept: -EAGAIN when nobody waits. Result is non-blocking. */
