@@ -113,6 +113,16 @@ int srv_fd_count(const struct srv *s)
     return n;
 }
 
+int srv_wait_fd_count(const struct srv *s, int want)
+{
+    int n = srv_fd_count(s);
+    for (int i = 0; i < 200 && n != want; i++) {
+        usleep(10000);
+        n = srv_fd_count(s);
+    }
+    return n;
+}
+
 int raw_connect(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

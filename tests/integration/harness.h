@@ -26,6 +26,9 @@ int srv_stop(struct srv *s);
 /* Number of open fds of the server process. */
 int srv_fd_count(const struct srv *s);
 bool srv_alive(const struct srv *s);
+/* Waits up to 2 s for the server's fd count to reach want (the server closes
+ * a rejected message's fds just after sending its reply); returns the count. */
+int srv_wait_fd_count(const struct srv *s, int want);
 
 int raw_connect(const char *path);
 /* Sends exactly len bytes, fds with the first byte. 0 or -errno. */

@@ -516,7 +516,7 @@ static void run_bad(int fd, const char *name, uint16_t cmd, uint32_t flags, cons
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
     /* fds that came with a rejected message were closed */
-    assert_int_equal(srv_fd_count(&S), before);
+    assert_int_equal(srv_wait_fd_count(&S, before), before);
     assert_serving(fd);
 }
 
