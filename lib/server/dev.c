@@ -4,6 +4,7 @@
 #include "server/dev_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
     dev->regions[UFIO_PCI_CONFIG_REGION].info_flags = VFIO_REGION_INFO_FLAG_READ |
                                                       VFIO_REGION_INFO_FLAG_WRITE;
     dev->listen_fd = -1;
+    dev->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     dev->conn.fd = -1;
     dev->twin.fd = -1;
     dev->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -98,6 +100,8 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
         close(dev->epfd);
     if (dev->stop_efd >= 0)
         close(dev->stop_efd);
+    if (dev->reserve_fd >= 0)
+        close(dev->reserve_fd);
     free(dev);
 }
 
@@ -282,12 +286,27 @@ int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov
     }
 }
 
+/*
+ * Out of fds, accept() fails and the pending connection keeps the listener
+ * readable: the loop would spin. A reserved fd is given up to accept and
+ * drop that client (it sees EOF), then taken back.
+ */
 static void dev_try_accept(struct ufio_dev *dev)
 {
     int fd;
-    if (ufio_sock_accept(dev->listen_fd, &fd) == 0) {
+    int err = ufio_sock_accept(dev->listen_fd, &fd);
+    if (err == 0) {
         if (dev_take_conn(dev, fd) != 0)
             close(fd);
+        return;
+    }
+    if ((err == -EMFILE || err == -ENFILE) && dev->reserve_fd >= 0) {
+        close(dev->reserve_fd);
+        dev->reserve_fd = -1;
+        if (ufio_sock_accept(dev->listen_fd, &fd) == 0)
+            close(fd);
+        dev->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        UFIO_WARN(dev->name, "out of file descriptors: refused a client");
     }
 }
 

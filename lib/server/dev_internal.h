@@ -94,6 +94,7 @@ struct ufio_dev {
 
     /* connection */
     int listen_fd;
+    int reserve_fd;         /* spent to refuse a client when out of fds */
     char *sock_path;
     bool fd_mode;           /* attached with --fd: no re-accept */
     int epfd;

@@ -53,11 +53,13 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
         dev->drop_conn = true; /* the spec: a server that can't do the major closes */
         return err;
     }
+    int pair[2];
+    if (rv.caps.twin_socket && ufio_sock_pair(pair) != 0) {
+        /* the twin socket is optional: without fds to spare, go on without it */
+        UFIO_WARN(dev->name, "no twin socket: %s", strerror(errno));
+        rv.caps.twin_socket = false;
+    }
     if (rv.caps.twin_socket) {
-        int pair[2];
-        err = ufio_sock_pair(pair);
-        if (err)
-            return err;
         ufio_conn_init(&dev->twin, pair[0], VFIO_USER_HDR_SIZE + 16 + (size_t)dev->lim.max_data_xfer_size,
                        0);
         dev->twin.send_timeout_ms = dev->lim.reply_timeout_ms;

@@ -59,5 +59,18 @@ check "migrate refuses the incompatible direction (exit 3)" '[ $rc = 3 ] && grep
 check "migrate the compatible direction" '[ $rc = 0 ] && python3 -c "import json,sys; d=json.load(sys.stdin); assert d[\"result\"]==\"migrated\" and d[\"bytes\"]>65536 and d[\"rounds\"]>=1" <"$dir/out"'
 check "help texts" '"$migrate" --help | grep -q max-downtime && "$compat" --help | grep -q describe && "$lspci_tool" --help | grep -q xxxx'
 
+# out of file descriptors: the server refuses what it must, answers, and does not spin
+if command -v prlimit >/dev/null; then
+    prlimit --nofile=9 "$sample" --socket-path="$dir/tight.sock" >"$dir/tight.log" 2>&1 &
+    tp=$!; pids+=($tp)
+    for _ in $(seq 100); do [ -S "$dir/tight.sock" ] && break; sleep 0.05; done
+    check "a server without spare fds still serves (no twin socket)" '"$lspci_tool" "$dir/tight.sock" | grep -q "twin socket no"'
+    "$lspci_tool" "$dir/tight.sock" >/dev/null 2>&1 &
+    "$lspci_tool" "$dir/tight.sock" >/dev/null 2>&1 &
+    wait $! 2>/dev/null; sleep 0.3
+    ticks=$(awk '{print $14 + $15}' /proc/$tp/stat)
+    check "and does not spin on the listener (cpu ticks $ticks)" '[ "$ticks" -lt 50 ]'
+fi
+
 echo "tools: $fails failed"
 [ $fails = 0 ]
