@@ -69,6 +69,20 @@ static void test_info_and_regions(void **st)
     assert_int_equal(ufio_client_region_write(c, 2, 0, buf, sizeof(buf)), 0);
     assert_int_equal(mem[65535], 0xa5);
     munmap(mem, 65536);
+    /* a client that accepts only 4 KiB per message splits a 64 KiB write in 16 */
+    struct ufio_client_opts small = { .max_data_xfer_size = 4096 };
+    struct ufio_client *c2;
+    ufio_client_destroy(c);
+    assert_int_equal(ufio_client_connect(s.path, &small, &c2), 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 11 + 3);
+    assert_int_equal(ufio_client_region_write(c2, 2, 0, buf, sizeof(buf)), 0);
+    static uint8_t back[65536];
+    assert_int_equal(ufio_client_region_read(c2, 2, 0, back, sizeof(back)), 0);
+    assert_memory_equal(back, buf, sizeof(buf));
+    ufio_client_destroy(c2);
+    c = attach(&s);
+    assert_int_equal(ufio_client_region_info(c, 2, &ri), 0);
     /* beyond the region: refused locally */
     assert_int_equal(ufio_client_region_read(c, 2, 65536, buf, 4), -EINVAL);
     /* a server-side refusal comes back as its errno */
@@ -269,7 +283,8 @@ static void test_reconnect_after_server_restart(void **st)
 
 /* ---- a fake server that misbehaves ------------------------------------------------ */
 
-enum fake_mode { FAKE_SILENT, FAKE_WRONG_ID, FAKE_SHORT, FAKE_FDS, FAKE_DIE, FAKE_BIG_ERRNO, FAKE_BAD_MINOR };
+enum fake_mode { FAKE_SILENT, FAKE_WRONG_ID, FAKE_SHORT, FAKE_FDS, FAKE_DIE, FAKE_BIG_ERRNO, FAKE_BAD_MINOR,
+                 FAKE_OVERSIZED };
 
 struct fake {
     int fd;
@@ -331,6 +346,11 @@ static void *fake_server(void *arg)
             break;
         case FAKE_BAD_MINOR:
             break;
+        case FAKE_OVERSIZED:
+            /* a reply claiming 1 GiB: framing is broken, the client must drop the connection */
+            n = mk_size(rep, FR.id, FR.cmd, 1, 1u << 30, p, 16);
+            raw_send(f->fd, rep, n, NULL, 0);
+            break;
         }
         close(efds[0]);
         close(efds[1]);
@@ -346,6 +366,7 @@ static void test_misbehaving_server(void **st)
         { FAKE_FDS, -EPROTO },
         { FAKE_DIE, -ENOTCONN },
         { FAKE_BIG_ERRNO, -EPROTO },
+        { FAKE_OVERSIZED, -ENOTCONN },
     };
     int base = self_fd_count();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
