@@ -171,7 +171,9 @@ static void test_connect_disconnect_cycles(void **st)
     }
     assert_int_equal(settled_fds(), base);
     long grown = rss_kib() - rss0;
-    if (grown > 1024)
+    /* under ASan or valgrind freed memory sits in a quarantine, so RSS grows;
+     * those runs check leaks with their own tools (UFIO_NO_RSS_CHECK=1) */
+    if (grown > 1024 && !getenv("UFIO_NO_RSS_CHECK"))
         fail_msg("server RSS grew by %ld KiB over %d cycles", grown, cycles);
     assert_serving();
 }
