@@ -297,6 +297,63 @@ static void test_engine_rolls_back(void **st)
     ufio_client_destroy(a);
 }
 
+static void kill_src(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
+{
+    struct srv *s = opaque;
+    if (ph == UFIO_MIGRATE_PRECOPY && s->pid) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+        close(s->out_fd);
+        unlink(s->path);
+    }
+}
+
+/* The source dies mid-way: the destination must not run half a state. */
+static void test_engine_source_dies(void **st)
+{
+    struct srv src, dst;
+    assert_int_equal(srv_start(&src, server_bin, NULL), 0);
+    assert_int_equal(srv_start(&dst, server_bin, NULL), 0);
+    struct ufio_migrate_opts o = { .src_path = src.path, .dst_path = dst.path, .progress = kill_src, .opaque = &src };
+    struct ufio_migrate_result r;
+    int err = ufio_migrate(&o, &r);
+    assert_true(err < 0 && err != -EPERM);
+    struct ufio_client *d = cl(&dst);
+    unsigned s = state(d);
+    assert_true(s == UFIO_MIG_STOP || s == UFIO_MIG_ERROR);
+    ufio_client_destroy(d);
+    srv_stop(&dst);
+}
+
+/* Without precopy: everything moves in STOP_COPY, byte for byte. */
+static void test_engine_no_precopy(void **st)
+{
+    struct srv src, dst;
+    assert_int_equal(srv_start(&src, server_bin, NULL), 0);
+    assert_int_equal(srv_start(&dst, server_bin, NULL), 0);
+    struct ufio_client *a = cl(&src);
+    static uint8_t ram[65536], back[65536];
+    for (size_t i = 0; i < sizeof(ram); i++)
+        ram[i] = (uint8_t)(i * 7 + 1);
+    assert_int_equal(ufio_client_region_write(a, 2, 0, ram, sizeof(ram)), 0);
+    w32(a, 0, 8, 0x13579bdf);
+    ufio_client_destroy(a);
+    struct ufio_migrate_opts o = { .src_path = src.path, .dst_path = dst.path, .no_precopy = true };
+    struct ufio_migrate_result r;
+    assert_int_equal(ufio_migrate(&o, &r), 0);
+    assert_int_equal(r.rounds, 0);
+    assert_int_equal(r.precopy_bytes, 0);
+    assert_true(r.stopcopy_bytes > sizeof(ram));
+    struct ufio_client *b = cl(&dst);
+    assert_int_equal(ufio_client_region_read(b, 2, 0, back, sizeof(back)), 0);
+    assert_memory_equal(back, ram, sizeof(ram));
+    assert_int_equal(r32(b, 0, 8), 0x13579bdf);
+    ufio_client_destroy(b);
+    srv_stop(&src);
+    srv_stop(&dst);
+}
+
 /* Compatibility: a newer minor loads an older stream; the reverse is refused with reasons. */
 static void test_compatibility(void **st)
 {
@@ -449,6 +506,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stream_any_chunking_and_damage),
         cmocka_unit_test(test_engine_migrates),
         cmocka_unit_test(test_engine_rolls_back),
+        cmocka_unit_test(test_engine_source_dies),
+        cmocka_unit_test(test_engine_no_precopy),
         cmocka_unit_test(test_compatibility),
         cmocka_unit_test(test_dirty_logging),
     };
