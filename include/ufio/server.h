@@ -76,6 +76,7 @@ struct ufio_dev_limits {
     bool twin_socket;            /* offer a twin socket for DMA_READ/WRITE (default true) */
     bool write_multiple;         /* accept REGION_WRITE_MULTI (default true) */
     int reply_timeout_ms;        /* for DMA_READ/WRITE replies from the client (default 5000) */
+    uint64_t max_mig_stream;     /* migration payload a destination buffers (default 1 GiB) */
 };
 UFIO_API void ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l);
 UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_limits *l);

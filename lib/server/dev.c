@@ -45,6 +45,7 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
         .twin_socket = true,
         .write_multiple = true,
         .reply_timeout_ms = 5000,
+        .max_mig_stream = 1ull << 30,
     };
     pci_cfg_init(&dev->cfg, ids->vendor_id, ids->device_id, ids->subsys_vendor_id,
                  ids->subsys_id, ids->class_code, ids->revision);
@@ -114,7 +115,7 @@ UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_lim
 {
     if (l->max_msg_fds > UFIO_MAX_MSG_FDS_LIMIT || l->max_data_xfer_size < 4096 ||
         l->max_data_xfer_size > UFIO_MAX_DATA_XFER_LIMIT || l->max_dma_maps == 0 ||
-        l->reply_timeout_ms == 0)
+        l->reply_timeout_ms == 0 || l->max_mig_stream < (1u << 20))
         return -EINVAL;
     if (dev->connected)
         return -EBUSY;

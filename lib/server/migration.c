@@ -28,6 +28,7 @@ struct ufio_mig {
     uint64_t total;
     /* resuming session */
     bool resuming;
+    uint64_t max_stream;
     bool desc_checked;
     int rx_err;
     struct ufio_mig_rx rx;
@@ -50,6 +51,7 @@ UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mi
     m->ops = *ops;
     m->opaque = opaque;
     m->state = UFIO_MIG_RUNNING;
+    m->max_stream = MIG_MAX_STATE;
     ufio_mig_rx_init(&m->rx, MIG_MAX_STATE);
     dev->mig = m;
     return 0;
@@ -71,6 +73,7 @@ static void save_end(struct ufio_mig *m)
 static void resume_end(struct ufio_mig *m)
 {
     ufio_mig_rx_free(&m->rx);
+    m->rx.max_data = m->max_stream;
     m->resuming = false;
     m->desc_checked = false;
     m->rx_err = 0;
@@ -352,6 +355,7 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
         save_end(m);
     }
     if (to == UFIO_MIG_RESUMING) {
+        m->max_stream = dev->lim.max_mig_stream;
         resume_end(m);
         m->resuming = true;
     } else if (from == UFIO_MIG_RESUMING) {
