@@ -280,7 +280,7 @@ UFIO_API int ufio_client_region_read(struct ufio_client *c, unsigned region, uin
         err = m.nfds ? -EPROTO : ufio_region_read_reply_decode(m.payload, m.len, &a, &got);
         if (!err)
             memcpy(p, got.data, n);
-        ufio_msg_release(&m);
+        cl_release(c, &m);
         if (err)
             return err;
         p += n;
@@ -630,7 +630,7 @@ UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t 
             memcpy(buf, d.data, d.size);
         *got = d.size;
     }
-    ufio_msg_release(&m);
+    cl_release(c, &m);
     return err;
 }
 

@@ -70,5 +70,7 @@ int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int io
             const int *fds, size_t nfds, struct ufio_msg *reply);
 int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt);
 int cl_flush_posted(struct ufio_client *c);
+/* Releases a reply, keeping a large payload buffer for the next large reply. */
+void cl_release(struct ufio_client *c, struct ufio_msg *m);
 
 #endif

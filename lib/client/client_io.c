@@ -441,6 +441,16 @@ int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov,
     return err;
 }
 
+void cl_release(struct ufio_client *c, struct ufio_msg *m)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->conn.fd >= 0)
+        ufio_conn_recycle(&c->conn, m);
+    else
+        ufio_msg_release(m);
+    pthread_mutex_unlock(&c->lock);
+}
+
 int cl_flush_posted(struct ufio_client *c)
 {
     pthread_mutex_lock(&c->post_lock);
