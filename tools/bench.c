@@ -323,9 +323,9 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "/tmp/ufio-bench-%d.sock", getpid());
 
     if (mig) {
-        /* state sizes from the issue: 256 MiB and 1 GiB, dirtied while running */
-        bench_migration(add, 256, 64, 300);
-        bench_migration(add, 1024, 64, 300);
+        /* state sizes from the issue: 256 MiB and 1 GiB, 4 pages (16 KiB) dirtied per ms while running */
+        bench_migration(add, 256, 4, 300);
+        bench_migration(add, 1024, 4, 300);
         bench_migration(add, 256, 0, 300);
         bench_dirty_report(add, NULL);
     } else if (ext) {
