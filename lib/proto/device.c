@@ -120,6 +120,8 @@ int ufio_region_info_decode(const void *payload, size_t len, struct ufio_region_
     /* a truncated answer (argsz beyond what came) carries no caps: the caller retries */
     if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS) || ri->cap_offset == 0 || ri->argsz > len)
         return 0;
+    /* the chain lives inside the structure argsz describes; bytes past it are not ours to read */
+    len = ri->argsz;
     /* strictly increasing offsets: no loops, no overlaps */
     uint32_t off = ri->cap_offset, min = UFIO_REGION_INFO_SIZE;
     while (off) {
@@ -219,8 +221,15 @@ int ufio_io_fds_decode(const void *payload, size_t len, size_t nfds, struct ufio
         return 0;
     if (f->count > UFIO_MAX_IO_FDS)
         return -E2BIG;
-    if (len == IO_FDS_HEAD)
-        return 0; /* head only: argsz says how much to ask for */
+    /*
+     * Head only, argsz beyond what came: the client's argsz was too small and
+     * it must ask again with f->argsz. The entries are not there, so count
+     * goes back as 0 and nobody can use an unchecked entry by mistake.
+     */
+    if (len == IO_FDS_HEAD && f->argsz > len) {
+        f->count = 0;
+        return 0;
+    }
     /* the entry size comes from argsz and count (implementations differ) */
     uint32_t stride = (f->argsz - IO_FDS_HEAD) / f->count;
     if (stride < UFIO_IO_FD_ENTRY_SIZE || (uint64_t)IO_FDS_HEAD + (uint64_t)stride * f->count > len)

@@ -34,13 +34,14 @@ ssize_t ufio_dma_map_encode(const struct ufio_dma_map *m, void *buf, size_t cap)
 int ufio_dma_unmap_decode(const void *payload, size_t len, struct ufio_dma_unmap *u)
 {
     struct ufio_rd r = ufio_rd_init(payload, len);
-    if (len != DMA_UNMAP_SIZE || ufio_rd_u32(&r, &u->argsz) || ufio_rd_u32(&r, &u->flags) ||
-        ufio_rd_u64(&r, &u->addr) || ufio_rd_u64(&r, &u->size))
+    if (ufio_rd_u32(&r, &u->argsz) || ufio_rd_u32(&r, &u->flags) || ufio_rd_u64(&r, &u->addr) ||
+        ufio_rd_u64(&r, &u->size))
         return -EINVAL;
-    if (u->argsz < DMA_UNMAP_SIZE)
-        return -EINVAL;
+    /* a v1 dirty-bitmap request carries a bitmap after the 24 bytes: say "not supported", not "malformed" */
     if (u->flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP)
         return (u->flags & ~(VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP | VFIO_DMA_UNMAP_FLAG_ALL)) ? -EINVAL : -ENOTSUP;
+    if (len != DMA_UNMAP_SIZE || u->argsz < DMA_UNMAP_SIZE)
+        return -EINVAL;
     if (u->flags == VFIO_DMA_UNMAP_FLAG_ALL)
         return (u->addr || u->size) ? -EINVAL : 0;
     if (u->flags || u->size == 0 || u->addr + u->size < u->addr)

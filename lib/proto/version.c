@@ -14,23 +14,30 @@ void ufio_caps_defaults(struct ufio_caps *c)
     c->pgsizes = UFIO_DEFAULT_PGSIZES;
 }
 
-/* A non-negative JSON integer (json-c keeps integers as int64 or uint64). */
+/*
+ * A non-negative JSON integer. json-c keeps integers as int64 or uint64 and
+ * saturates what does not fit (99999999999999999999 reads as UINT64_MAX), so
+ * UINT64_MAX itself is refused: it cannot be told apart from an overflow, and
+ * no capability means anything at that value.
+ */
 static int get_uint(json_object *o, uint64_t max, uint64_t *out)
 {
-    if (!json_object_is_type(o, json_type_int))
+    if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0)
         return -EINVAL;
-    errno = 0;
-    int64_t v = json_object_get_int64(o);
-    if (v < 0) {
-        if (json_object_get_uint64(o) > (uint64_t)INT64_MAX && max == UINT64_MAX) {
-            *out = json_object_get_uint64(o);
-            return 0;
-        }
+    uint64_t v = json_object_get_uint64(o);
+    if (v == UINT64_MAX || v > max)
         return -EINVAL;
-    }
-    if ((uint64_t)v > max)
+    *out = v;
+    return 0;
+}
+
+/* A non-negative JSON integer limited to ceiling; saturation is harmless here. */
+static int get_uint_clamped(json_object *o, uint64_t ceiling, uint64_t *out)
+{
+    if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0)
         return -EINVAL;
-    *out = (uint64_t)v;
+    uint64_t v = json_object_get_uint64(o);
+    *out = v > ceiling ? ceiling : v;
     return 0;
 }
 
@@ -44,10 +51,10 @@ static int parse_caps_obj(json_object *caps, struct ufio_caps *c)
         c->max_msg_fds = (uint32_t)n;
     }
     if (json_object_object_get_ex(caps, "max_data_xfer_size", &v)) {
-        if (get_uint(v, UINT64_MAX, &n) || n == 0)
-            return -EINVAL;
         /* what the peer accepts; we never use more than our own ceiling */
-        c->max_data_xfer_size = n > UFIO_MAX_DATA_XFER_LIMIT ? UFIO_MAX_DATA_XFER_LIMIT : n;
+        if (get_uint_clamped(v, UFIO_MAX_DATA_XFER_LIMIT, &n) || n == 0)
+            return -EINVAL;
+        c->max_data_xfer_size = n;
     }
     if (json_object_object_get_ex(caps, "max_dma_maps", &v)) {
         if (get_uint(v, UINT32_MAX, &n) || n == 0)
@@ -100,19 +107,25 @@ static int parse_caps_obj(json_object *caps, struct ufio_caps *c)
     return 0;
 }
 
-/* json-c's strict mode still takes single-quoted strings; RFC 8259 does not. */
-static bool only_double_quotes(const char *s)
+/*
+ * What json-c's strict mode still lets through and RFC 8259 does not:
+ * single-quoted strings and raw control characters inside a string.
+ */
+static bool rfc_strings(const char *s)
 {
     bool in_str = false;
     for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
         if (in_str) {
-            if (*s == '\\' && s[1])
+            if (ch < 0x20)
+                return false;
+            if (ch == '\\' && s[1])
                 s++;
-            else if (*s == '"')
+            else if (ch == '"')
                 in_str = false;
-        } else if (*s == '"') {
+        } else if (ch == '"') {
             in_str = true;
-        } else if (*s == '\'') {
+        } else if (ch == '\'') {
             return false;
         }
     }
@@ -126,12 +139,12 @@ int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
         return -EINVAL;
     if (len > UFIO_MAX_VERSION_JSON)
         return -E2BIG;
-    if (!only_double_quotes(json))
+    if (!rfc_strings(json))
         return -EINVAL;
     json_tokener *tok = json_tokener_new_ex(16);
     if (!tok)
         return -ENOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *root = json_tokener_parse_ex(tok, json, (int)(len - 1));
     int err = 0;
     if (!root || json_tokener_get_error(tok) != json_tokener_success ||
