@@ -230,6 +230,9 @@ int ufio_io_fds_decode(const void *payload, size_t len, size_t nfds, struct ufio
         f->count = 0;
         return 0;
     }
+    /* more than the head means all of it: a partial answer is malformed */
+    if (f->argsz > len)
+        return -EINVAL;
     /* the entry size comes from argsz and count (implementations differ) */
     uint32_t stride = (f->argsz - IO_FDS_HEAD) / f->count;
     if (stride < UFIO_IO_FD_ENTRY_SIZE || (uint64_t)IO_FDS_HEAD + (uint64_t)stride * f->count > len)
