@@ -53,6 +53,8 @@ UFIO_API const char *ufio_mig_state_name(unsigned state)
 
 UFIO_API int ufio_mig_state_parse(const char *name)
 {
+    if (!name)
+        return -EINVAL;
     for (int i = 0; i < 8; i++)
         if (!strcasecmp(name, names[i]))
             return i;
@@ -96,13 +98,12 @@ UFIO_API int ufio_mig_path(uint64_t flags, unsigned cur, unsigned target,
 {
     size_t n = 0;
     unsigned s = cur;
-    int err = ufio_mig_next_state(flags, cur, target, &s);
-    if (err)
-        return err;
-    s = cur;
+    if (!ufio_mig_state_supported(flags, cur) || !ufio_mig_state_supported(flags, target))
+        return -EINVAL;
+    /* bounded: the tables never need more than 4 hops, a cycle would be a table bug */
     while (s != target) {
         unsigned nx;
-        err = ufio_mig_next_state(flags, s, target, &nx);
+        int err = ufio_mig_next_state(flags, s, target, &nx);
         if (err)
             return err;
         if (n == UFIO_MIG_NUM_STATES)
