@@ -125,25 +125,22 @@ int ufio_region_info_decode(const void *payload, size_t len, struct ufio_region_
     /* strictly increasing offsets: no loops, no overlaps */
     uint32_t off = ri->cap_offset, min = UFIO_REGION_INFO_SIZE;
     while (off) {
-        if (off < min || off > len || len - off < CAP_HDR)
+        if (off < min || off > len)
             return -EINVAL;
         struct ufio_rd c = ufio_rd_init((const uint8_t *)payload + off, len - off);
         uint16_t id, ver;
         uint32_t next;
-        ufio_rd_u16(&c, &id);
-        ufio_rd_u16(&c, &ver);
-        ufio_rd_u32(&c, &next);
+        if (ufio_rd_u16(&c, &id) || ufio_rd_u16(&c, &ver) || ufio_rd_u32(&c, &next))
+            return -EINVAL;
         if (id == VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
             uint32_t n, rsvd;
             if (ufio_rd_u32(&c, &n) || ufio_rd_u32(&c, &rsvd))
                 return -EINVAL;
             if (n > UFIO_MAX_SPARSE_AREAS)
                 return -E2BIG;
-            if (ufio_rd_left(&c) < 16u * n)
-                return -EINVAL;
             for (uint32_t i = 0; i < n; i++) {
-                ufio_rd_u64(&c, &ri->areas[i].offset);
-                ufio_rd_u64(&c, &ri->areas[i].size);
+                if (ufio_rd_u64(&c, &ri->areas[i].offset) || ufio_rd_u64(&c, &ri->areas[i].size))
+                    return -EINVAL;
                 if (!ufio_range_ok(ri->areas[i].offset, ri->areas[i].size, ri->size))
                     return -EINVAL;
             }

@@ -238,6 +238,16 @@ static void test_region_info_decode_bad(void **st)
     static const uint32_t bad_offsets[] = { 4, 8, 31, 89, 92, 96, 97, 0x80000000u, UINT32_MAX };
     for (size_t i = 0; i < sizeof(bad_offsets) / sizeof(bad_offsets[0]); i++)
         assert_int_equal(decode_mutated(12, bad_offsets[i], 96), -EINVAL);
+    /* a well-formed cap hidden inside the fixed struct (size = id 99, v1, next 0) is still refused */
+    memcpy(b, ri_full, 32);
+    put32(b, 32);
+    put32(b + 12, 16);
+    put64(b + 16, 0x10063);
+    put64(b + 24, 0);
+    assert_int_equal(ufio_region_info_decode(b, 32, ri), -EINVAL);
+    put32(b + 12, 32);
+    put32(b + 4, 0x07);
+    assert_int_equal(ufio_region_info_decode(b, 32, ri), 0);
     /* loops and overlaps: next must be past the end of the current cap */
     assert_int_equal(decode_mutated(36, 32, 96), -EINVAL);  /* sparse -> itself */
     assert_int_equal(decode_mutated(36, 40, 96), -EINVAL);  /* into its own body */
@@ -252,6 +262,17 @@ static void test_region_info_decode_bad(void **st)
     assert_int_equal(decode_mutated(40, UINT32_MAX, 96), -E2BIG);
     assert_int_equal(decode_mutated(40, 3, 96), -EINVAL);   /* runs over the TYPE cap */
     assert_int_equal(decode_mutated(40, 4, 96), -EINVAL);   /* runs past the end */
+    /* the last cap announces more areas than follow */
+    struct ufio_region_info *one = ri_sample();
+    one->has_type = false;
+    assert_int_equal(ufio_region_info_encode(one, 4096, b, sizeof(b)), 80);
+    free(one);
+    assert_int_equal(ufio_region_info_decode(b, 80, ri), 0);
+    put32(b + 40, 3);
+    assert_int_equal(ufio_region_info_decode(b, 80, ri), -EINVAL);
+    put32(b, 88);
+    memset(b + 80, 0, 8);
+    assert_int_equal(ufio_region_info_decode(b, 88, ri), -EINVAL); /* half an area */
     /* areas outside [0, size) */
     memcpy(b, ri_full, 96);
     put64(b + 64, 0x8001);

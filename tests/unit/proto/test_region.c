@@ -165,7 +165,10 @@ static void test_write_multi_decode(void **st)
     /* wr_cnt 0, above the limit, absurd */
     put64(b, 0);
     assert_int_equal(ufio_write_multi_decode(b, 8, &n, e), -EINVAL);
+    /* one past the limit, every entry otherwise valid */
     put64(b, UFIO_WRITE_MULTI_MAX + 1);
+    for (size_t i = 0; i <= UFIO_WRITE_MULTI_MAX; i++)
+        put32(b + 8 + 24 * i + 12, 1);
     assert_int_equal(ufio_write_multi_decode(b, 8 + 24 * (UFIO_WRITE_MULTI_MAX + 1), &n, e), -EINVAL);
     put64(b, UINT64_MAX);
     assert_int_equal(ufio_write_multi_decode(b, sizeof(wm), &n, e), -EINVAL);
