@@ -405,6 +405,69 @@ static void test_misbehaving_server(void **st)
     assert_int_equal(self_fd_count(), base);
 }
 
+/* The server side vanishes at every byte of its answers: the client errors cleanly. */
+struct cutter {
+    int fd;
+    size_t cut;
+};
+
+static void *cut_server(void *arg)
+{
+    struct cutter *k = arg;
+    static uint8_t out[512];
+    size_t n = 0;
+    static struct rmsg M;
+    if (raw_recv(k->fd, &M, 2000))
+        goto done;
+    uint8_t v[64] = { 0 };
+    const char *j = "{\"capabilities\":{\"max_msg_fds\":8}}";
+    memcpy(v + 4, j, strlen(j) + 1);
+    n += mk(out, M.id, 1, 1, v, 4 + strlen(j) + 1);
+    size_t first = n;
+    uint8_t info[16];
+    put32(info, 16); put32(info + 4, 3); put32(info + 8, 9); put32(info + 12, 5);
+    n += mk(out + n, 0, 4, 1, info, 16);
+    size_t upto = k->cut < first ? k->cut : first;
+    raw_send(k->fd, out, upto, NULL, 0);
+    if (k->cut > first && raw_recv(k->fd, &M, 2000) == 0) {
+        put16(out + first, M.id);
+        raw_send(k->fd, out + first, k->cut - first, NULL, 0);
+    }
+done:
+    close(k->fd);
+    return NULL;
+}
+
+static void test_server_vanishes_at_every_byte(void **st)
+{
+    int base = self_fd_count();
+    size_t total = 16 + 4 + strlen("{\"capabilities\":{\"max_msg_fds\":8}}") + 1 + 16 + 16;
+    for (size_t cut = 0; cut <= total; cut++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct cutter k = { sv[1], cut };
+        pthread_t th;
+        pthread_create(&th, NULL, cut_server, &k);
+        struct ufio_client_opts o = { .timeout_ms = 2000, .no_twin_socket = true };
+        struct ufio_client *c;
+        int err = ufio_client_attach_fd(sv[0], &o, &c);
+        if (err == 0) {
+            struct ufio_client_device_info di;
+            err = ufio_client_device_info(c, &di);
+            if (cut == total)
+                assert_int_equal(err, 0); /* the whole conversation: it works */
+            else
+                assert_int_equal(err, -ENOTCONN);
+            ufio_client_destroy(c);
+        } else {
+            assert_true(cut < total);
+            assert_true(err == -ECONNRESET || err == -ENOTCONN || err == -EPROTO || err == -EPIPE);
+        }
+        pthread_join(th, NULL);
+    }
+    assert_int_equal(self_fd_count(), base);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -419,6 +482,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_threads),
         cmocka_unit_test(test_reconnect_after_server_restart),
         cmocka_unit_test(test_misbehaving_server),
+        cmocka_unit_test(test_server_vanishes_at_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
