@@ -45,7 +45,7 @@ fi
 step "build with ASan + UBSan"
 if build build-ci-asan -Db_sanitize=address,undefined -Db_lundef=false; then
     step "unit + integration tests under ASan + UBSan"
-    UFIO_NO_RSS_CHECK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    UFIO_INSTRUMENTED=1 UFIO_NO_RSS_CHECK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build-ci-asan --no-suite e2e --num-processes "$jobs" --print-errorlogs 2>&1 | tee build-ci-asan.testlog
     tally build-ci-asan.testlog
 else
@@ -54,7 +54,7 @@ fi
 
 step "integration tests under valgrind memcheck"
 if [ -d build-ci ]; then
-    UFIO_UNDER_VALGRIND=1 UFIO_NO_RSS_CHECK=1 UFIO_FAULT_CYCLES=1000 meson test -C build-ci --suite integration --num-processes "$jobs" --print-errorlogs \
+    UFIO_INSTRUMENTED=1 UFIO_UNDER_VALGRIND=1 UFIO_NO_RSS_CHECK=1 UFIO_FAULT_CYCLES=1000 meson test -C build-ci --suite integration --num-processes "$jobs" --print-errorlogs \
         --timeout-multiplier 10 \
         --wrapper "valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --trace-children=yes --track-fds=no" \
         2>&1 | tee build-ci.valgrindlog
