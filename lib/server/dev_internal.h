@@ -75,6 +75,7 @@ struct ufio_reply {
     int iovcnt;             /* extra data after head */
     int fds[UFIO_TRANSPORT_MAX_FDS];
     size_t nfds;            /* fds sent but still owned by the device */
+    bool close_fds;         /* ...unless set: then they are closed after sending */
     void *heap;             /* freed after sending */
 };
 
@@ -149,6 +150,9 @@ int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u);
 void dma_unmap_all(struct ufio_dev *dev);
 struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova);
 void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t iova, uint64_t len);
+int dma_log_start(struct ufio_dev *dev, uint64_t pgsize);
+void dma_log_stop(struct ufio_dev *dev);
+int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap);
 
 /* feature.c / migration.c */
 int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_reply *rep);

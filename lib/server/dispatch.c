@@ -68,7 +68,7 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
         rv.caps.twin_fd_index = 0;
         rep->fds[0] = pair[1];
         rep->nfds = 1;
-        rep->heap = (void *)(intptr_t)1; /* marker: close fds[0] after sending */
+        rep->close_fds = true; /* the client's end: ours no more once sent */
     }
     ssize_t n = ufio_version_encode(&rv, rep->head, sizeof(rep->head));
     if (n < 0)
@@ -376,12 +376,10 @@ void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m)
     rep.iovcnt = 0;
     rep.nfds = 0;
     rep.heap = NULL;
+    rep.close_fds = false;
     int err = (h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND ? validate(dev, m) : -EINVAL;
     if (!err)
         err = handlers[h->cmd].fn(dev, m, &rep);
-    bool twin_fd = h->cmd == VFIO_USER_VERSION && rep.heap == (void *)(intptr_t)1;
-    if (twin_fd)
-        rep.heap = NULL;
     if (err) {
         UFIO_DBG(dev->name, "msg_id %u %s: error %d (%s)", h->msg_id, ufio_cmd_name(h->cmd), -err,
                  strerror(-err));
@@ -402,7 +400,8 @@ void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m)
         if (ufio_conn_send(&dev->conn, &rh, iov, n, rep.fds, rep.nfds) < 0)
             dev->drop_conn = true;
     }
-    if (twin_fd)
-        close(rep.fds[0]); /* the client has its end now (or the connection is gone) */
+    if (rep.close_fds)
+        for (size_t i = 0; i < rep.nfds; i++)
+            close(rep.fds[i]); /* sent (the client has them) or the send failed: ours to close */
     free(rep.heap);
 }

@@ -284,10 +284,6 @@ UFIO_API int ufio_dev_dma_write(struct ufio_dev *dev, uint64_t iova, const void 
 
 /* ---- dirty logging (DMA_LOGGING_START/STOP/REPORT) ----------------------- */
 
-int dma_log_start(struct ufio_dev *dev, uint64_t pgsize);
-void dma_log_stop(struct ufio_dev *dev);
-int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap);
-
 int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
 {
     struct ufio_dma_table *t = &dev->dma;

@@ -34,10 +34,6 @@ struct ufio_mig {
     struct ufio_mig_rx rx;
 };
 
-int dma_log_start(struct ufio_dev *dev, uint64_t pgsize);
-void dma_log_stop(struct ufio_dev *dev);
-int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap);
-
 UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mig_ops *ops, void *opaque)
 {
     if (dev->built || dev->mig)
