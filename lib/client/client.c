@@ -274,11 +274,13 @@ UFIO_API int ufio_client_region_read(struct ufio_client *c, unsigned region, uin
         ufio_region_access_head_encode(&a, head, sizeof(head));
         struct iovec iov = { head, 16 };
         struct ufio_msg m;
-        err = cl_call(c, VFIO_USER_REGION_READ, &iov, 1, NULL, 0, &m);
+        /* a big reply is received straight into the caller's buffer */
+        err = cl_call_into(c, VFIO_USER_REGION_READ, &iov, 1, head, p, n, &m);
         if (err)
             return err;
-        err = m.nfds ? -EPROTO : ufio_region_read_reply_decode(m.payload, m.len, &a, &got);
-        if (!err)
+        if (m.sunk)
+            err = m.nfds || m.sunk != n || m.len != 16 || memcmp(m.payload, head, 16) ? -EPROTO : 0;
+        else if (!(err = m.nfds ? -EPROTO : ufio_region_read_reply_decode(m.payload, m.len, &a, &got)))
             memcpy(p, got.data, n);
         cl_release(c, &m);
         if (err)

@@ -17,6 +17,11 @@ struct cl_pending {
     uint16_t id;
     uint16_t cmd;
     struct ufio_msg reply;
+    /* a big reply whose body after head[16] may go straight to dst */
+    uint8_t *dst;
+    size_t dst_len;
+    uint8_t head[16];
+    bool placing;   /* the reader is receiving into dst right now */
 };
 
 struct cl_dma {
@@ -39,6 +44,7 @@ struct ufio_client {
     pthread_cond_t cond;
     pthread_mutex_t send_lock;  /* whole-message sends on either socket */
     struct ufio_conn conn;
+    struct ufio_conn_sink sink; /* big replies into the waiting caller's buffer */
     struct ufio_conn twin;
     bool has_twin;
     bool connected;
@@ -68,6 +74,14 @@ void cl_disconnect(struct ufio_client *c);
  */
 int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
             const int *fds, size_t nfds, struct ufio_msg *reply);
+/*
+ * cl_call() for a reply made of an exact 16-byte head and dst_len bytes of
+ * data (REGION_READ): the data may be received straight into dst, in which
+ * case the reply comes with len 16 and sunk = dst_len; else it is a normal
+ * reply. Either way the caller still checks the head.
+ */
+int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                 const uint8_t head[16], void *dst, size_t dst_len, struct ufio_msg *reply);
 int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt);
 int cl_flush_posted(struct ufio_client *c);
 /* Releases a reply, keeping a large payload buffer for the next large reply. */

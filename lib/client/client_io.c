@@ -40,10 +40,35 @@ static size_t cl_max_msg(const struct ufio_client *c)
 
 /* ---- negotiation ------------------------------------------------------------ */
 
+/*
+ * The sink's place(): a reply that is exactly what a waiting cl_call_into()
+ * expects (its head echoed, the data length it asked for, no fds) goes
+ * straight into the caller's buffer. c->lock is held (we are in drain()).
+ */
+static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+{
+    struct ufio_client *c = opaque;
+    const struct vfio_user_header *h = &m->hdr;
+    if (!ufio_hdr_is_reply(h) || (h->flags & VFIO_USER_F_ERROR) || m->nfds || m->fds_overflow)
+        return NULL;
+    for (int i = 0; i < CL_MAX_PENDING; i++) {
+        struct cl_pending *p = &c->pend[i];
+        if (p->used && !p->done && p->id == h->msg_id) {
+            if (!p->dst || p->cmd != h->cmd || body_len != 16 + p->dst_len || memcmp(prefix, p->head, 16))
+                return NULL;
+            p->placing = true;
+            return p->dst;
+        }
+    }
+    return NULL;
+}
+
 int cl_negotiate(struct ufio_client *c, int fd)
 {
     ufio_conn_init(&c->conn, fd, cl_max_msg(c), c->opts.max_msg_fds);
     c->conn.send_timeout_ms = c->opts.timeout_ms;
+    c->sink = (struct ufio_conn_sink){ .prefix = 16, .place = cl_sink_place, .opaque = c };
+    c->conn.sink = &c->sink;
     struct ufio_version v = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR, .has_json = true };
     ufio_caps_defaults(&v.caps);
     v.caps.max_msg_fds = c->opts.max_msg_fds;
@@ -193,6 +218,7 @@ static void dispatch(struct ufio_client *c, struct ufio_conn *conn, struct ufio_
                 p->reply = *m;
                 ufio_msg_init(m);
                 p->done = true;
+                p->placing = false;
                 pthread_cond_broadcast(&c->cond);
                 return;
             }
@@ -228,8 +254,11 @@ static int drain(struct ufio_client *c, struct ufio_conn *conn)
         }
         bool reply = ufio_hdr_is_reply(&m.hdr);
         dispatch(c, conn, &m);
-        /* a reply ends a turn: its waiter can go on; poll() is level-triggered */
-        if (reply)
+        /* a reply ends a turn: its waiter can go on; poll() is level-triggered,
+         * but messages already read ahead must be handled before anyone sleeps */
+        if (!c->connected)
+            return 0;
+        if (reply && !ufio_conn_ready(conn))
             return 0;
     }
     return 0;
@@ -242,6 +271,12 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* A message already read ahead on either socket: no poll() may sleep on it. */
+static bool conn_ready(struct ufio_client *c)
+{
+    return ufio_conn_ready(&c->conn) || (c->has_twin && ufio_conn_ready(&c->twin));
+}
+
 /* Non-blocking check of both sockets: true if a message was dispatched. */
 static bool try_read(struct ufio_client *c, int *err)
 {
@@ -249,8 +284,12 @@ static bool try_read(struct ufio_client *c, int *err)
     int n = 1;
     if (c->has_twin)
         p[n++] = (struct pollfd){ .fd = c->twin.fd, .events = POLLIN };
-    if (poll(p, (nfds_t)n, 0) <= 0)
+    if (poll(p, (nfds_t)n, 0) <= 0 && !conn_ready(c))
         return false;
+    if (ufio_conn_ready(&c->conn))
+        p[0].revents |= POLLIN;
+    if (n > 1 && ufio_conn_ready(&c->twin))
+        p[1].revents |= POLLIN;
     if (p[0].revents)
         *err = drain(c, &c->conn);
     if (!*err && n > 1 && p[1].revents && c->connected)
@@ -287,9 +326,21 @@ static int read_turn(struct ufio_client *c, int ms)
     if (c->has_twin)
         p[n++] = (struct pollfd){ .fd = c->twin.fd, .events = POLLIN };
     c->reader_active = true;
-    pthread_mutex_unlock(&c->lock);
-    int r = poll(p, (nfds_t)n, ms);
-    pthread_mutex_lock(&c->lock);
+    int r;
+    if (conn_ready(c)) {
+        r = poll(p, (nfds_t)n, 0);
+        if (r < 0)
+            r = 0;
+        if (ufio_conn_ready(&c->conn))
+            p[0].revents |= POLLIN;
+        if (n > 1 && ufio_conn_ready(&c->twin))
+            p[1].revents |= POLLIN;
+        r++;
+    } else {
+        pthread_mutex_unlock(&c->lock);
+        r = poll(p, (nfds_t)n, ms);
+        pthread_mutex_lock(&c->lock);
+    }
     int err = 0;
     if (r > 0 && c->connected) {
         if (p[0].revents)
@@ -359,13 +410,35 @@ static int cl_call_locked_wait(struct ufio_client *c, int slot, struct ufio_msg 
     if (p->done) {
         *reply = p->reply;
         err = 0;
+    } else if (p->placing) {
+        /* the reader is filling our buffer: the rest of that reply is dropped */
+        ufio_conn_sink_divert(&c->conn);
     }
     p->used = false;
+    p->dst = NULL;
+    p->placing = false;
     return err;
 }
 
+static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                      const int *fds, size_t nfds, const uint8_t *head, void *dst, size_t dst_len,
+                      struct ufio_msg *reply);
+
 int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
             const int *fds, size_t nfds, struct ufio_msg *reply)
+{
+    return cl_call_ex(c, cmd, iov, iovcnt, fds, nfds, NULL, NULL, 0, reply);
+}
+
+int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                 const uint8_t head[16], void *dst, size_t dst_len, struct ufio_msg *reply)
+{
+    return cl_call_ex(c, cmd, iov, iovcnt, NULL, 0, head, dst, dst_len, reply);
+}
+
+static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                      const int *fds, size_t nfds, const uint8_t *head, void *dst, size_t dst_len,
+                      struct ufio_msg *reply)
 {
     if (cmd != VFIO_USER_REGION_WRITE_MULTI) {
         int err = cl_flush_posted(c);
@@ -383,6 +456,11 @@ int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int io
         return slot;
     }
     uint16_t id = c->pend[slot].id;
+    if (dst && dst_len) {
+        c->pend[slot].dst = dst;
+        c->pend[slot].dst_len = dst_len;
+        memcpy(c->pend[slot].head, head, 16);
+    }
     pthread_mutex_unlock(&c->lock);
 
     struct vfio_user_header h = { .msg_id = id, .cmd = cmd, .flags = VFIO_USER_F_TYPE_COMMAND };
@@ -395,6 +473,7 @@ int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int io
     ufio_msg_init(&m);
     if (err) {
         c->pend[slot].used = false;
+        c->pend[slot].dst = NULL;
         if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
             cl_disconnect(c);
         pthread_mutex_unlock(&c->lock);

@@ -316,6 +316,10 @@ int ufio_region_read_req_decode(const void *payload, size_t len, uint64_t max_xf
 /* WRITE request: 16 + count bytes exactly; count <= max_xfer. */
 int ufio_region_write_req_decode(const void *payload, size_t len, uint64_t max_xfer,
                                  struct ufio_region_access *a);
+/* A REGION_WRITE whose data (data_len bytes) was received elsewhere: only the
+ * 16-byte head is in head; data stays NULL. Same rules as the above. */
+int ufio_region_write_head_decode(const void *head, size_t head_len, uint64_t data_len,
+                                  uint64_t max_xfer, struct ufio_region_access *a);
 /* READ reply: 16 + count. WRITE reply: 16 bytes. Both checked against want. */
 int ufio_region_read_reply_decode(const void *payload, size_t len,
                                   const struct ufio_region_access *want,

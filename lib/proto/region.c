@@ -38,6 +38,17 @@ int ufio_region_write_req_decode(const void *payload, size_t len, uint64_t max_x
     return 0;
 }
 
+int ufio_region_write_head_decode(const void *head, size_t head_len, uint64_t data_len,
+                                  uint64_t max_xfer, struct ufio_region_access *a)
+{
+    struct ufio_rd r = ufio_rd_init(head, head_len);
+    if (head_len != ACCESS_HEAD || access_head(&r, a))
+        return -EINVAL;
+    if (a->count > max_xfer)
+        return -E2BIG;
+    return a->count == data_len ? 0 : -EINVAL;
+}
+
 static bool same(const struct ufio_region_access *a, const struct ufio_region_access *b)
 {
     return a->offset == b->offset && a->region == b->region && a->count == b->count;

@@ -146,6 +146,8 @@ static int dev_take_conn(struct ufio_dev *dev, int fd)
 {
     ufio_conn_init(&dev->conn, fd, dev_max_msg(dev), dev->lim.max_msg_fds);
     dev->conn.send_timeout_ms = dev->lim.reply_timeout_ms;
+    dev->sink = (struct ufio_conn_sink){ .prefix = 16, .place = dev_sink_place, .opaque = dev };
+    dev->conn.sink = &dev->sink;
     int err = ep_set(dev, fd, EPOLL_CTL_ADD, 2);
     if (err) {
         ufio_conn_close(&dev->conn);
@@ -237,6 +239,9 @@ UFIO_API void ufio_dev_unlink_socket(struct ufio_dev *dev)
 UFIO_API int ufio_dev_get_poll_fd(struct ufio_dev *dev) { return dev->epfd; }
 UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev) { return dev->connected; }
 
+static int dev_wait_reply(struct ufio_dev *dev, struct ufio_conn *c, const struct vfio_user_header *req,
+                          struct ufio_msg *reply);
+
 /*
  * Sends a server->client request (DMA_READ/DMA_WRITE) and waits for its
  * reply, matched by msg_id and command. On the twin socket nothing else can
@@ -259,6 +264,19 @@ int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov
         dev->drop_conn = true;
         return err;
     }
+    /* commands read meanwhile are queued: none may touch device memory early */
+    dev->awaiting_reply = true;
+    err = dev_wait_reply(dev, c, &h, reply);
+    dev->awaiting_reply = false;
+    return err;
+}
+
+static int dev_wait_reply(struct ufio_dev *dev, struct ufio_conn *c, const struct vfio_user_header *req,
+                          struct ufio_msg *reply)
+{
+    uint16_t cmd = req->cmd;
+    const struct vfio_user_header h = *req;
+    int err;
     for (;;) {
         struct ufio_msg m;
         ufio_msg_init(&m);
@@ -368,8 +386,24 @@ static int dev_step(struct ufio_dev *dev)
          * to epoll rather than pay a recvmsg that finds nothing. Posted writes
          * come in bursts: keep reading. (epoll is level-triggered, so nothing
          * left in the socket is missed.) */
-        if (!posted && !dev->nqueued)
+        if (!posted && !dev->nqueued && !ufio_conn_ready(&dev->conn))
             break;
+    }
+    /* a caller's poll() on our fd would sleep on messages already read ahead */
+    while (dev->connected && !dev->drop_conn && ufio_conn_ready(&dev->conn)) {
+        struct ufio_msg m;
+        ufio_msg_init(&m);
+        int r = ufio_conn_recv(&dev->conn, &m);
+        if (r <= 0) {
+            if (r < 0)
+                dev_client_gone(dev, strerror(-r));
+            break;
+        }
+        dev_handle_one(dev, &m);
+        handled++;
+        dev_drain_queue(dev);
+        if (dev->drop_conn)
+            dev_client_gone(dev, "protocol error");
     }
     if (dev->fd_mode && !dev->connected)
         return -ENOTCONN;

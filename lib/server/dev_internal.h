@@ -113,6 +113,8 @@ struct ufio_dev {
                                                     we waited for a DMA reply */
     size_t nqueued;
     bool drop_conn;         /* the connection must be closed after this step */
+    bool awaiting_reply;    /* inside dev_send_request: commands are queued */
+    struct ufio_conn_sink sink; /* big REGION_WRITEs straight into shared memory */
     unsigned poll_us;       /* busy-poll budget after activity (0 = always sleep) */
 
     struct ufio_mig *mig;   /* NULL unless migration callbacks registered */
@@ -126,12 +128,16 @@ int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov
 
 /* dispatch.c */
 void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m);
+/* The conn sink's place(): where a big REGION_WRITE's data may go directly. */
+void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len);
 
 /* region.c */
 int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,
                   uint32_t len, bool is_write);
 /* For reads entirely inside an mmap area: a pointer to the bytes, else NULL. */
 const uint8_t *region_direct(struct ufio_dev *dev, unsigned index, uint64_t off, uint32_t len);
+/* The same for writes (NULL if the region is read-only). */
+uint8_t *region_direct_write(struct ufio_dev *dev, unsigned index, uint64_t off, uint32_t len);
 void region_free_all(struct ufio_dev *dev);
 
 /* irq.c */

@@ -241,15 +241,23 @@ static int h_region_read(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_r
 static int h_region_write(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *rep)
 {
     struct ufio_region_access a;
-    int err = ufio_region_write_req_decode(m->payload, m->len, dev->lim.max_data_xfer_size, &a);
-    if (err)
-        return err;
-    if (a.count == 0)
-        return -EINVAL;
-    /* handlers may write into buf; the payload is ours for this message */
-    err = region_access(dev, a.region, a.offset, (void *)a.data, a.count, true);
-    if (err)
-        return err;
+    int err;
+    if (m->sunk) {
+        /* dev_sink_place() checked it all and the data is in place already */
+        err = ufio_region_write_head_decode(m->payload, m->len, m->sunk, dev->lim.max_data_xfer_size, &a);
+        if (err)
+            return err;
+    } else {
+        err = ufio_region_write_req_decode(m->payload, m->len, dev->lim.max_data_xfer_size, &a);
+        if (err)
+            return err;
+        if (a.count == 0)
+            return -EINVAL;
+        /* handlers may write into buf; the payload is ours for this message */
+        err = region_access(dev, a.region, a.offset, (void *)a.data, a.count, true);
+        if (err)
+            return err;
+    }
     ssize_t n = ufio_region_access_head_encode(&a, rep->head, sizeof(rep->head));
     if (n < 0)
         return (int)n;
@@ -363,6 +371,26 @@ static int validate(struct ufio_dev *dev, const struct ufio_msg *m)
     return 0;
 }
 
+/*
+ * A big REGION_WRITE into shared memory (an mmap area) is received straight
+ * into that memory rather than staged and copied. Only a message the
+ * handler would accept qualifies, and only when it is next in line: while
+ * commands wait in the queue (a DMA reply is awaited) nothing is placed, so
+ * writes still land in order.
+ */
+void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+{
+    struct ufio_dev *dev = opaque;
+    const struct vfio_user_header *h = &m->hdr;
+    if (h->cmd != VFIO_USER_REGION_WRITE || (h->flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND ||
+        dev->awaiting_reply || dev->nqueued || validate(dev, m))
+        return NULL;
+    struct ufio_region_access a;
+    if (ufio_region_write_head_decode(prefix, 16, body_len - 16, dev->lim.max_data_xfer_size, &a) || !a.count)
+        return NULL;
+    return region_direct_write(dev, a.region, a.offset, a.count);
+}
+
 void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m)
 {
     const struct vfio_user_header *h = &m->hdr;
@@ -378,6 +406,8 @@ void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m)
     rep.heap = NULL;
     rep.close_fds = false;
     int err = (h->flags & VFIO_USER_F_TYPE_MASK) == VFIO_USER_F_TYPE_COMMAND ? validate(dev, m) : -EINVAL;
+    if (!err && m->sunk && h->cmd != VFIO_USER_REGION_WRITE)
+        err = -EINVAL; /* cannot happen: only REGION_WRITE is ever placed */
     if (!err)
         err = handlers[h->cmd].fn(dev, m, &rep);
     if (err) {

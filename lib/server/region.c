@@ -66,6 +66,13 @@ const uint8_t *region_direct(struct ufio_dev *dev, unsigned index, uint64_t off,
     return NULL;
 }
 
+uint8_t *region_direct_write(struct ufio_dev *dev, unsigned index, uint64_t off, uint32_t len)
+{
+    if (index >= 6 || !(dev->regions[index].info_flags & VFIO_REGION_INFO_FLAG_WRITE))
+        return NULL;
+    return (uint8_t *)region_direct(dev, index, off, len);
+}
+
 static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     if (!ufio_range_ok(off, len, dev->cfg.size))

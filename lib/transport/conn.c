@@ -21,6 +21,7 @@ void ufio_msg_init(struct ufio_msg *m)
     m->len = 0;
     m->nfds = 0;
     m->fds_overflow = false;
+    m->sunk = 0;
     for (size_t i = 0; i < UFIO_TRANSPORT_MAX_FDS; i++)
         m->fds[i] = -1;
 }
@@ -56,9 +57,15 @@ void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max
     c->max_msg_size = max_msg_size;
     c->max_fds = max_fds > UFIO_TRANSPORT_MAX_FDS ? UFIO_TRANSPORT_MAX_FDS : max_fds;
     c->send_timeout_ms = 5000;
-    c->hdr_got = 0;
+    c->sink = NULL;
+    c->rx_off = 0;
+    c->rx_len = 0;
+    c->rx_pend.n = 0;
+    c->rx_pend.overflow = false;
     c->in_body = false;
+    c->body_dst = NULL;
     c->body_got = 0;
+    c->body_want = 0;
     c->spare = NULL;
     c->spare_cap = 0;
     ufio_msg_init(&c->cur);
@@ -88,12 +95,24 @@ static uint8_t *payload_alloc(struct ufio_conn *c, size_t len)
     return malloc(len);
 }
 
+static void pend_close(struct ufio_rx_fds *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        close(p->fds[i]);
+    p->n = 0;
+    p->overflow = false;
+}
+
 static void conn_reset_rx(struct ufio_conn *c)
 {
     ufio_msg_release(&c->cur);
-    c->hdr_got = 0;
+    pend_close(&c->rx_pend);
+    c->rx_off = 0;
+    c->rx_len = 0;
     c->in_body = false;
+    c->body_dst = NULL;
     c->body_got = 0;
+    c->body_want = 0;
 }
 
 void ufio_conn_close(struct ufio_conn *c)
@@ -107,11 +126,29 @@ void ufio_conn_close(struct ufio_conn *c)
     c->fd = -1;
 }
 
-/* Keeps the fds that came with these bytes; extras and truncation mark the message. */
+/* Gives a message fds, closing (and flagging) those beyond max_fds. */
+static void give_fds(struct ufio_conn *c, struct ufio_msg *m, struct ufio_rx_fds *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (m->nfds < c->max_fds) {
+            m->fds[m->nfds++] = p->fds[i];
+        } else {
+            close(p->fds[i]);
+            m->fds_overflow = true;
+        }
+    }
+    if (p->overflow)
+        m->fds_overflow = true;
+    p->n = 0;
+    p->overflow = false;
+}
+
+/* Keeps the fds that came with one read in c->rx_pend (it is empty before). */
 static void collect_fds(struct ufio_conn *c, struct msghdr *mh)
 {
+    struct ufio_rx_fds *p = &c->rx_pend;
     if (mh->msg_flags & MSG_CTRUNC)
-        c->cur.fds_overflow = true;
+        p->overflow = true;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
         if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
             continue;
@@ -119,11 +156,11 @@ static void collect_fds(struct ufio_conn *c, struct msghdr *mh)
         for (size_t i = 0; i < n; i++) {
             int fd;
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-            if (c->cur.nfds < c->max_fds) {
-                c->cur.fds[c->cur.nfds++] = fd;
+            if (p->n < UFIO_TRANSPORT_MAX_FDS) {
+                p->fds[p->n++] = fd;
             } else {
                 close(fd);
-                c->cur.fds_overflow = true;
+                p->overflow = true;
             }
         }
     }
@@ -155,60 +192,189 @@ static ssize_t conn_read(struct ufio_conn *c, void *buf, size_t len)
     }
 }
 
+static void parse_hdr(const uint8_t *b, struct vfio_user_header *h)
+{
+    h->msg_id = ufio_ld16(b);
+    h->cmd = ufio_ld16(b + 2);
+    h->msg_size = ufio_ld32(b + 4);
+    h->flags = ufio_ld32(b + 8);
+    h->error_no = ufio_ld32(b + 12);
+}
+
+bool ufio_conn_ready(const struct ufio_conn *c)
+{
+    if (c->fd < 0 || c->in_body || c->rx_len - c->rx_off < VFIO_USER_HDR_SIZE)
+        return false;
+    uint32_t size = ufio_ld32(c->rx + c->rx_off + 4);
+    return size < VFIO_USER_HDR_SIZE || size > c->max_msg_size || size <= c->rx_len - c->rx_off;
+}
+
+void ufio_conn_sink_divert(struct ufio_conn *c)
+{
+    if (c->in_body && c->cur.sunk)
+        c->body_dst = NULL;
+}
+
+static void deliver(struct ufio_conn *c, struct ufio_msg *out)
+{
+    *out = c->cur;
+    ufio_msg_init(&c->cur);
+    c->in_body = false;
+    c->body_dst = NULL;
+    c->body_got = 0;
+    c->body_want = 0;
+}
+
+/*
+ * The message at rx_off is whole in rx: it becomes cur's payload. The fds of
+ * the last read are its own if it holds that read's last byte.
+ */
+static int take_buffered(struct ufio_conn *c, uint32_t size)
+{
+    size_t body = size - VFIO_USER_HDR_SIZE;
+    if (body) {
+        c->cur.payload = malloc(body);
+        if (!c->cur.payload)
+            return -ENOMEM;
+        memcpy(c->cur.payload, c->rx + c->rx_off + VFIO_USER_HDR_SIZE, body);
+    }
+    c->cur.len = body;
+    if (c->rx_pend.n || c->rx_pend.overflow) {
+        if (c->rx_pend.last < c->rx_off + size)
+            give_fds(c, &c->cur, &c->rx_pend);
+    }
+    c->rx_off += size;
+    if (c->rx_off == c->rx_len)
+        c->rx_off = c->rx_len = 0;
+    return 0;
+}
+
+/*
+ * cur is bigger than rx: its body goes to a sink or a payload of its own,
+ * starting with the bytes rx already has; the rest is read with exact
+ * lengths. Returns 0, 1 when more prefix bytes are needed first, or -ENOMEM.
+ */
+static int start_direct(struct ufio_conn *c, uint32_t size)
+{
+    size_t body = size - VFIO_USER_HDR_SIZE;
+    size_t have = c->rx_len - c->rx_off - VFIO_USER_HDR_SIZE;
+    const uint8_t *src = c->rx + c->rx_off + VFIO_USER_HDR_SIZE;
+    /* rx holds only this message's bytes, so the last read's fds are its own */
+    give_fds(c, &c->cur, &c->rx_pend);
+    const struct ufio_conn_sink *s = c->sink;
+    if (s && s->prefix < body) {
+        if (have < s->prefix)
+            return 1;
+        uint8_t *dst = s->place(s->opaque, &c->cur, src, body);
+        if (dst) {
+            c->cur.payload = s->prefix ? malloc(s->prefix) : NULL;
+            if (s->prefix && !c->cur.payload)
+                return -ENOMEM;
+            memcpy(c->cur.payload, src, s->prefix);
+            c->cur.len = s->prefix;
+            c->cur.sunk = body - s->prefix;
+            memcpy(dst, src + s->prefix, have - s->prefix);
+            c->body_dst = dst;
+            c->body_got = have - s->prefix;
+            c->body_want = body - s->prefix;
+            goto direct;
+        }
+    }
+    c->cur.payload = payload_alloc(c, body);
+    if (!c->cur.payload)
+        return -ENOMEM;
+    c->cur.len = body;
+    memcpy(c->cur.payload, src, have);
+    c->body_dst = c->cur.payload;
+    c->body_got = have;
+    c->body_want = body;
+direct:
+    c->in_body = true;
+    c->rx_off = c->rx_len = 0;
+    return 0;
+}
+
+/* Reads the rest of a direct body: 1 when complete, 0 would block, <0 error. */
+static int read_direct(struct ufio_conn *c)
+{
+    while (c->body_got < c->body_want) {
+        size_t want = c->body_want - c->body_got;
+        uint8_t *dst;
+        if (c->body_dst) {
+            dst = c->body_dst + c->body_got;
+        } else { /* diverted: rx is free while a direct body is read */
+            dst = c->rx;
+            if (want > sizeof(c->rx))
+                want = sizeof(c->rx);
+        }
+        ssize_t n = conn_read(c, dst, want);
+        give_fds(c, &c->cur, &c->rx_pend);
+        if (n <= 0)
+            return (int)n;
+        c->body_got += (size_t)n;
+    }
+    return 1;
+}
+
 int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
 {
     if (c->fd < 0)
         return -ENOTCONN;
     for (;;) {
-        if (!c->in_body) {
-            ssize_t n = conn_read(c, c->hdr_buf + c->hdr_got, VFIO_USER_HDR_SIZE - c->hdr_got);
-            if (n <= 0) {
-                if (n < 0)
-                    conn_reset_rx(c);
-                return (int)n;
-            }
-            c->hdr_got += (size_t)n;
-            if (c->hdr_got < VFIO_USER_HDR_SIZE)
-                continue;
+        int r;
+        if (c->in_body) {
+            r = read_direct(c);
+            if (r < 0)
+                conn_reset_rx(c);
+            if (r == 1)
+                deliver(c, out);
+            return r;
+        }
+        size_t avail = c->rx_len - c->rx_off;
+        if (avail >= VFIO_USER_HDR_SIZE) {
             struct vfio_user_header *h = &c->cur.hdr;
-            h->msg_id = ufio_ld16(c->hdr_buf);
-            h->cmd = ufio_ld16(c->hdr_buf + 2);
-            h->msg_size = ufio_ld32(c->hdr_buf + 4);
-            h->flags = ufio_ld32(c->hdr_buf + 8);
-            h->error_no = ufio_ld32(c->hdr_buf + 12);
+            parse_hdr(c->rx + c->rx_off, h);
             /* bound first, then allocate */
             if (h->msg_size < VFIO_USER_HDR_SIZE || h->msg_size > c->max_msg_size) {
                 conn_reset_rx(c);
                 return -EPROTO;
             }
-            c->cur.len = h->msg_size - VFIO_USER_HDR_SIZE;
-            if (c->cur.len) {
-                c->cur.payload = payload_alloc(c, c->cur.len);
-                if (!c->cur.payload) {
+            if (avail >= h->msg_size) {
+                r = take_buffered(c, h->msg_size);
+                if (r < 0) {
                     conn_reset_rx(c);
-                    return -ENOMEM;
+                    return r;
                 }
+                deliver(c, out);
+                return 1;
             }
-            c->in_body = true;
-            c->body_got = 0;
-        }
-        if (c->body_got < c->cur.len) {
-            ssize_t n = conn_read(c, c->cur.payload + c->body_got, c->cur.len - c->body_got);
-            if (n <= 0) {
-                if (n < 0)
+            if (h->msg_size > sizeof(c->rx)) {
+                r = start_direct(c, h->msg_size);
+                if (r < 0) {
                     conn_reset_rx(c);
-                return (int)n;
+                    return r;
+                }
+                if (r == 0)
+                    continue;
             }
-            c->body_got += (size_t)n;
-            if (c->body_got < c->cur.len)
-                continue;
         }
-        *out = c->cur;
-        ufio_msg_init(&c->cur);
-        c->hdr_got = 0;
-        c->in_body = false;
-        c->body_got = 0;
-        return 1;
+        /* Only an incomplete first message is in rx: fds of earlier reads are its own. */
+        give_fds(c, &c->cur, &c->rx_pend);
+        if (c->rx_off) {
+            memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+            c->rx_len -= c->rx_off;
+            c->rx_off = 0;
+        }
+        ssize_t n = conn_read(c, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len);
+        if (n <= 0) {
+            if (n < 0)
+                conn_reset_rx(c);
+            else
+                give_fds(c, &c->cur, &c->rx_pend);
+            return (int)n;
+        }
+        c->rx_len += (size_t)n;
+        c->rx_pend.last = c->rx_len - 1;
     }
 }
 

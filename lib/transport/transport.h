@@ -2,11 +2,21 @@
  * Message framing over a stream socket.
  *
  * A connection reads whole vfio-user messages with their SCM_RIGHTS fds from
- * a non-blocking socket, resuming wherever the kernel split the bytes: the
- * header and the body are read with exact lengths so the fds of one message
- * are never attributed to another. Sends are whole messages (header + iovec
- * payload + fds); a send that meets a full socket waits for POLLOUT up to
- * send_timeout_ms, then fails with -ETIMEDOUT.
+ * a non-blocking socket, resuming wherever the kernel split the bytes. Small
+ * messages are read ahead into a per-connection buffer, so one recvmsg
+ * usually brings a header and its body (and perhaps the next messages); a
+ * body too big for that buffer is read with exact lengths straight into its
+ * payload (or into memory a sink names, see below).
+ *
+ * Which message owns the fds of a read: Linux never lets one recvmsg run past
+ * a segment that carried fds, so the fds of a read belong to the message
+ * holding the last byte that read returned. A peer that attaches each
+ * message's fds to its first byte (as the spec says) gets them attributed
+ * exactly; any other placement still gives every fd to exactly one message.
+ *
+ * Sends are whole messages (header + iovec payload + fds); a send that meets
+ * a full socket waits for POLLOUT up to send_timeout_ms, then fails with
+ * -ETIMEDOUT.
  *
  * Ownership: every fd that arrives is owned by the struct ufio_msg it arrived
  * with. Whoever keeps one calls ufio_msg_take_fd(); ufio_msg_release() closes
@@ -34,6 +44,7 @@ struct ufio_msg {
     int fds[UFIO_TRANSPORT_MAX_FDS];
     size_t nfds;
     bool fds_overflow;  /* more fds arrived than max_fds (extras already closed) */
+    size_t sunk;        /* body bytes after payload[0..len) that went to a sink */
 };
 
 void ufio_msg_init(struct ufio_msg *m);
@@ -44,16 +55,45 @@ int ufio_msg_take_fd(struct ufio_msg *m, size_t i);
 /* Closes all fds the message still owns (e.g. when rejecting it). */
 void ufio_msg_close_fds(struct ufio_msg *m);
 
+/* Messages up to this size (header included) are read ahead in one piece. */
+#define UFIO_CONN_RX_CAP 16384
+
+/* fds that came with a read, owned by the message holding byte `last` of rx */
+struct ufio_rx_fds {
+    int fds[UFIO_TRANSPORT_MAX_FDS];
+    size_t n;
+    bool overflow;
+    size_t last;
+};
+
+/*
+ * A sink lets the receiver place a big body where it is wanted (device
+ * memory, a caller's buffer) instead of a staging payload. Once the header
+ * and `prefix` body bytes are in, place() may return where body bytes
+ * [prefix, len) go (exactly len - prefix bytes), or NULL for the normal
+ * path. The message is then delivered with payload = the prefix, len =
+ * prefix and sunk = the rest. place() sees the message's fds so far.
+ */
+struct ufio_conn_sink {
+    size_t prefix;
+    void *(*place)(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len);
+    void *opaque;
+};
+
 struct ufio_conn {
     int fd;
     size_t max_msg_size;   /* whole message incl. header */
     size_t max_fds;        /* <= UFIO_TRANSPORT_MAX_FDS */
     int send_timeout_ms;   /* -1 waits forever */
-    /* receive state, kept across calls */
-    uint8_t hdr_buf[VFIO_USER_HDR_SIZE];
-    size_t hdr_got;
-    bool in_body;
-    size_t body_got;
+    const struct ufio_conn_sink *sink; /* NULL: none */
+    /* receive state, kept across calls: rx[rx_off, rx_len) is unparsed; the
+     * first message there is cur (its fds so far in cur) */
+    uint8_t rx[UFIO_CONN_RX_CAP];
+    size_t rx_off, rx_len;
+    struct ufio_rx_fds rx_pend;
+    bool in_body;          /* cur's body is being read straight into place */
+    uint8_t *body_dst;     /* where the rest of cur's body goes */
+    size_t body_got, body_want;
     struct ufio_msg cur;
     /* a payload buffer handed back by ufio_conn_recycle(), reused for the
      * next large message: a fresh multi-MiB malloc is an mmap plus a page
@@ -79,6 +119,20 @@ void ufio_conn_close(struct ufio_conn *c);
  * A header with bad flags is still delivered (the caller answers it).
  */
 int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out);
+
+/*
+ * True when the next ufio_conn_recv() answers from bytes already read (a
+ * whole message, or a framing error): callers that sleep on the fd must not
+ * sleep then, since the socket itself may be empty.
+ */
+bool ufio_conn_ready(const struct ufio_conn *c);
+
+/*
+ * The sink of the message being read cannot take the rest any more (its
+ * owner gave up): the remaining bytes are read and dropped, and the message
+ * is delivered with sunk set as usual.
+ */
+void ufio_conn_sink_divert(struct ufio_conn *c);
 
 /*
  * Blocking receive with a timeout (ms, -1 = forever) built on the above:

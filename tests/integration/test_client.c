@@ -405,6 +405,70 @@ static void test_misbehaving_server(void **st)
     assert_int_equal(self_fd_count(), base);
 }
 
+/* ---- big REGION_READ replies received straight into the caller's buffer ---------- */
+
+static void *bigread_server(void *arg)
+{
+    int fd = *(int *)arg;
+    static struct rmsg R;
+    if (raw_recv(fd, &R, 5000))
+        return NULL;
+    uint8_t v[64];
+    put16(v, 0);
+    put16(v + 2, 0);
+    const char *j = "{\"capabilities\":{\"max_msg_fds\":8}}";
+    memcpy(v + 4, j, strlen(j) + 1);
+    static uint8_t rep[16 + 16 + 65536];
+    size_t n = mk(rep, R.id, 1, 1, v, 4 + strlen(j) + 1);
+    raw_send(fd, rep, n, NULL, 0);
+    for (int step = 0; step < 3; step++) {
+        if (raw_recv(fd, &R, 5000) || R.cmd != 9 || R.len != 16)
+            return NULL;
+        uint32_t count = get32(R.payload + 12);
+        uint8_t body[16 + 65536];
+        memcpy(body, R.payload, 16);
+        memset(body + 16, 0x11 * (step + 1), count);
+        if (step == 0)
+            put64(body, get64(R.payload) + 4096); /* a head that is not the echo of the request */
+        n = mk(rep, R.id, 9, 1, body, 16 + count);
+        if (step == 1) {
+            /* part of the reply, then a pause the client gives up in, then the rest */
+            raw_send(fd, rep, 20000, NULL, 0);
+            usleep(1400 * 1000);
+            raw_send(fd, rep + 20000, n - 20000, NULL, 0);
+        } else {
+            raw_send(fd, rep, n, NULL, 0);
+        }
+    }
+    return NULL;
+}
+
+static void test_big_read_replies(void **st)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, bigread_server, &sv[1]);
+    struct ufio_client_opts o = { .timeout_ms = 1000, .no_twin_socket = true };
+    struct ufio_client *c;
+    assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
+    static uint8_t buf[65536], zero[65536];
+    /* a reply whose head does not echo the request never reaches the buffer */
+    assert_int_equal(ufio_client_region_read(c, 2, 0, buf, sizeof(buf)), -EINVAL);
+    assert_memory_equal(buf, zero, sizeof(buf));
+    /* a reply cut short by our timeout: what arrives later is dropped, not written */
+    assert_int_equal(ufio_client_region_read(c, 2, 0, buf, sizeof(buf)), -ETIMEDOUT);
+    uint32_t v = 0;
+    assert_int_equal(ufio_client_region_read(c, 2, 0, &v, 4), 0); /* reads past the rest of it */
+    assert_int_equal(v, 0x33333333);
+    assert_int_equal(buf[0], 0x22);
+    assert_memory_equal(buf + 32768, zero, 32768);
+    assert_true(ufio_client_connected(c));
+    ufio_client_destroy(c);
+    pthread_join(th, NULL);
+    close(sv[1]);
+}
+
 /* The server side vanishes at every byte of its answers: the client errors cleanly. */
 struct cutter {
     int fd;
@@ -482,6 +546,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_many_threads),
         cmocka_unit_test(test_reconnect_after_server_restart),
         cmocka_unit_test(test_misbehaving_server),
+        cmocka_unit_test(test_big_read_replies),
         cmocka_unit_test(test_server_vanishes_at_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -202,6 +202,202 @@ static void test_framing_errors(void **st)
     }
 }
 
+/* Several messages in one segment: one recvmsg, then the rest from the read-ahead. */
+static void test_read_ahead(void **st)
+{
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    uint8_t buf[16 + 20 + 16 + 40000];
+    hdr(buf, 1, 2, 16, 0);
+    hdr(buf + 16, 2, 3, 20, 0);
+    memcpy(buf + 32, "abcd", 4);
+    hdr(buf + 36, 3, 10, 16 + 40000, 0);
+    for (size_t i = 52; i < sizeof(buf); i++)
+        buf[i] = (uint8_t)(i * 7);
+    ufio_set_nonblock(sv[0], false);
+    /* the two small ones and the start of the big one arrive together */
+    assert_int_equal(write(sv[0], buf, 36 + 100), 36 + 100);
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    assert_false(ufio_conn_ready(&b));
+    assert_int_equal(ufio_conn_recv(&b, &m), 1);
+    assert_int_equal(m.hdr.msg_id, 1);
+    assert_int_equal(m.len, 0);
+    assert_true(ufio_conn_ready(&b)); /* the second is whole in the buffer */
+    assert_int_equal(ufio_conn_recv(&b, &m), 1);
+    assert_int_equal(m.hdr.msg_id, 2);
+    assert_int_equal(m.len, 4);
+    assert_memory_equal(m.payload, "abcd", 4);
+    ufio_msg_release(&m);
+    assert_false(ufio_conn_ready(&b)); /* only part of the third */
+    assert_int_equal(ufio_conn_recv(&b, &m), 0);
+    assert_int_equal(write(sv[0], buf + 136, sizeof(buf) - 136), (ssize_t)(sizeof(buf) - 136));
+    int r;
+    while ((r = ufio_conn_recv(&b, &m)) == 0)
+        ;
+    assert_int_equal(r, 1);
+    assert_int_equal(m.hdr.msg_id, 3);
+    assert_int_equal(m.len, 40000);
+    assert_memory_equal(m.payload, buf + 52, 40000);
+    ufio_msg_release(&m);
+    assert_false(ufio_conn_ready(&b));
+    /* a bad header already read ahead is ready too: its error comes without a read */
+    uint8_t two[32];
+    hdr(two, 4, 2, 16, 0);
+    hdr(two + 16, 5, 2, 8, 0);
+    assert_int_equal(write(sv[0], two, 32), 32);
+    assert_int_equal(ufio_conn_recv(&b, &m), 1);
+    assert_true(ufio_conn_ready(&b));
+    assert_int_equal(ufio_conn_recv(&b, &m), -EPROTO);
+    close(sv[0]);
+    ufio_conn_close(&b);
+}
+
+/* Queued messages with and without fds, read ahead: each keeps exactly its own. */
+static void test_read_ahead_fds(void **st)
+{
+    int base = nfds_open();
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    uint8_t m16[16], m24[24];
+    hdr(m16, 0, 2, 16, 0);
+    hdr(m24, 0, 2, 24, 0);
+    memset(m24 + 16, 0x33, 8);
+    int e[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
+    /* pattern of fd counts per message, all queued before the first recv */
+    static const int pattern[] = { 0, 1, 0, 0, 2, 2, 0, 1, 1, 0 };
+    const int n = (int)(sizeof(pattern) / sizeof(pattern[0]));
+    for (int i = 0; i < n; i++) {
+        uint8_t *msg = i % 2 ? m24 : m16;
+        size_t len = i % 2 ? 24 : 16;
+        msg[0] = (uint8_t)i;
+        raw_send_fds(sv[0], msg, len, e, pattern[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        struct ufio_msg m;
+        ufio_msg_init(&m);
+        int r;
+        while ((r = ufio_conn_recv(&b, &m)) == 0)
+            ;
+        assert_int_equal(r, 1);
+        assert_int_equal(m.hdr.msg_id, i);
+        assert_int_equal(m.len, i % 2 ? 8 : 0);
+        assert_int_equal(m.nfds, pattern[i]);
+        assert_false(m.fds_overflow);
+        ufio_msg_release(&m);
+    }
+    /* a body of many segments whose fds come with its first byte */
+    size_t big = 16 + 200000;
+    uint8_t *msg = calloc(1, big);
+    hdr(msg, 77, 10, (uint32_t)big, 0);
+    raw_send_fds(sv[0], m16, 16, NULL, 0);
+    raw_send_fds(sv[0], msg, 1, e, 2);
+    ufio_set_nonblock(sv[0], false);
+    assert_int_equal(write(sv[0], msg + 1, big - 1), (ssize_t)(big - 1));
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    int r;
+    while ((r = ufio_conn_recv(&b, &m)) == 0)
+        ;
+    assert_int_equal(m.nfds, 0);
+    ufio_msg_release(&m);
+    while ((r = ufio_conn_recv(&b, &m)) == 0)
+        ;
+    assert_int_equal(r, 1);
+    assert_int_equal(m.hdr.msg_id, 77);
+    assert_int_equal(m.nfds, 2);
+    assert_int_equal(m.len, 200000);
+    ufio_msg_release(&m);
+    free(msg);
+    close(e[0]);
+    close(e[1]);
+    close(sv[0]);
+    ufio_conn_close(&b);
+    assert_int_equal(nfds_open(), base);
+}
+
+static uint8_t sink_mem[1 << 20];
+static int sink_calls;
+
+static void *sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+{
+    sink_calls++;
+    assert_int_equal(body_len, 16 + 300000);
+    if (m->hdr.msg_id == 2)
+        return NULL; /* this one takes the normal path */
+    uint64_t off;
+    memcpy(&off, prefix, 8);
+    return sink_mem + off;
+}
+
+/* A sink takes a big body straight into place; diverted, the rest is dropped. */
+static void test_sink(void **st)
+{
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    static const struct ufio_conn_sink sink = { .prefix = 16, .place = sink_place };
+    b.sink = &sink;
+    size_t len = 16 + 16 + 300000;
+    uint8_t *msg = malloc(len);
+    hdr(msg, 1, 9, (uint32_t)len, 0);
+    uint64_t off = 4096;
+    memcpy(msg + 16, &off, 8);
+    memset(msg + 24, 0xee, 8);
+    for (size_t i = 32; i < len; i++)
+        msg[i] = (uint8_t)(i * 13);
+    ufio_set_nonblock(sv[0], false);
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    for (uint16_t id = 1; id <= 3; id++) {
+        msg[0] = (uint8_t)id;
+        memset(sink_mem, 0, sizeof(sink_mem));
+        size_t sent = 0;
+        int r = 0;
+        while (sent < len) { /* in pieces, so the body really is read in several steps */
+            size_t k = len - sent < 50000 ? len - sent : 50000;
+            assert_int_equal(write(sv[0], msg + sent, k), (ssize_t)k);
+            sent += k;
+            while ((r = ufio_conn_recv(&b, &m)) == 0 && sent == len)
+                ;
+            if (id == 3 && sent > 100000 && b.in_body)
+                ufio_conn_sink_divert(&b); /* the owner gave up: the rest is read and dropped */
+            if (r)
+                break;
+        }
+        assert_int_equal(r, 1);
+        assert_int_equal(m.hdr.msg_id, id);
+        if (id == 2) {
+            assert_int_equal(m.sunk, 0);
+            assert_int_equal(m.len, len - 16);
+            assert_memory_equal(m.payload, msg + 16, len - 16);
+        } else {
+            assert_int_equal(m.len, 16);
+            assert_int_equal(m.sunk, 300000);
+            assert_memory_equal(m.payload, msg + 16, 16);
+            if (id == 1)
+                assert_memory_equal(sink_mem + 4096, msg + 32, 300000);
+            else
+                assert_memory_not_equal(sink_mem + 4096 + 250000, msg + 32 + 250000, 50000);
+        }
+        ufio_msg_release(&m);
+    }
+    assert_int_equal(sink_calls, 3);
+    /* the stream is still in step afterwards */
+    hdr(msg, 9, 2, 16, 0);
+    assert_int_equal(write(sv[0], msg, 16), 16);
+    assert_int_equal(ufio_conn_recv(&b, &m), 1);
+    assert_int_equal(m.hdr.msg_id, 9);
+    free(msg);
+    close(sv[0]);
+    ufio_conn_close(&b);
+}
+
 static void test_send_to_dead_and_stuck_peer(void **st)
 {
     int sv[2];
@@ -262,6 +458,9 @@ int main(void)
         cmocka_unit_test(test_fragmented_big_body),
         cmocka_unit_test(test_fds_attribution_and_limits),
         cmocka_unit_test(test_framing_errors),
+        cmocka_unit_test(test_read_ahead),
+        cmocka_unit_test(test_read_ahead_fds),
+        cmocka_unit_test(test_sink),
         cmocka_unit_test(test_send_to_dead_and_stuck_peer),
         cmocka_unit_test(test_sockets),
     };
