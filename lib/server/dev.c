@@ -249,7 +249,7 @@ static int dev_wait_reply(struct ufio_dev *dev, struct ufio_conn *c, const struc
  * queued and handled, in order, after the current one.
  */
 int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                     struct ufio_msg *reply)
+                     void *dst, size_t dst_len, struct ufio_msg *reply)
 {
     if (!dev->connected || !dev->negotiated)
         return -ENOTCONN;
@@ -266,7 +266,17 @@ int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov
     }
     /* commands read meanwhile are queued: none may touch device memory early */
     dev->awaiting_reply = true;
+    if (dst && dst_len && iovcnt > 0 && iov[0].iov_len == 16) {
+        dev->expect.msg_id = h.msg_id;
+        dev->expect.cmd = cmd;
+        memcpy(dev->expect.head, iov[0].iov_base, 16);
+        dev->expect.dst = dst;
+        dev->expect.len = dst_len;
+    }
     err = dev_wait_reply(dev, c, &h, reply);
+    if (err && c->in_body && c->cur.sunk)
+        ufio_conn_sink_divert(c); /* dst belongs to our caller, who is leaving */
+    dev->expect.dst = NULL;
     dev->awaiting_reply = false;
     return err;
 }

@@ -114,6 +114,12 @@ struct ufio_dev {
     size_t nqueued;
     bool drop_conn;         /* the connection must be closed after this step */
     bool awaiting_reply;    /* inside dev_send_request: commands are queued */
+    struct {                /* the reply dev_send_request may receive in place */
+        uint16_t msg_id, cmd;
+        uint8_t head[16];
+        void *dst;          /* NULL: nothing expected */
+        size_t len;
+    } expect;
     struct ufio_conn_sink sink; /* big REGION_WRITEs straight into shared memory */
     unsigned poll_us;       /* busy-poll budget after activity (0 = always sleep) */
 
@@ -123,8 +129,10 @@ struct ufio_dev {
 
 /* dev.c */
 void dev_client_gone(struct ufio_dev *dev, const char *why);
+/* dst: where the data of a reply that echoes iov[0] (a 16-byte head) plus
+ * dst_len bytes may be received directly (reply.sunk then says so); NULL: none. */
 int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                     struct ufio_msg *reply);
+                     void *dst, size_t dst_len, struct ufio_msg *reply);
 
 /* dispatch.c */
 void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m);

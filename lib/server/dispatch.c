@@ -63,6 +63,7 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
         ufio_conn_init(&dev->twin, pair[0], VFIO_USER_HDR_SIZE + 16 + (size_t)dev->lim.max_data_xfer_size,
                        0);
         dev->twin.send_timeout_ms = dev->lim.reply_timeout_ms;
+        dev->twin.sink = &dev->sink;
         dev->has_twin = true;
         rv.caps.has_twin_fd_index = true;
         rv.caps.twin_fd_index = 0;
@@ -382,6 +383,13 @@ void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *pref
 {
     struct ufio_dev *dev = opaque;
     const struct vfio_user_header *h = &m->hdr;
+    if (dev->expect.dst && ufio_hdr_is_reply(h)) {
+        /* the reply to our DMA_READ, if it echoes the request exactly */
+        bool ok = h->msg_id == dev->expect.msg_id && h->cmd == dev->expect.cmd && !(h->flags & VFIO_USER_F_ERROR) &&
+                  !m->nfds && !m->fds_overflow && body_len == 16 + dev->expect.len &&
+                  !memcmp(prefix, dev->expect.head, 16);
+        return ok ? dev->expect.dst : NULL;
+    }
     if (h->cmd != VFIO_USER_REGION_WRITE || (h->flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND ||
         dev->awaiting_reply || dev->nqueued || validate(dev, m))
         return NULL;

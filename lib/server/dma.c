@@ -203,14 +203,17 @@ static int dma_msg(struct ufio_dev *dev, bool write, uint64_t iova, void *buf, u
         return (int)hl;
     struct iovec iov[2] = { { head, (size_t)hl }, { buf, (size_t)n } };
     struct ufio_msg reply;
+    /* a DMA_READ reply's data is received straight into buf */
     int err = dev_send_request(dev, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, iov,
-                               write ? 2 : 1, &reply);
+                               write ? 2 : 1, write ? NULL : buf, (size_t)n, &reply);
     if (err)
         return err;
     if (reply.hdr.flags & VFIO_USER_F_ERROR) {
         err = reply.hdr.error_no && reply.hdr.error_no <= UFIO_MAX_ERRNO ? -(int)reply.hdr.error_no : -EIO;
     } else if (write) {
         err = ufio_dma_write_reply_decode(reply.payload, reply.len, &a);
+    } else if (reply.sunk) {
+        err = reply.sunk == n && reply.len == 16 && !memcmp(reply.payload, head, 16) ? 0 : -EINVAL;
     } else {
         struct ufio_dma_access got;
         err = ufio_dma_read_reply_decode(reply.payload, reply.len, &a, &got);

@@ -340,6 +340,65 @@ static void test_dma_mapped_memory(void **st)
     cclose(fd);
 }
 
+/* A big DMA_READ reply is received straight into the device's buffer, and only
+ * when its head echoes the request; otherwise the device sees the error. */
+static void test_dma_messages_big(void **st)
+{
+    int fd = track(raw_connect(S.path));
+    assert_int_equal(raw_version(fd, "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}", &R), 0);
+    assert_int_equal(R.nfds, 1);
+    int twin = track(R.fds[0]);
+    uint8_t p[32];
+    put32(p, 32);
+    put32(p + 4, 3);
+    put64(p + 8, 0);
+    put64(p + 16, 0x200000);
+    put64(p + 24, 0x10000);
+    assert_int_equal(xfer(fd, 50, DMA_MAP, p, 32, NULL, 0, &R), 0);
+    region_write32(fd, 0, 0x18, 0x200000);
+    region_write32(fd, 0, 0x1c, 0);
+    region_write32(fd, 0, 0x20, 0x208000);
+    region_write32(fd, 0, 0x24, 0);
+    region_write32(fd, 0, 0x28, 0x8000);
+    static uint8_t rep[16 + 16 + 0x8000];
+    static struct rmsg D;
+    for (int bad = 0; bad < 2; bad++) {
+        uint8_t w[64], wp[20];
+        put64(wp, 0x2c);
+        put32(wp + 8, 0);
+        put32(wp + 12, 4);
+        put32(wp + 16, 1);
+        size_t n = mk(w, 51, REGION_WRITE, 0x10, wp, 20);
+        assert_int_equal(raw_send(fd, w, n, NULL, 0), 0);
+        assert_int_equal(raw_recv(twin, &D, 5000), 0);
+        assert_int_equal(D.cmd, DMA_READ);
+        assert_int_equal(get64(D.payload + 8), 0x8000);
+        put64(rep + 16, bad ? 0x200001 : 0x200000);
+        put64(rep + 24, 0x8000);
+        for (int i = 0; i < 0x8000; i++)
+            rep[32 + i] = (uint8_t)(i * 5 + bad);
+        n = mk(rep, D.id, DMA_READ, 1, rep + 16, 16 + 0x8000);
+        assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
+        if (bad) {
+            assert_int_equal(region_read32(fd, 0, 0x30), 0x80000000u | EINVAL);
+            break;
+        }
+        assert_int_equal(raw_recv(twin, &D, 5000), 0);
+        assert_int_equal(D.cmd, DMA_WRITE);
+        assert_int_equal(D.len, 16 + 0x8000);
+        for (int i = 0; i < 0x8000; i++)
+            assert_int_equal(D.payload[16 + i], (uint8_t)(i * 5) ^ 0x5a);
+        uint8_t head[16];
+        put64(head, 0x208000);
+        put64(head + 8, 0x8000);
+        n = mk(w, D.id, DMA_WRITE, 1, head, 16);
+        assert_int_equal(raw_send(twin, w, n, NULL, 0), 0);
+        assert_int_equal(region_read32(fd, 0, 0x30), 1);
+    }
+    cclose(twin);
+    cclose(fd);
+}
+
 /* DMA without an fd goes through DMA_READ/DMA_WRITE on the twin socket. */
 static void test_dma_messages_twin_socket(void **st)
 {
@@ -751,6 +810,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_msix_interrupt, teardown_conns),
         cmocka_unit_test_teardown(test_dma_mapped_memory, teardown_conns),
         cmocka_unit_test_teardown(test_dma_messages_twin_socket, teardown_conns),
+        cmocka_unit_test_teardown(test_dma_messages_big, teardown_conns),
         cmocka_unit_test_teardown(test_posted_writes_in_order, teardown_conns),
         cmocka_unit_test_teardown(test_large_write_in_pieces, teardown_conns),
         cmocka_unit_test_teardown(test_malformed_requests, teardown_conns),
