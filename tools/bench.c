@@ -6,10 +6,14 @@
  *   - 4-byte REGION_READ / REGION_WRITE round trips, client and server on the
  *     same CPU and on different CPUs, polling off and on;
  *   - REGION_WRITE / REGION_READ throughput at 4 KiB, 64 KiB and the
- *     negotiated max_data_xfer_size;
+ *     negotiated max_data_xfer_size, to a shared-memory BAR (no staging copy
+ *     on either side) and, at the largest size, to a BAR whose callback copies;
  *   - device DMA through DMA_READ/DMA_WRITE messages and through mapped memory;
- *   - the same placements over a raw socketpair (ping-pong and bulk): the floor;
+ *   - raw socketpair exchanges of the same shapes and placements: the floor;
  *   - CPU used by an idle device with polling on, once its budget expired.
+ * Each figure is the median of ROUNDS batches that alternate with the raw
+ * batches of the same shape, so a noisy machine skews both alike; the
+ * "vs raw" column is ufio / raw.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -53,7 +57,13 @@ static void pin(int cpu)
 
 /* ---- the benchmark device ---------------------------------------------------------- */
 
-static uint8_t *big;        /* BAR2 backing for trapped bulk access */
+/*
+ * BAR0: 4-byte registers (latency, and DMA control). BAR2: shared memory (an
+ * mmap area), which REGION_READ/WRITE reach without a staging copy. BAR4: the
+ * same size behind a callback that copies, as a device with trapped memory
+ * would.
+ */
+static uint8_t *big;        /* BAR4 backing */
 static uint8_t dma_buf[BIG_BAR];
 static uint64_t dma_addr;
 static uint32_t dma_len;
@@ -82,7 +92,7 @@ static int bar0(struct ufio_dev *dev, void *o, unsigned r, uint64_t off, void *b
     return 0;
 }
 
-static int bar2(struct ufio_dev *dev, void *o, unsigned r, uint64_t off, void *buf, uint32_t len, bool w)
+static int bar4(struct ufio_dev *dev, void *o, unsigned r, uint64_t off, void *buf, uint32_t len, bool w)
 {
     if (w)
         memcpy(big + off, buf, len);
@@ -103,12 +113,15 @@ static pid_t start_device(const char *path, int cpu, unsigned poll_us)
     big = malloc(BIG_BAR);
     static const struct ufio_pci_ids ids = { 0x5546, 0x0002, 0x5546, 0x0002, 0xff0000, 1 };
     struct ufio_dev_limits l;
+    void *shm;
     if (!big || ufio_dev_create("bench", &ids, NULL, NULL, &bench_dev))
         _exit(1);
     ufio_dev_get_limits(bench_dev, &l);
     l.max_data_xfer_size = 1u << 20;
     if (ufio_dev_set_limits(bench_dev, &l) || ufio_dev_add_bar(bench_dev, 0, 4096, 0, bar0, NULL) ||
-        ufio_dev_add_bar(bench_dev, 2, BIG_BAR, 0, bar2, NULL) || ufio_dev_set_poll_budget(bench_dev, poll_us) ||
+        ufio_dev_add_bar(bench_dev, 2, BIG_BAR, 0, NULL, NULL) ||
+        ufio_dev_add_mmap_area(bench_dev, 2, 0, BIG_BAR, &shm) ||
+        ufio_dev_add_bar(bench_dev, 4, BIG_BAR, 0, bar4, NULL) || ufio_dev_set_poll_budget(bench_dev, poll_us) ||
         ufio_dev_listen(bench_dev, path))
         _exit(1);
     signal(SIGTERM, stop_dev);
@@ -142,50 +155,76 @@ static double cpu_seconds(pid_t pid)
 
 /* ---- raw socketpair floor -------------------------------------------------------------- */
 
-static double raw_pingpong(int scpu, int ccpu, int iters, size_t req, size_t rep)
+/*
+ * A peer process that reads req bytes and answers rep bytes, forever: the
+ * least any request/reply exchange of that shape over this socket can cost.
+ * It stays up so its batches interleave with ufio's in one time window,
+ * and noise from the rest of the machine hits both alike.
+ */
+struct raw_peer {
+    pid_t pid;
+    int fd;
+    size_t req, rep;
+};
+
+static uint8_t raw_buf[(1 << 20) + 64];
+
+static void raw_start(struct raw_peer *rp, int scpu, size_t req, size_t rep)
 {
     int sv[2];
-    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    pid_t pid = fork();
-    static uint8_t buf[1 << 21];
-    if (pid == 0) {
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+        exit(1);
+    rp->req = req;
+    rp->rep = rep;
+    rp->pid = fork();
+    if (rp->pid == 0) {
         pin(scpu);
         close(sv[0]);
         for (;;) {
-            size_t got = 0;
-            while (got < req) {
-                ssize_t n = read(sv[1], buf, req - got);
+            for (size_t got = 0; got < req;) {
+                ssize_t n = read(sv[1], raw_buf, req - got);
                 if (n <= 0)
                     _exit(0);
                 got += (size_t)n;
             }
-            size_t sent = 0;
-            while (sent < rep) {
-                ssize_t n = write(sv[1], buf, rep - sent);
+            for (size_t sent = 0; sent < rep;) {
+                ssize_t n = write(sv[1], raw_buf, rep - sent);
                 if (n <= 0)
                     _exit(0);
                 sent += (size_t)n;
             }
         }
     }
-    pin(ccpu);
     close(sv[1]);
-    double t0 = 0;
-    for (int i = -iters / 10; i < iters; i++) {
-        if (i == 0)
-            t0 = now_us();
-        size_t sent = 0;
-        while (sent < req)
-            sent += (size_t)write(sv[0], buf, req - sent);
-        size_t got = 0;
-        while (got < rep)
-            got += (size_t)read(sv[0], buf, rep - got);
+    rp->fd = sv[0];
+}
+
+static void raw_stop(struct raw_peer *rp)
+{
+    close(rp->fd);
+    kill(rp->pid, SIGTERM); /* a later peer may hold our socket too: EOF alone is not enough */
+    waitpid(rp->pid, NULL, 0);
+}
+
+/* Microseconds per exchange, over iters exchanges. */
+static double raw_batch(struct raw_peer *rp, int iters)
+{
+    double t0 = now_us();
+    for (int i = 0; i < iters; i++) {
+        for (size_t sent = 0; sent < rp->req;) {
+            ssize_t n = write(rp->fd, raw_buf, rp->req - sent);
+            if (n <= 0)
+                exit(1);
+            sent += (size_t)n;
+        }
+        for (size_t got = 0; got < rp->rep;) {
+            ssize_t n = read(rp->fd, raw_buf, rp->rep - got);
+            if (n <= 0)
+                exit(1);
+            got += (size_t)n;
+        }
     }
-    double per = (now_us() - t0) / iters;
-    close(sv[0]);
-    waitpid(pid, NULL, 0);
-    pin(-1);
-    return per;
+    return (now_us() - t0) / iters;
 }
 
 /* ---- measurements ------------------------------------------------------------------- */
@@ -194,13 +233,16 @@ struct row {
     char name[96];
     double value;
     const char *unit;
+    double raw;     /* the raw socketpair figure of the same shape, 0 = none */
 };
-static struct row rows[64];
+static struct row rows[80];
 static int nrows;
 
 static void add(const char *unit, double v, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void add(const char *unit, double v, const char *fmt, ...)
 {
+    if (nrows == (int)(sizeof(rows) / sizeof(rows[0])))
+        return;
     struct row *r = &rows[nrows++];
     va_list ap;
     va_start(ap, fmt);
@@ -208,52 +250,54 @@ static void add(const char *unit, double v, const char *fmt, ...)
     va_end(ap);
     r->value = v;
     r->unit = unit;
+    r->raw = 0;
 }
 
+static void against_raw(double raw) { rows[nrows - 1].raw = raw; }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void check(int err, const char *what)
+{
+    if (err) {
+        fprintf(stderr, "ufio-bench: %s failed: %s\n", what, strerror(-err));
+        exit(1);
+    }
+}
+
+/* Microseconds per 4-byte access to BAR0. */
 static double rtt(struct ufio_client *c, bool write, int iters)
 {
     uint32_t v = 1;
-    double t0 = 0;
-    for (int i = -iters / 10; i < iters; i++) {
-        if (i == 0)
-            t0 = now_us();
-        int err = write ? ufio_client_region_write(c, 0, 0x20, &v, 4) : ufio_client_region_read(c, 0, 0x20, &v, 4);
-        if (err) {
-            fprintf(stderr, "ufio-bench: request failed: %s\n", strerror(-err));
-            exit(1);
-        }
-    }
+    double t0 = now_us();
+    for (int i = 0; i < iters; i++)
+        check(write ? ufio_client_region_write(c, 0, 0x20, &v, 4) : ufio_client_region_read(c, 0, 0x20, &v, 4),
+              "request");
     return (now_us() - t0) / iters;
 }
 
-static double throughput(struct ufio_client *c, bool write, size_t size, double seconds)
+/* Microseconds per transfer of size bytes to or from a region. */
+static double xfer_batch(struct ufio_client *c, unsigned region, bool write, size_t size, int iters)
 {
-    static uint8_t buf[BIG_BAR];
-    double t0 = now_us(), t;
-    uint64_t bytes = 0;
-    do {
-        int err = write ? ufio_client_region_write(c, 2, 0, buf, size) : ufio_client_region_read(c, 2, 0, buf, size);
-        if (err) {
-            fprintf(stderr, "ufio-bench: transfer failed: %s\n", strerror(-err));
-            exit(1);
-        }
-        bytes += size;
-        t = now_us();
-    } while (t - t0 < seconds * 1e6);
-    return bytes / ((t - t0) / 1e6) / 1048576.0;
+    static uint8_t buf[1 << 20];
+    double t0 = now_us();
+    for (int i = 0; i < iters; i++)
+        check(write ? ufio_client_region_write(c, region, 0, buf, size) : ufio_client_region_read(c, region, 0, buf, size),
+              "transfer");
+    return (now_us() - t0) / iters;
 }
 
-static double raw_bulk(int scpu, int ccpu, size_t size, double seconds)
-{
-    /* same shape as a REGION_WRITE: size bytes out, a 16-byte answer back */
-    int iters = 1;
-    double per = raw_pingpong(scpu, ccpu, iters, size, 16);
-    iters = (int)(seconds * 1e6 / (per > 1 ? per : 1));
-    if (iters < 5)
-        iters = 5;
-    per = raw_pingpong(scpu, ccpu, iters, size, 16);
-    return size / per * 1e6 / 1048576.0;
-}
+static double mibps(size_t size, double us) { return size / us * 1e6 / 1048576.0; }
 
 static double dma_rate(struct ufio_client *c, uint64_t iova, uint32_t len, bool dev_writes, double seconds)
 {
@@ -264,25 +308,127 @@ static double dma_rate(struct ufio_client *c, uint64_t iova, uint32_t len, bool 
     uint64_t bytes = 0;
     uint32_t one = 1;
     do {
-        int err = ufio_client_region_write(c, 0, dev_writes ? 16 : 12, &one, 4);
-        if (err) {
-            fprintf(stderr, "ufio-bench: DMA failed: %s\n", strerror(-err));
-            exit(1);
-        }
+        check(ufio_client_region_write(c, 0, dev_writes ? 16 : 12, &one, 4), "DMA");
         bytes += len;
         t = now_us();
     } while (t - t0 < seconds * 1e6);
     return bytes / ((t - t0) / 1e6) / 1048576.0;
 }
 
+#define ROUNDS 5
+
+struct place {
+    const char *name;
+    int scpu, ccpu;
+};
+
+/*
+ * 4-byte REGION_READ and REGION_WRITE round trips, in ROUNDS batches that
+ * alternate with batches of the raw ping-pong of the same shape (32 bytes
+ * out, 36 back: a REGION_READ's request and reply); medians are reported.
+ */
+static void latency_rows(struct ufio_client *c, const struct place *pl, bool polling, unsigned poll_us, int iters)
+{
+    struct raw_peer rp;
+    double raw[ROUNDS], rd[ROUNDS], wr[ROUNDS];
+    int per = iters / ROUNDS > 10 ? iters / ROUNDS : 10;
+    if (!polling)
+        raw_start(&rp, pl->scpu, 32, 36);
+    rtt(c, false, per / 10 + 1); /* warm up */
+    for (int r = 0; r < ROUNDS; r++) {
+        if (!polling)
+            raw[r] = raw_batch(&rp, per);
+        rd[r] = rtt(c, false, per);
+        wr[r] = rtt(c, true, per);
+    }
+    double rawm = 0;
+    if (!polling) {
+        rawm = median(raw, ROUNDS);
+        raw_stop(&rp);
+        add("us", rawm, "raw socketpair ping-pong, %s", pl->name);
+    }
+    char mode[32];
+    snprintf(mode, sizeof(mode), polling ? "polling on (%u us)" : "polling off", poll_us);
+    add("us", median(rd, ROUNDS), "REGION_READ 4 B, %s, %s", pl->name, mode);
+    against_raw(rawm);
+    add("us", median(wr, ROUNDS), "REGION_WRITE 4 B, %s, %s", pl->name, mode);
+    against_raw(rawm);
+}
+
+/*
+ * Bulk rows for one size: REGION_WRITE and REGION_READ of BAR2 (shared
+ * memory) next to raw transfers of the same shape (size + 32 bytes one way,
+ * 32 the other), alternating; at the largest size also BAR4, whose callback
+ * copies. Each batch lasts about seconds / ROUNDS.
+ */
+static void bulk_rows(struct ufio_client *c, const struct place *pl, size_t size, bool trapped_too, double seconds)
+{
+    struct raw_peer rw, rr;
+    raw_start(&rw, pl->scpu, size + 32, 32);
+    raw_start(&rr, pl->scpu, 32, size + 32);
+    double t1 = raw_batch(&rw, 3) + xfer_batch(c, 2, true, size, 3);
+    int per = (int)(seconds / ROUNDS * 1e6 / (t1 / 2 > 1 ? t1 / 2 : 1));
+    if (per < 3)
+        per = 3;
+    double w[ROUNDS], r[ROUNDS], raww[ROUNDS], rawr[ROUNDS], tw[ROUNDS], tr[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        raww[i] = raw_batch(&rw, per);
+        w[i] = xfer_batch(c, 2, true, size, per);
+        rawr[i] = raw_batch(&rr, per);
+        r[i] = xfer_batch(c, 2, false, size, per);
+        if (trapped_too) {
+            tw[i] = xfer_batch(c, 4, true, size, per);
+            tr[i] = xfer_batch(c, 4, false, size, per);
+        }
+    }
+    raw_stop(&rw);
+    raw_stop(&rr);
+    double rw_m = mibps(size, median(raww, ROUNDS)), rr_m = mibps(size, median(rawr, ROUNDS));
+    add("MiB/s", rw_m, "raw socketpair bulk %zu B out, %s", size, pl->name);
+    add("MiB/s", mibps(size, median(w, ROUNDS)), "REGION_WRITE %zu B, shared-memory BAR, %s", size, pl->name);
+    against_raw(rw_m);
+    add("MiB/s", rr_m, "raw socketpair bulk %zu B back, %s", size, pl->name);
+    add("MiB/s", mibps(size, median(r, ROUNDS)), "REGION_READ %zu B, shared-memory BAR, %s", size, pl->name);
+    against_raw(rr_m);
+    if (trapped_too) {
+        add("MiB/s", mibps(size, median(tw, ROUNDS)), "REGION_WRITE %zu B, copying callback BAR, %s", size, pl->name);
+        against_raw(rw_m);
+        add("MiB/s", mibps(size, median(tr, ROUNDS)), "REGION_READ %zu B, copying callback BAR, %s", size, pl->name);
+        against_raw(rr_m);
+    }
+}
+
+static void dma_rows(struct ufio_client *c, const struct place *pl, double secs)
+{
+    /* device DMA: 1 MiB by messages (fd-less mapping) and through mapped memory */
+    static uint8_t plain[1 << 20];
+    int mfd = memfd_create("bench", MFD_CLOEXEC);
+    if (mfd < 0 || ftruncate(mfd, 1 << 20))
+        exit(1);
+    void *mem = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (mem == MAP_FAILED)
+        exit(1);
+    check(ufio_client_dma_map(c, 0x100000000ull, 1 << 20, 3, plain, -1, 0), "DMA_MAP");
+    check(ufio_client_dma_map(c, 0x200000000ull, 1 << 20, 3, mem, mfd, 0), "DMA_MAP");
+    add("MiB/s", dma_rate(c, 0x100000000ull, 1 << 20, false, secs), "DMA_READ by message 1 MiB, %s", pl->name);
+    add("MiB/s", dma_rate(c, 0x100000000ull, 1 << 20, true, secs), "DMA_WRITE by message 1 MiB, %s", pl->name);
+    add("MiB/s", dma_rate(c, 0x200000000ull, 1 << 20, false, secs), "DMA read, mapped memory 1 MiB, %s", pl->name);
+    add("MiB/s", dma_rate(c, 0x200000000ull, 1 << 20, true, secs), "DMA write, mapped memory 1 MiB, %s", pl->name);
+    ufio_client_dma_unmap(c, 0x100000000ull, 1 << 20);
+    ufio_client_dma_unmap(c, 0x200000000ull, 1 << 20);
+    munmap(mem, 1 << 20);
+    close(mfd);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ufio-bench [--socket PATH] [--iters N] [--seconds S] [--poll-us N] [--json]\n"
                "Measures ufio's request latency, bulk throughput, DMA and idle CPU, next to a raw\n"
-               "socketpair in the same CPU placements. Without --socket it starts its own device.\n"
+               "socketpair in the same CPU placements and shapes (medians of 5 interleaved\n"
+               "batches; 'vs raw' = ufio / raw). Without --socket it starts its own device.\n"
                "  --socket PATH   measure an existing server (latency rows only; needs BAR0)\n"
                "  --iters N       round trips per latency row (default 20000)\n"
-               "  --seconds S     duration of each throughput row (default 0.5)\n"
+               "  --seconds S     time per throughput row, all rounds (default 0.5)\n"
                "  --poll-us N     polling budget for the 'polling on' rows (default 50)\n"
                "  --migration     migration rows instead: 256 MiB / 1 GiB of state dirtied while\n"
                "                  running (downtime, total, throughput), and a dirty-log report\n"
@@ -337,11 +483,9 @@ int main(int argc, char **argv)
         add("us", rtt(c, false, iters), "REGION_READ 4 B round trip (external server)");
         ufio_client_destroy(c);
     } else {
-        struct { const char *name; int scpu, ccpu; } place[] = { { "same CPU", 0, 0 }, { "cross CPU", 0, 1 } };
+        static const struct place place[] = { { "same CPU", 0, 0 }, { "cross CPU", 0, 1 } };
         int np = ncpu > 1 ? 2 : 1;
         for (int p = 0; p < np; p++) {
-            add("us", raw_pingpong(place[p].scpu, place[p].ccpu, iters, 32, 20), "raw socketpair ping-pong, %s",
-                place[p].name);
             for (int polling = 0; polling < 2; polling++) {
                 pid_t pid = start_device(path, place[p].scpu, polling ? poll_us : 0);
                 pin(place[p].ccpu);
@@ -352,32 +496,14 @@ int main(int argc, char **argv)
                     stop_device(pid);
                     return 1;
                 }
-                add("us", rtt(c, false, iters), "REGION_READ 4 B, %s, polling %s", place[p].name, polling ? "on" : "off");
-                add("us", rtt(c, true, iters), "REGION_WRITE 4 B, %s, polling %s", place[p].name, polling ? "on" : "off");
+                latency_rows(c, &place[p], polling, poll_us, iters);
                 if (!polling) {
                     struct ufio_client_caps caps;
                     ufio_client_get_caps(c, &caps);
                     size_t sizes[3] = { 4096, 65536, (size_t)caps.max_data_xfer_size };
-                    for (int s = 0; s < 3; s++) {
-                        add("MiB/s", throughput(c, true, sizes[s], secs), "REGION_WRITE %zu B, %s", sizes[s], place[p].name);
-                        add("MiB/s", throughput(c, false, sizes[s], secs), "REGION_READ %zu B, %s", sizes[s], place[p].name);
-                        add("MiB/s", raw_bulk(place[p].scpu, place[p].ccpu, sizes[s], secs), "raw socketpair bulk %zu B, %s",
-                            sizes[s], place[p].name);
-                    }
-                    /* device DMA: 1 MiB by messages (fd-less mapping) and through mapped memory */
-                    static uint8_t plain[1 << 20];
-                    int mfd = memfd_create("bench", MFD_CLOEXEC);
-                    if (mfd < 0 || ftruncate(mfd, 1 << 20))
-                        return 1;
-                    void *mem = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-                    ufio_client_dma_map(c, 0x100000000ull, 1 << 20, 3, plain, -1, 0);
-                    ufio_client_dma_map(c, 0x200000000ull, 1 << 20, 3, mem, mfd, 0);
-                    add("MiB/s", dma_rate(c, 0x100000000ull, 1 << 20, false, secs), "DMA_READ by message 1 MiB, %s", place[p].name);
-                    add("MiB/s", dma_rate(c, 0x100000000ull, 1 << 20, true, secs), "DMA_WRITE by message 1 MiB, %s", place[p].name);
-                    add("MiB/s", dma_rate(c, 0x200000000ull, 1 << 20, false, secs), "DMA read, mapped memory 1 MiB, %s", place[p].name);
-                    add("MiB/s", dma_rate(c, 0x200000000ull, 1 << 20, true, secs), "DMA write, mapped memory 1 MiB, %s", place[p].name);
-                    munmap(mem, 1 << 20);
-                    close(mfd);
+                    for (int s = 0; s < 3; s++)
+                        bulk_rows(c, &place[p], sizes[s], s == 2, secs);
+                    dma_rows(c, &place[p], secs);
                 } else if (p == np - 1) {
                     /* idle CPU once the polling budget has expired */
                     usleep(200000);
@@ -399,14 +525,23 @@ int main(int argc, char **argv)
             json_object_object_add(o, "name", json_object_new_string(rows[i].name));
             json_object_object_add(o, "value", json_object_new_double(rows[i].value));
             json_object_object_add(o, "unit", json_object_new_string(rows[i].unit));
+            if (rows[i].raw > 0) {
+                /* latency: ufio / raw (lower is better); throughput: ufio / raw (higher is better) */
+                json_object_object_add(o, "raw", json_object_new_double(rows[i].raw));
+                json_object_object_add(o, "vs_raw", json_object_new_double(rows[i].value / rows[i].raw));
+            }
             json_object_array_add(a, o);
         }
         printf("%s\n", json_object_to_json_string_ext(a, JSON_C_TO_STRING_PRETTY));
         json_object_put(a);
     } else {
-        printf("%-58s %12s\n", "workload", "result");
-        for (int i = 0; i < nrows; i++)
-            printf("%-58s %9.2f %s\n", rows[i].name, rows[i].value, rows[i].unit);
+        printf("%-58s %14s %8s\n", "workload", "result", "vs raw");
+        for (int i = 0; i < nrows; i++) {
+            printf("%-58s %9.2f %-5s", rows[i].name, rows[i].value, rows[i].unit);
+            if (rows[i].raw > 0)
+                printf(" %7.2fx", rows[i].value / rows[i].raw);
+            printf("\n");
+        }
     }
     return 0;
 }
