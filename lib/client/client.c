@@ -469,6 +469,7 @@ UFIO_API int ufio_client_dma_unmap(struct ufio_client *c, uint64_t iova, uint64_
     /* the server dropped it (or is gone): forget our side either way unless it refused */
     if (!err || err == -ENOTCONN) {
         pthread_mutex_lock(&c->lock);
+        cl_dma_forget(c, iova, size);
         for (size_t i = 0; i < c->ndma; i++)
             if (c->dma[i].iova == iova && c->dma[i].size == size) {
                 if (c->dma[i].fd >= 0)

@@ -45,6 +45,11 @@ struct ufio_client {
     pthread_mutex_t send_lock;  /* whole-message sends on either socket */
     struct ufio_conn conn;
     struct ufio_conn_sink sink; /* big replies into the waiting caller's buffer */
+    struct ufio_conn_sink twin_sink;
+    struct {                    /* a DMA_WRITE being received into registered memory */
+        uint64_t iova, len;
+        bool on;
+    } placing[2];               /* [0] main, [1] twin */
     struct ufio_conn twin;
     bool has_twin;
     bool connected;
@@ -65,6 +70,8 @@ struct ufio_client {
 };
 
 /* client_io.c */
+/* Before registered memory goes away: a DMA_WRITE being received into it drops the rest. */
+void cl_dma_forget(struct ufio_client *c, uint64_t iova, uint64_t size);
 int cl_negotiate(struct ufio_client *c, int fd);
 void cl_disconnect(struct ufio_client *c);
 /*

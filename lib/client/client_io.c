@@ -45,11 +45,21 @@ static size_t cl_max_msg(const struct ufio_client *c)
  * expects (its head echoed, the data length it asked for, no fds) goes
  * straight into the caller's buffer. c->lock is held (we are in drain()).
  */
+static void *cl_place_dma(struct ufio_client *c, int which, const struct ufio_msg *m, const uint8_t *prefix,
+                          size_t body_len);
+
+static void *cl_sink_place_twin(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+{
+    return cl_place_dma(opaque, 1, m, prefix, body_len);
+}
+
 static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
 {
     struct ufio_client *c = opaque;
     const struct vfio_user_header *h = &m->hdr;
-    if (!ufio_hdr_is_reply(h) || (h->flags & VFIO_USER_F_ERROR) || m->nfds || m->fds_overflow)
+    if (!ufio_hdr_is_reply(h))
+        return cl_place_dma(c, 0, m, prefix, body_len);
+    if ((h->flags & VFIO_USER_F_ERROR) || m->nfds || m->fds_overflow)
         return NULL;
     for (int i = 0; i < CL_MAX_PENDING; i++) {
         struct cl_pending *p = &c->pend[i];
@@ -119,6 +129,8 @@ int cl_negotiate(struct ufio_client *c, int fd)
         ufio_set_nonblock(twin, true);
         ufio_conn_init(&c->twin, twin, cl_max_msg(c), 0);
         c->twin.send_timeout_ms = c->opts.timeout_ms;
+        c->twin_sink = (struct ufio_conn_sink){ .prefix = 16, .place = cl_sink_place_twin, .opaque = c };
+        c->twin.sink = &c->twin_sink;
         c->has_twin = true;
     }
     c->caps = (struct ufio_client_caps){
@@ -163,6 +175,39 @@ static struct cl_dma *dma_lookup(struct ufio_client *c, uint64_t addr, uint64_t 
     return NULL;
 }
 
+/*
+ * A big DMA_WRITE from the server is received straight into the registered
+ * memory it names, when it is one the handler would accept (no fds, the
+ * data length its head says, inside one writable mapping). c->lock is held.
+ */
+static void *cl_place_dma(struct ufio_client *c, int which, const struct ufio_msg *m, const uint8_t *prefix,
+                          size_t body_len)
+{
+    struct ufio_dma_access a;
+    if (m->hdr.cmd != VFIO_USER_DMA_WRITE || (m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND ||
+        (m->hdr.flags & ~VFIO_USER_F_KNOWN) || m->nfds || m->fds_overflow ||
+        ufio_dma_read_req_decode(prefix, 16, c->opts.max_data_xfer_size, &a) || a.count != body_len - 16)
+        return NULL;
+    struct cl_dma *d = dma_lookup(c, a.addr, a.count, UFIO_DMA_WRITE);
+    if (!d)
+        return NULL;
+    c->placing[which].iova = a.addr;
+    c->placing[which].len = a.count;
+    c->placing[which].on = true;
+    return d->local + (a.addr - d->iova);
+}
+
+void cl_dma_forget(struct ufio_client *c, uint64_t iova, uint64_t size)
+{
+    struct ufio_conn *conns[2] = { &c->conn, &c->twin };
+    for (int i = 0; i < 2; i++) {
+        if (c->placing[i].on && c->placing[i].iova < iova + size && iova < c->placing[i].iova + c->placing[i].len) {
+            ufio_conn_sink_divert(conns[i]);
+            c->placing[i].on = false;
+        }
+    }
+}
+
 static void serve_dma(struct ufio_client *c, struct ufio_conn *conn, struct ufio_msg *m)
 {
     struct ufio_dma_access a;
@@ -171,13 +216,26 @@ static void serve_dma(struct ufio_client *c, struct ufio_conn *conn, struct ufio
     struct iovec iov[2];
     int iovcnt = 0;
     bool is_read = m->hdr.cmd == VFIO_USER_DMA_READ;
+    bool placed = m->sunk != 0;
     if (m->nfds || (m->hdr.cmd != VFIO_USER_DMA_READ && m->hdr.cmd != VFIO_USER_DMA_WRITE)) {
         err = m->nfds ? -EINVAL : -ENOSYS;
+    } else if (placed) {
+        /* cl_place_dma() checked it and put the data in place, unless an unmap got in between */
+        err = m->sink_dropped || m->hdr.cmd != VFIO_USER_DMA_WRITE ? -EFAULT
+            : ufio_dma_read_req_decode(m->payload, m->len, c->opts.max_data_xfer_size, &a);
+        if (!err && a.count != m->sunk)
+            err = -EINVAL;
+        if (!err) {
+            ssize_t hl = ufio_dma_write_reply_encode(&a, head, sizeof(head));
+            iov[0] = (struct iovec){ head, (size_t)hl };
+            iovcnt = 1;
+            pthread_mutex_lock(&c->lock); /* the send below unlocks, as for the other paths */
+        }
     } else {
         err = is_read ? ufio_dma_read_req_decode(m->payload, m->len, c->opts.max_data_xfer_size, &a)
                       : ufio_dma_write_req_decode(m->payload, m->len, c->opts.max_data_xfer_size, &a);
     }
-    if (!err) {
+    if (!err && !placed) {
         /* the table can change under a concurrent unmap: look up and copy under the lock */
         pthread_mutex_lock(&c->lock);
         struct cl_dma *d = dma_lookup(c, a.addr, a.count, is_read ? UFIO_DMA_READ : UFIO_DMA_WRITE);
@@ -245,6 +303,8 @@ static int drain(struct ufio_client *c, struct ufio_conn *conn)
         struct ufio_msg m;
         ufio_msg_init(&m);
         int r = ufio_conn_recv(conn, &m);
+        if (r == 1)
+            c->placing[conn == &c->twin].on = false; /* whatever was placed is complete */
         if (r == 0)
             return 0;
         if (r < 0) {

@@ -22,6 +22,7 @@ void ufio_msg_init(struct ufio_msg *m)
     m->nfds = 0;
     m->fds_overflow = false;
     m->sunk = 0;
+    m->sink_dropped = false;
     for (size_t i = 0; i < UFIO_TRANSPORT_MAX_FDS; i++)
         m->fds[i] = -1;
 }
@@ -211,8 +212,10 @@ bool ufio_conn_ready(const struct ufio_conn *c)
 
 void ufio_conn_sink_divert(struct ufio_conn *c)
 {
-    if (c->in_body && c->cur.sunk)
+    if (c->in_body && c->cur.sunk) {
         c->body_dst = NULL;
+        c->cur.sink_dropped = true;
+    }
 }
 
 static void deliver(struct ufio_conn *c, struct ufio_msg *out)

@@ -45,6 +45,7 @@ struct ufio_msg {
     size_t nfds;
     bool fds_overflow;  /* more fds arrived than max_fds (extras already closed) */
     size_t sunk;        /* body bytes after payload[0..len) that went to a sink */
+    bool sink_dropped;  /* ...or were dropped there, after ufio_conn_sink_divert() */
 };
 
 void ufio_msg_init(struct ufio_msg *m);
