@@ -623,12 +623,17 @@ UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t 
         return (int)n;
     struct iovec iov = { head, 8 };
     struct ufio_msg m;
-    int err = cl_call(c, VFIO_USER_MIG_DATA_READ, &iov, 1, NULL, 0, &m);
+    uint8_t none[16] = { 0 };
+    /* a big reply is received straight into buf */
+    int err = cl_call_into(c, VFIO_USER_MIG_DATA_READ, &iov, 1, none, buf, len, &m);
     if (err)
         return err;
     struct ufio_mig_data d;
-    err = m.nfds ? -EPROTO : ufio_mig_read_reply_decode(m.payload, m.len, (uint32_t)len, &d);
-    if (!err) {
+    if (m.sunk) {
+        err = m.nfds || m.len != 8 || ufio_ld32(m.payload + 4) != m.sunk ? -EPROTO : 0;
+        if (!err)
+            *got = m.sunk;
+    } else if (!(err = m.nfds ? -EPROTO : ufio_mig_read_reply_decode(m.payload, m.len, (uint32_t)len, &d))) {
         if (d.size)
             memcpy(buf, d.data, d.size);
         *got = d.size;

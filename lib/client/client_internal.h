@@ -82,10 +82,11 @@ void cl_disconnect(struct ufio_client *c);
 int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
             const int *fds, size_t nfds, struct ufio_msg *reply);
 /*
- * cl_call() for a reply made of an exact 16-byte head and dst_len bytes of
- * data (REGION_READ): the data may be received straight into dst, in which
- * case the reply comes with len 16 and sunk = dst_len; else it is a normal
- * reply. Either way the caller still checks the head.
+ * cl_call() for a reply made of a head and data that may be received
+ * straight into dst: REGION_READ (head[16] echoed, then exactly dst_len
+ * bytes; the reply comes with len 16 and sunk = dst_len) or MIG_DATA_READ
+ * (argsz and size, then at most dst_len bytes: len 8, sunk = size). Else it
+ * is a normal reply. Either way the caller still checks the head.
  */
 int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
                  const uint8_t head[16], void *dst, size_t dst_len, struct ufio_msg *reply);

@@ -48,12 +48,14 @@ static size_t cl_max_msg(const struct ufio_client *c)
 static void *cl_place_dma(struct ufio_client *c, int which, const struct ufio_msg *m, const uint8_t *prefix,
                           size_t body_len);
 
-static void *cl_sink_place_twin(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+static void *cl_sink_place_twin(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len,
+                                size_t *keep)
 {
     return cl_place_dma(opaque, 1, m, prefix, body_len);
 }
 
-static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len,
+                           size_t *keep)
 {
     struct ufio_client *c = opaque;
     const struct vfio_user_header *h = &m->hdr;
@@ -64,8 +66,17 @@ static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t
     for (int i = 0; i < CL_MAX_PENDING; i++) {
         struct cl_pending *p = &c->pend[i];
         if (p->used && !p->done && p->id == h->msg_id) {
-            if (!p->dst || p->cmd != h->cmd || body_len != 16 + p->dst_len || memcmp(prefix, p->head, 16))
+            if (!p->dst || p->cmd != h->cmd)
                 return NULL;
+            if (p->cmd == VFIO_USER_MIG_DATA_READ) {
+                /* argsz, size, then at most what we asked for */
+                uint32_t size = ufio_ld32(prefix + 4);
+                if (size > p->dst_len || body_len != 8 + (size_t)size)
+                    return NULL;
+                *keep = 8;
+            } else if (body_len != 16 + p->dst_len || memcmp(prefix, p->head, 16)) {
+                return NULL;
+            }
             p->placing = true;
             return p->dst;
         }

@@ -137,7 +137,7 @@ int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov
 /* dispatch.c */
 void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m);
 /* The conn sink's place(): where a big REGION_WRITE's data may go directly. */
-void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len);
+void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len, size_t *keep);
 
 /* region.c */
 int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,

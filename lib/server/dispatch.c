@@ -379,7 +379,7 @@ static int validate(struct ufio_dev *dev, const struct ufio_msg *m)
  * commands wait in the queue (a DMA reply is awaited) nothing is placed, so
  * writes still land in order.
  */
-void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len, size_t *keep)
 {
     struct ufio_dev *dev = opaque;
     const struct vfio_user_header *h = &m->hdr;

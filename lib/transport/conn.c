@@ -268,18 +268,19 @@ static int start_direct(struct ufio_conn *c, uint32_t size)
     if (s && s->prefix < body) {
         if (have < s->prefix)
             return 1;
-        uint8_t *dst = s->place(s->opaque, &c->cur, src, body);
-        if (dst) {
-            c->cur.payload = s->prefix ? malloc(s->prefix) : NULL;
-            if (s->prefix && !c->cur.payload)
+        size_t keep = s->prefix;
+        uint8_t *dst = s->place(s->opaque, &c->cur, src, body, &keep);
+        if (dst && keep <= s->prefix) {
+            c->cur.payload = keep ? malloc(keep) : NULL;
+            if (keep && !c->cur.payload)
                 return -ENOMEM;
-            memcpy(c->cur.payload, src, s->prefix);
-            c->cur.len = s->prefix;
-            c->cur.sunk = body - s->prefix;
-            memcpy(dst, src + s->prefix, have - s->prefix);
+            memcpy(c->cur.payload, src, keep);
+            c->cur.len = keep;
+            c->cur.sunk = body - keep;
+            memcpy(dst, src + keep, have - keep);
             c->body_dst = dst;
-            c->body_got = have - s->prefix;
-            c->body_want = body - s->prefix;
+            c->body_got = have - keep;
+            c->body_want = body - keep;
             goto direct;
         }
     }

@@ -71,13 +71,14 @@ struct ufio_rx_fds {
  * A sink lets the receiver place a big body where it is wanted (device
  * memory, a caller's buffer) instead of a staging payload. Once the header
  * and `prefix` body bytes are in, place() may return where body bytes
- * [prefix, len) go (exactly len - prefix bytes), or NULL for the normal
- * path. The message is then delivered with payload = the prefix, len =
- * prefix and sunk = the rest. place() sees the message's fds so far.
+ * [*keep, len) go (exactly len - *keep bytes; *keep comes in as prefix and
+ * may be lowered), or NULL for the normal path. The message is then
+ * delivered with payload = its first *keep body bytes, len = *keep and
+ * sunk = the rest. place() sees the message's fds so far.
  */
 struct ufio_conn_sink {
     size_t prefix;
-    void *(*place)(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len);
+    void *(*place)(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len, size_t *keep);
     void *opaque;
 };
 

@@ -323,7 +323,7 @@ static void test_read_ahead_fds(void **st)
 static uint8_t sink_mem[1 << 20];
 static int sink_calls;
 
-static void *sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len)
+static void *sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len, size_t *keep)
 {
     sink_calls++;
     assert_int_equal(body_len, 16 + 300000);
