@@ -399,6 +399,78 @@ static void test_dma_messages_big(void **st)
     cclose(fd);
 }
 
+/* A big REGION_WRITE into shared memory that arrives while the device waits for a
+ * DMA reply is queued like any command: its data lands only after the DMA command
+ * completed, although it is of the kind that is received straight into memory.
+ * (Without a twin socket: there the server reads the main socket while it waits.) */
+static void test_big_write_waits_behind_dma(void **st)
+{
+    int fd = conn();
+    int twin = fd;
+    uint8_t p[32] = { 0 };
+    put32(p, 256);
+    put32(p + 8, 2);
+    assert_int_equal(xfer(fd, 9, GET_REGION_INFO, p, 32, NULL, 0, &R), 0);
+    assert_int_equal(R.nfds, 1);
+    uint8_t *mem = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, R.fds[0], (off_t)get64(R.payload + 24));
+    assert_true(mem != MAP_FAILED);
+    close(R.fds[0]);
+    memset(mem, 0x5c, 65536);
+    put32(p, 32);
+    put32(p + 4, 3);
+    put64(p + 8, 0);
+    put64(p + 16, 0x200000);
+    put64(p + 24, 0x2000);
+    assert_int_equal(xfer(fd, 50, DMA_MAP, p, 32, NULL, 0, &R), 0);
+    region_write32(fd, 0, 0x18, 0x200000);
+    region_write32(fd, 0, 0x1c, 0);
+    region_write32(fd, 0, 0x20, 0x201000);
+    region_write32(fd, 0, 0x24, 0);
+    region_write32(fd, 0, 0x28, 0x1000);
+    uint8_t w[64], wp[20];
+    put64(wp, 0x2c);
+    put32(wp + 8, 0);
+    put32(wp + 12, 4);
+    put32(wp + 16, 1);
+    size_t n = mk(w, 51, REGION_WRITE, 0x10, wp, 20);
+    assert_int_equal(raw_send(fd, w, n, NULL, 0), 0);
+    static struct rmsg D;
+    assert_int_equal(raw_recv(twin, &D, 5000), 0);
+    assert_int_equal(D.cmd, DMA_READ);
+    /* the device is inside its DMA now: a 32 KiB write to BAR2 comes in */
+    static uint8_t big[16 + 16 + 0x8000];
+    uint8_t *bp = big + 16;
+    put64(bp, 0);
+    put32(bp + 8, 2);
+    put32(bp + 12, 0x8000);
+    memset(bp + 16, 0xab, 0x8000);
+    n = mk(big, 60, REGION_WRITE, 0, bp, 16 + 0x8000);
+    assert_int_equal(raw_send(fd, big, n, NULL, 0), 0);
+    usleep(100 * 1000);
+    assert_int_equal(mem[0], 0x5c);
+    assert_int_equal(mem[0x7fff], 0x5c);
+    /* answer the DMA: the device finishes, then the write is applied and answered */
+    static uint8_t rep[16 + 16 + 0x1000];
+    put64(rep + 16, 0x200000);
+    put64(rep + 24, 0x1000);
+    n = mk(rep, D.id, DMA_READ, 1, rep + 16, 16 + 0x1000);
+    assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
+    assert_int_equal(raw_recv(twin, &D, 5000), 0);
+    assert_int_equal(D.cmd, DMA_WRITE);
+    uint8_t head[16];
+    put64(head, 0x201000);
+    put64(head + 8, 0x1000);
+    n = mk(rep, D.id, DMA_WRITE, 1, head, 16);
+    assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
+    assert_int_equal(raw_recv(fd, &R, 5000), 0);
+    assert_int_equal(R.id, 60);
+    assert_int_equal(R.flags, 1);
+    assert_int_equal(mem[0], 0xab);
+    assert_int_equal(mem[0x7fff], 0xab);
+    assert_int_equal(mem[0x8000], 0x5c);
+    munmap(mem, 65536);
+}
+
 /* DMA without an fd goes through DMA_READ/DMA_WRITE on the twin socket. */
 static void test_dma_messages_twin_socket(void **st)
 {
@@ -811,6 +883,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_dma_mapped_memory, teardown_conns),
         cmocka_unit_test_teardown(test_dma_messages_twin_socket, teardown_conns),
         cmocka_unit_test_teardown(test_dma_messages_big, teardown_conns),
+        cmocka_unit_test_teardown(test_big_write_waits_behind_dma, teardown_conns),
         cmocka_unit_test_teardown(test_posted_writes_in_order, teardown_conns),
         cmocka_unit_test_teardown(test_large_write_in_pieces, teardown_conns),
         cmocka_unit_test_teardown(test_malformed_requests, teardown_conns),
