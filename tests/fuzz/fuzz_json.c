@@ -2,7 +2,9 @@
  * The strict JSON reader on its own: any bytes, then every accessor over what
  * it accepts, with oracles that abort on an inconsistency (a value equals
  * itself, a span re-parses to the same type, a string's length is what its
- * copy says).
+ * copy says, a member is found by its name). The costly oracles run near the
+ * root only: at every level of a deep document they would make the harness,
+ * not the reader, quadratic.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,8 +15,8 @@
 static void walk(const struct ufio_json *v, const struct ufio_json *prev_num, unsigned depth)
 {
     struct ufio_json again;
-    if (ufio_json_parse(v->p, v->len, UFIO_JSON_DEPTH_LIMIT, &again, NULL) || again.type != v->type ||
-        again.len != v->len || !ufio_json_equal(v, v))
+    if (depth < 2 && (ufio_json_parse(v->p, v->len, UFIO_JSON_DEPTH_LIMIT, &again, NULL) || again.type != v->type ||
+                      again.len != v->len || !ufio_json_equal(v, v)))
         abort();
     char buf[64];
     uint64_t u;
@@ -42,7 +44,7 @@ static void walk(const struct ufio_json *v, const struct ufio_json *prev_num, un
         ufio_json_iter_init(&it, v);
         while (ufio_json_next(&it, &k, &e)) {
             n++;
-            if (v->type == UFIO_JSON_OBJECT) {
+            if (v->type == UFIO_JSON_OBJECT && n <= 8) {
                 struct ufio_json found;
                 char name[64];
                 size_t kl = ufio_json_str(&k, name, sizeof(name));
