@@ -18,6 +18,35 @@
 
 static int timeout_ms = 5000;
 
+/*
+ * Indented JSON of a checked descriptor, printed straight from the strict
+ * reader's spans: the descriptor came from a peer, and json-c must not parse it.
+ */
+static void print_pretty(const struct ufio_json *v, int indent)
+{
+    if ((v->type != UFIO_JSON_OBJECT && v->type != UFIO_JSON_ARRAY) || ufio_json_count(v) == 0) {
+        if (v->type == UFIO_JSON_OBJECT || v->type == UFIO_JSON_ARRAY)
+            fputs(v->type == UFIO_JSON_OBJECT ? "{}" : "[]", stdout);
+        else
+            fwrite(v->p, 1, v->len, stdout);
+        return;
+    }
+    bool obj = v->type == UFIO_JSON_OBJECT;
+    struct ufio_json_iter it;
+    struct ufio_json k, e;
+    ufio_json_iter_init(&it, v);
+    putchar(obj ? '{' : '[');
+    for (bool first = true; ufio_json_next(&it, &k, &e); first = false) {
+        printf("%s\n%*s", first ? "" : ",", indent + 2, "");
+        if (obj) {
+            fwrite(k.p, 1, k.len, stdout);
+            putchar(':');
+        }
+        print_pretty(&e, indent + 2);
+    }
+    printf("\n%*s%c", indent, "", obj ? '}' : ']');
+}
+
 /* A descriptor from a socket (asked over vfio-user) or from a file. */
 static char *load_desc(const char *what, char *err, size_t errlen)
 {
@@ -92,14 +121,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "ufio-compat: %s\n", err);
             return 2;
         }
-        json_object *o = ufio_compat_parse(d, err, sizeof(err));
-        if (!o) {
+        struct ufio_compat_desc desc;
+        if (ufio_compat_parse(d, &desc, err, sizeof(err))) {
             fprintf(stderr, "ufio-compat: malformed descriptor: %s\n", err);
             free(d);
             return 2;
         }
-        printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(o);
+        print_pretty(&desc.root, 0);
+        putchar('\n');
         free(d);
         return 0;
     }

@@ -2,7 +2,6 @@
 #include "proto/compat.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,27 +27,60 @@ int ufio_semver_parse(const char *s, unsigned v[3])
     return *s ? -EINVAL : 0;
 }
 
-/* An id or number given as a JSON integer or a "0x..." / decimal string. */
-static int get_num(json_object *o, uint64_t max, uint64_t *out)
+/* "0x" and 1..16 hex digits, or 1..20 decimal digits (what docs/compatibility.md allows). */
+static int num_text(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
-    if (json_object_is_type(o, json_type_int)) {
-        int64_t v = json_object_get_int64(o);
-        if (v < 0 || (uint64_t)v > max)
+    bool hex = len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    size_t i = hex ? 2 : 0;
+    if (i == len || len - i > (hex ? 16 : 20))
+        return -EINVAL;
+    uint64_t v = 0;
+    for (; i < len; i++) {
+        unsigned d;
+        char c = s[i];
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (hex && c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (hex && c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
             return -EINVAL;
-        *out = (uint64_t)v;
-        return 0;
+        unsigned base = hex ? 16 : 10;
+        if (v > (UINT64_MAX - d) / base)
+            return -EINVAL;
+        v = v * base + d;
     }
-    if (json_object_is_type(o, json_type_string)) {
-        const char *s = json_object_get_string(o);
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 0);
-        if (!*s || *end || errno || v > max || *s == '-')
+    if (v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* An id or number given as a JSON integer or a "0x..." / decimal string. */
+static int get_num(const struct ufio_json *o, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+    if (o->type == UFIO_JSON_NUMBER) {
+        if (ufio_json_u64(o, &v) || v > max)
             return -EINVAL;
         *out = v;
         return 0;
     }
+    if (o->type == UFIO_JSON_STRING) {
+        char buf[24];
+        size_t n = ufio_json_str(o, buf, sizeof(buf));
+        if (n >= sizeof(buf))
+            return -EINVAL;
+        return num_text(buf, n, max, out);
+    }
     return -EINVAL;
+}
+
+/* A string value as a C string, for messages and version numbers (truncated to fit). */
+static void cstr(const struct ufio_json *o, char *buf, size_t cap)
+{
+    ufio_json_str(o, buf, cap);
 }
 
 static bool fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -61,145 +93,182 @@ static bool fail(char *err, size_t n, const char *fmt, ...)
     return false;
 }
 
-static bool valid_constraint(json_object *c)
+static bool is_scalar_value(const struct ufio_json *o)
 {
-    switch (json_object_get_type(c)) {
-    case json_type_int:
-    case json_type_string:
-    case json_type_double:
+    return o->type == UFIO_JSON_NUMBER || o->type == UFIO_JSON_STRING;
+}
+
+/* A semver string: copied into a buffer only as long as a valid one can be. */
+static int semver_of(const struct ufio_json *o, unsigned v[3])
+{
+    char buf[24];
+    size_t n;
+    if (o->type != UFIO_JSON_STRING || (n = ufio_json_str(o, buf, sizeof(buf))) >= sizeof(buf) || strlen(buf) != n)
+        return -EINVAL; /* too long, or a \u0000 inside */
+    return ufio_semver_parse(buf, v);
+}
+
+static bool valid_constraint(const struct ufio_json *c)
+{
+    struct ufio_json_iter it;
+    struct ufio_json e, mn, mx;
+    switch (c->type) {
+    case UFIO_JSON_NUMBER:
+    case UFIO_JSON_STRING:
         return true;
-    case json_type_array:
-        for (size_t i = 0; i < json_object_array_length(c); i++) {
-            json_type t = json_object_get_type(json_object_array_get_idx(c, i));
-            if (t != json_type_int && t != json_type_string && t != json_type_double)
+    case UFIO_JSON_ARRAY:
+        ufio_json_iter_init(&it, c);
+        while (ufio_json_next(&it, NULL, &e))
+            if (!is_scalar_value(&e))
                 return false;
-        }
-        return json_object_array_length(c) > 0;
-    case json_type_object: {
-        json_object *mn, *mx;
-        bool has_min = json_object_object_get_ex(c, "min", &mn), has_max = json_object_object_get_ex(c, "max", &mx);
+        return ufio_json_count(c) > 0;
+    case UFIO_JSON_OBJECT: {
+        bool has_min = ufio_json_get(c, "min", &mn), has_max = ufio_json_get(c, "max", &mx);
         if (!has_min && !has_max)
             return false;
-        if ((has_min && !json_object_is_type(mn, json_type_int) && !json_object_is_type(mn, json_type_double)) ||
-            (has_max && !json_object_is_type(mx, json_type_int) && !json_object_is_type(mx, json_type_double)))
+        if ((has_min && mn.type != UFIO_JSON_NUMBER) || (has_max && mx.type != UFIO_JSON_NUMBER))
             return false;
-        return !(has_min && has_max && json_object_get_double(mn) > json_object_get_double(mx));
+        return !(has_min && has_max && ufio_json_num_cmp(&mn, &mx) > 0);
     }
     default:
         return false;
     }
 }
 
-static bool validate(json_object *d, char *err, size_t n)
+/* "vvvv:dddd": 1..4 hex digits each, like the sscanf("%4x:%4x") it replaces, nothing after. */
+static bool pci_id_pair(const struct ufio_json *e)
 {
-    json_object *v, *pci, *x;
+    char buf[16];
+    size_t n;
+    if (e->type != UFIO_JSON_STRING || (n = ufio_json_str(e, buf, sizeof(buf))) >= sizeof(buf) || strlen(buf) != n)
+        return false;
+    const char *colon = strchr(buf, ':');
+    uint64_t a, b;
+    if (!colon || colon == buf || colon - buf > 4 || strlen(colon + 1) > 4 || !colon[1])
+        return false;
+    char x[8] = "0x", y[8] = "0x";
+    memcpy(x + 2, buf, (size_t)(colon - buf));
+    x[2 + (colon - buf)] = 0;
+    strcpy(y + 2, colon + 1);
+    return !num_text(x, strlen(x), 0xffff, &a) && !num_text(y, strlen(y), 0xffff, &b);
+}
+
+static bool validate(const struct ufio_json *d, char *err, size_t n)
+{
+    struct ufio_json v, pci, x, k, val;
+    struct ufio_json_iter it;
     unsigned ver[3];
     uint64_t num;
-    if (!json_object_is_type(d, json_type_object))
+    char name[64];
+    if (d->type != UFIO_JSON_OBJECT)
         return fail(err, n, "descriptor is not a JSON object");
     static const char *const strs[] = { "device_api", "type", "software_version" };
     for (int i = 0; i < 3; i++) {
-        if (!json_object_object_get_ex(d, strs[i], &v))
+        if (!ufio_json_get(d, strs[i], &v))
             return fail(err, n, "missing field '%s'", strs[i]);
-        if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v))
+        if (v.type != UFIO_JSON_STRING || v.len == 2)
             return fail(err, n, "field '%s' must be a non-empty string", strs[i]);
     }
-    json_object_object_get_ex(d, "software_version", &v);
-    if (ufio_semver_parse(json_object_get_string(v), ver))
-        return fail(err, n, "software_version '%s' is not MAJOR.MINOR.PATCH", json_object_get_string(v));
-    if (!json_object_object_get_ex(d, "pci", &pci) || !json_object_is_type(pci, json_type_object))
+    ufio_json_get(d, "software_version", &v);
+    if (semver_of(&v, ver)) {
+        char sv[32];
+        cstr(&v, sv, sizeof(sv));
+        return fail(err, n, "software_version '%s' is not MAJOR.MINOR.PATCH", sv);
+    }
+    if (!ufio_json_get(d, "pci", &pci) || pci.type != UFIO_JSON_OBJECT)
         return fail(err, n, "missing object 'pci'");
     static const char *const ids[] = { "vendor_id", "device_id", "subsystem_vendor_id", "subsystem_id" };
     for (int i = 0; i < 4; i++) {
-        bool has = json_object_object_get_ex(pci, ids[i], &x);
+        bool has = ufio_json_get(&pci, ids[i], &x);
         if (!has && i < 2)
             return fail(err, n, "missing field 'pci.%s'", ids[i]);
-        if (has && get_num(x, 0xffff, &num))
+        if (has && get_num(&x, 0xffff, &num))
             return fail(err, n, "field 'pci.%s' must be a 16-bit id", ids[i]);
     }
-    if (json_object_object_get_ex(pci, "class_code", &x) && get_num(x, 0xffffff, &num))
+    if (ufio_json_get(&pci, "class_code", &x) && get_num(&x, 0xffffff, &num))
         return fail(err, n, "field 'pci.class_code' must be a 24-bit number");
-    if (json_object_object_get_ex(pci, "revision", &x) && get_num(x, 0xff, &num))
+    if (ufio_json_get(&pci, "revision", &x) && get_num(&x, 0xff, &num))
         return fail(err, n, "field 'pci.revision' must be 0..255");
-    if (json_object_object_get_ex(d, "attributes", &v)) {
-        if (!json_object_is_type(v, json_type_object))
+    if (ufio_json_get(d, "attributes", &v)) {
+        if (v.type != UFIO_JSON_OBJECT)
             return fail(err, n, "'attributes' must be an object");
-        json_object_object_foreach(v, key, val) {
-            json_type t = json_object_get_type(val);
-            if (t != json_type_int && t != json_type_string && t != json_type_double && t != json_type_boolean)
-                return fail(err, n, "attribute '%s' must be a number, string or boolean", key);
-        }
-    }
-    if (json_object_object_get_ex(d, "accepts", &v)) {
-        if (!json_object_is_type(v, json_type_object))
-            return fail(err, n, "'accepts' must be an object");
-        if (json_object_object_get_ex(v, "types", &x)) {
-            if (!json_object_is_type(x, json_type_array))
-                return fail(err, n, "'accepts.types' must be an array of strings");
-            for (size_t i = 0; i < json_object_array_length(x); i++)
-                if (!json_object_is_type(json_object_array_get_idx(x, i), json_type_string))
-                    return fail(err, n, "'accepts.types' must be an array of strings");
-        }
-        if (json_object_object_get_ex(v, "pci_ids", &x)) {
-            if (!json_object_is_type(x, json_type_array))
-                return fail(err, n, "'accepts.pci_ids' must be an array of \"vvvv:dddd\"");
-            for (size_t i = 0; i < json_object_array_length(x); i++) {
-                json_object *e = json_object_array_get_idx(x, i);
-                unsigned a, b;
-                char tail;
-                if (!json_object_is_type(e, json_type_string) ||
-                    sscanf(json_object_get_string(e), "%4x:%4x%c", &a, &b, &tail) != 2)
-                    return fail(err, n, "'accepts.pci_ids' must be an array of \"vvvv:dddd\"");
+        ufio_json_iter_init(&it, &v);
+        while (ufio_json_next(&it, &k, &val)) {
+            if (!is_scalar_value(&val) && val.type != UFIO_JSON_TRUE && val.type != UFIO_JSON_FALSE) {
+                cstr(&k, name, sizeof(name));
+                return fail(err, n, "attribute '%s' must be a number, string or boolean", name);
             }
         }
-        if (json_object_object_get_ex(v, "software_version", &x)) {
-            json_object *mn;
-            if (!json_object_is_type(x, json_type_object) || !json_object_object_get_ex(x, "min", &mn) ||
-                !json_object_is_type(mn, json_type_string) || ufio_semver_parse(json_object_get_string(mn), ver))
+    }
+    if (ufio_json_get(d, "accepts", &v)) {
+        if (v.type != UFIO_JSON_OBJECT)
+            return fail(err, n, "'accepts' must be an object");
+        if (ufio_json_get(&v, "types", &x)) {
+            if (x.type != UFIO_JSON_ARRAY)
+                return fail(err, n, "'accepts.types' must be an array of strings");
+            ufio_json_iter_init(&it, &x);
+            while (ufio_json_next(&it, NULL, &val))
+                if (val.type != UFIO_JSON_STRING)
+                    return fail(err, n, "'accepts.types' must be an array of strings");
+        }
+        if (ufio_json_get(&v, "pci_ids", &x)) {
+            if (x.type != UFIO_JSON_ARRAY)
+                return fail(err, n, "'accepts.pci_ids' must be an array of \"vvvv:dddd\"");
+            ufio_json_iter_init(&it, &x);
+            while (ufio_json_next(&it, NULL, &val))
+                if (!pci_id_pair(&val))
+                    return fail(err, n, "'accepts.pci_ids' must be an array of \"vvvv:dddd\"");
+        }
+        if (ufio_json_get(&v, "software_version", &x)) {
+            struct ufio_json mn;
+            if (x.type != UFIO_JSON_OBJECT || !ufio_json_get(&x, "min", &mn) || semver_of(&mn, ver))
                 return fail(err, n, "'accepts.software_version' must be {\"min\": \"MAJOR.MINOR.PATCH\"}");
         }
-        if (json_object_object_get_ex(v, "attributes", &x)) {
-            if (!json_object_is_type(x, json_type_object))
+        if (ufio_json_get(&v, "attributes", &x)) {
+            if (x.type != UFIO_JSON_OBJECT)
                 return fail(err, n, "'accepts.attributes' must be an object");
-            json_object_object_foreach(x, key, c) {
-                if (!valid_constraint(c))
-                    return fail(err, n, "'accepts.attributes.%s' must be a value, a list of values, or {\"min\",\"max\"}", key);
+            ufio_json_iter_init(&it, &x);
+            while (ufio_json_next(&it, &k, &val)) {
+                if (!valid_constraint(&val)) {
+                    cstr(&k, name, sizeof(name));
+                    return fail(err, n, "'accepts.attributes.%s' must be a value, a list of values, or {\"min\",\"max\"}",
+                                name);
+                }
             }
         }
     }
     return true;
 }
 
-struct json_object *ufio_compat_parse(const char *json, char *err, size_t errlen)
+static const char *json_error(int e)
+{
+    switch (e) {
+    case -ELOOP: return "nested too deeply";
+    case -EEXIST: return "duplicate key";
+    case -E2BIG: return "too many members in an object";
+    case -ERANGE: return "exponent out of range";
+    default: return "syntax or encoding error";
+    }
+}
+
+int ufio_compat_parse(const char *json, struct ufio_compat_desc *d, char *err, size_t errlen)
 {
     if (!json) {
         fail(err, errlen, "no descriptor");
-        return NULL;
+        return -EINVAL;
     }
     size_t len = strlen(json);
-    if (len > 65536) {
+    if (len > UFIO_COMPAT_MAX_DESC) {
         fail(err, errlen, "descriptor longer than 64 KiB");
-        return NULL;
+        return -EINVAL;
     }
-    json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        fail(err, errlen, "out of memory");
-        return NULL;
+    size_t off = 0;
+    int e = ufio_json_parse(json, len, UFIO_COMPAT_JSON_DEPTH, &d->root, &off);
+    if (e) {
+        fail(err, errlen, "descriptor is not valid JSON: %s at byte %zu", json_error(e), off);
+        return -EINVAL;
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    json_object *o = json_tokener_parse_ex(tok, json, (int)len);
-    bool ok = o && json_tokener_get_error(tok) == json_tokener_success && json_tokener_get_parse_end(tok) == len;
-    json_tokener_free(tok);
-    if (!ok) {
-        json_object_put(o);
-        fail(err, errlen, "descriptor is not valid JSON");
-        return NULL;
-    }
-    if (!validate(o, err, errlen)) {
-        json_object_put(o);
-        return NULL;
-    }
-    return o;
+    return validate(&d->root, err, errlen) ? 0 : -EINVAL;
 }
 
 /* ---- matching ------------------------------------------------------------------- */
@@ -215,161 +284,253 @@ static void reason(struct ufio_compat_verdict *v, const char *field, const char 
     snprintf(r->accepts, sizeof(r->accepts), "%s", acc);
 }
 
-static const char *str(json_object *o, const char *key)
+/* o.a or o.a.b; absent (false) when o is not an object on the way. */
+static bool path(const struct ufio_json *o, const char *a, const char *b, struct ufio_json *out)
 {
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+    struct ufio_json x;
+    if (!ufio_json_get(o, a, &x))
+        return false;
+    if (!b) {
+        *out = x;
+        return true;
+    }
+    return ufio_json_get(&x, b, out);
 }
 
-static json_object *path(json_object *o, const char *a, const char *b)
+static bool in_str_array(const struct ufio_json *arr, const struct ufio_json *s)
 {
-    json_object *x, *y;
-    if (!json_object_object_get_ex(o, a, &x))
-        return NULL;
-    if (!b)
-        return x;
-    return json_object_object_get_ex(x, b, &y) ? y : NULL;
-}
-
-static bool in_str_array(json_object *arr, const char *s)
-{
-    for (size_t i = 0; arr && i < json_object_array_length(arr); i++)
-        if (!strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), s))
+    struct ufio_json_iter it;
+    struct ufio_json e;
+    ufio_json_iter_init(&it, arr);
+    while (ufio_json_next(&it, NULL, &e))
+        if (ufio_json_equal(&e, s))
             return true;
     return false;
 }
 
-static void match_version(json_object *src, json_object *dst, struct ufio_compat_verdict *v)
+static bool in_cstr_array(const struct ufio_json *arr, const char *s)
+{
+    struct ufio_json_iter it;
+    struct ufio_json e;
+    ufio_json_iter_init(&it, arr);
+    while (ufio_json_next(&it, NULL, &e))
+        if (ufio_json_str_is(&e, s))
+            return true;
+    return false;
+}
+
+/* A value's JSON text without insignificant whitespace, truncated to fit. */
+static void fmt_val(const struct ufio_json *o, char *buf, size_t n)
+{
+    size_t w = 0;
+    bool in_str = false;
+    if (!n)
+        return;
+    if (!o) {
+        snprintf(buf, n, "(absent)");
+        return;
+    }
+    for (size_t i = 0; i < o->len && w + 1 < n; i++) {
+        char c = o->p[i];
+        if (in_str) {
+            if (c == '\\') {
+                if (i + 1 >= o->len || w + 2 >= n)
+                    break; /* no room for the whole escape */
+                buf[w++] = c;
+                c = o->p[++i];
+            } else if (c == '"') {
+                in_str = false;
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            continue;
+        }
+        buf[w++] = c;
+    }
+    buf[w] = 0;
+}
+
+static void match_version(const struct ufio_json *src, const struct ufio_json *dst, struct ufio_compat_verdict *v)
 {
     unsigned s[3], d[3], mn[3];
-    ufio_semver_parse(str(src, "software_version"), s);
-    ufio_semver_parse(str(dst, "software_version"), d);
+    struct ufio_json sv, dv, min, minv;
+    ufio_json_get(src, "software_version", &sv);
+    ufio_json_get(dst, "software_version", &dv);
+    semver_of(&sv, s);
+    semver_of(&dv, d);
     char acc[160];
     snprintf(acc, sizeof(acc), "%u.x.x with minor <= %u", d[0], d[1]);
-    json_object *min = path(dst, "accepts", "software_version");
-    if (min) {
-        ufio_semver_parse(str(min, "min"), mn);
+    bool has_min = path(dst, "accepts", "software_version", &min);
+    if (has_min) {
+        ufio_json_get(&min, "min", &minv);
+        semver_of(&minv, mn);
         snprintf(acc + strlen(acc), sizeof(acc) - strlen(acc), ", at least %u.%u.%u", mn[0], mn[1], mn[2]);
     }
     bool ok = s[0] == d[0] && s[1] <= d[1];
-    if (ok && min)
+    if (ok && has_min)
         ok = s[0] > mn[0] || (s[0] == mn[0] && (s[1] > mn[1] || (s[1] == mn[1] && s[2] >= mn[2])));
-    if (!ok)
-        reason(v, "software_version", str(src, "software_version"), acc);
+    if (!ok) {
+        char text[32];
+        cstr(&sv, text, sizeof(text));
+        reason(v, "software_version", text, acc);
+    }
 }
 
-static void fmt_val(json_object *o, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : "(absent)");
-}
-
-static bool num_eq(json_object *a, json_object *b)
+/* Ids compare as numbers whatever their spelling (21830 == "0x5546"); anything else by value. */
+static bool num_eq(const struct ufio_json *a, const struct ufio_json *b)
 {
     uint64_t x, y;
     if (!get_num(a, UINT64_MAX, &x) && !get_num(b, UINT64_MAX, &y))
         return x == y;
-    return json_object_equal(a, b);
+    return ufio_json_equal(a, b);
 }
 
-static bool satisfies(json_object *val, json_object *c)
+static bool satisfies(const struct ufio_json *val, const struct ufio_json *c)
 {
-    switch (json_object_get_type(c)) {
-    case json_type_array:
-        for (size_t i = 0; i < json_object_array_length(c); i++)
-            if (num_eq(val, json_object_array_get_idx(c, i)))
+    struct ufio_json_iter it;
+    struct ufio_json e, mn, mx;
+    switch (c->type) {
+    case UFIO_JSON_ARRAY:
+        ufio_json_iter_init(&it, c);
+        while (ufio_json_next(&it, NULL, &e))
+            if (num_eq(val, &e))
                 return true;
         return false;
-    case json_type_object: {
-        json_type t = json_object_get_type(val);
-        if (t != json_type_int && t != json_type_double)
+    case UFIO_JSON_OBJECT:
+        if (val->type != UFIO_JSON_NUMBER)
             return false;
-        double x = json_object_get_double(val);
-        json_object *mn, *mx;
-        if (json_object_object_get_ex(c, "min", &mn) && x < json_object_get_double(mn))
+        if (ufio_json_get(c, "min", &mn) && ufio_json_num_cmp(val, &mn) < 0)
             return false;
-        if (json_object_object_get_ex(c, "max", &mx) && x > json_object_get_double(mx))
+        if (ufio_json_get(c, "max", &mx) && ufio_json_num_cmp(val, &mx) > 0)
             return false;
         return true;
-    }
     default:
         return num_eq(val, c);
     }
 }
 
-static void match_attributes(json_object *src, json_object *dst, struct ufio_compat_verdict *v)
+static void match_attributes(const struct ufio_json *src, const struct ufio_json *dst, struct ufio_compat_verdict *v)
 {
-    json_object *sa = path(src, "attributes", NULL), *da = path(dst, "attributes", NULL);
-    json_object *acc = path(dst, "accepts", "attributes");
-    char field[64], sv[128], av[160];
-    if (sa) {
-        json_object_object_foreach(sa, key, val) {
-            snprintf(field, sizeof(field), "attributes.%s", key);
-            json_object *c = acc ? path(acc, key, NULL) : NULL;
-            json_object *own = da ? path(da, key, NULL) : NULL;
-            fmt_val(val, sv, sizeof(sv));
-            if (c) {
-                if (!satisfies(val, c)) {
-                    fmt_val(c, av, sizeof(av));
+    struct ufio_json sa, da, acc, key, val, c, own;
+    struct ufio_json_iter it;
+    bool has_sa = path(src, "attributes", NULL, &sa), has_da = path(dst, "attributes", NULL, &da);
+    bool has_acc = path(dst, "accepts", "attributes", &acc);
+    char name[52], field[64], sv[128], av[160];
+    if (has_sa) {
+        ufio_json_iter_init(&it, &sa);
+        while (ufio_json_next(&it, &key, &val)) {
+            cstr(&key, name, sizeof(name));
+            snprintf(field, sizeof(field), "attributes.%s", name);
+            fmt_val(&val, sv, sizeof(sv));
+            bool has_c = false, has_own = false;
+            /* constraints and own values are looked up by the unescaped key itself */
+            if (has_acc) {
+                struct ufio_json_iter j;
+                struct ufio_json k2;
+                ufio_json_iter_init(&j, &acc);
+                while (!has_c && ufio_json_next(&j, &k2, &c))
+                    has_c = ufio_json_equal(&k2, &key);
+            }
+            if (has_da) {
+                struct ufio_json_iter j;
+                struct ufio_json k2;
+                ufio_json_iter_init(&j, &da);
+                while (!has_own && ufio_json_next(&j, &k2, &own))
+                    has_own = ufio_json_equal(&k2, &key);
+            }
+            if (has_c) {
+                if (!satisfies(&val, &c)) {
+                    fmt_val(&c, av, sizeof(av));
                     reason(v, field, sv, av);
                 }
-            } else if (!own) {
+            } else if (!has_own) {
                 reason(v, field, sv, "(not supported by the destination)");
-            } else if (!num_eq(val, own)) {
-                fmt_val(own, av, sizeof(av));
+            } else if (!num_eq(&val, &own)) {
+                fmt_val(&own, av, sizeof(av));
                 reason(v, field, sv, av);
             }
         }
     }
-    if (da) {
-        json_object_object_foreach(da, key, val) {
-            if (sa && path(sa, key, NULL))
+    if (has_da) {
+        ufio_json_iter_init(&it, &da);
+        while (ufio_json_next(&it, &key, &val)) {
+            bool in_src = false;
+            if (has_sa) {
+                struct ufio_json_iter j;
+                struct ufio_json k2;
+                ufio_json_iter_init(&j, &sa);
+                while (!in_src && ufio_json_next(&j, &k2, NULL))
+                    in_src = ufio_json_equal(&k2, &key);
+            }
+            if (in_src)
                 continue;
-            snprintf(field, sizeof(field), "attributes.%s", key);
-            fmt_val(val, av, sizeof(av));
+            cstr(&key, name, sizeof(name));
+            snprintf(field, sizeof(field), "attributes.%s", name);
+            fmt_val(&val, av, sizeof(av));
             reason(v, field, "(absent)", av);
         }
     }
 }
 
-void ufio_compat_match(json_object *src, json_object *dst, struct ufio_compat_verdict *v)
+void ufio_compat_match(const struct ufio_compat_desc *sd, const struct ufio_compat_desc *dd,
+                       struct ufio_compat_verdict *v)
 {
+    const struct ufio_json *src = &sd->root, *dst = &dd->root;
     memset(v, 0, sizeof(*v));
     v->compatible = true;
-    const char *sapi = str(src, "device_api"), *dapi = str(dst, "device_api");
-    if (strcmp(sapi, dapi))
-        reason(v, "device_api", sapi, dapi);
-    const char *st = str(src, "type"), *dt = str(dst, "type");
-    json_object *types = path(dst, "accepts", "types");
-    if (strcmp(st, dt) && !in_str_array(types, st)) {
-        char acc[160];
-        snprintf(acc, sizeof(acc), "%s%s%s", dt, types ? " or one of " : "",
-                 types ? json_object_to_json_string_ext(types, JSON_C_TO_STRING_PLAIN) : "");
-        reason(v, "type", st, acc);
+    struct ufio_json sapi, dapi, st, dt, types;
+    char a[128], b[128];
+    ufio_json_get(src, "device_api", &sapi);
+    ufio_json_get(dst, "device_api", &dapi);
+    if (!ufio_json_equal(&sapi, &dapi)) {
+        cstr(&sapi, a, sizeof(a));
+        cstr(&dapi, b, sizeof(b));
+        reason(v, "device_api", a, b);
+    }
+    ufio_json_get(src, "type", &st);
+    ufio_json_get(dst, "type", &dt);
+    bool has_types = path(dst, "accepts", "types", &types);
+    if (!ufio_json_equal(&st, &dt) && !(has_types && in_str_array(&types, &st))) {
+        char acc[160], list[128] = "";
+        cstr(&st, a, sizeof(a));
+        cstr(&dt, b, sizeof(b));
+        if (has_types)
+            fmt_val(&types, list, sizeof(list));
+        snprintf(acc, sizeof(acc), "%s%s%s", b, has_types ? " or one of " : "", list);
+        reason(v, "type", a, acc);
     }
     match_version(src, dst, v);
 
-    json_object *sp = path(src, "pci", NULL), *dp = path(dst, "pci", NULL);
-    uint64_t sv, sd, dv, dd;
-    get_num(path(sp, "vendor_id", NULL), 0xffff, &sv);
-    get_num(path(sp, "device_id", NULL), 0xffff, &sd);
-    get_num(path(dp, "vendor_id", NULL), 0xffff, &dv);
-    get_num(path(dp, "device_id", NULL), 0xffff, &dd);
+    struct ufio_json sp, dp, x;
+    path(src, "pci", NULL, &sp);
+    path(dst, "pci", NULL, &dp);
+    uint64_t sv = 0, sdv = 0, dv = 0, ddv = 0;
+    if (ufio_json_get(&sp, "vendor_id", &x))
+        get_num(&x, 0xffff, &sv);
+    if (ufio_json_get(&sp, "device_id", &x))
+        get_num(&x, 0xffff, &sdv);
+    if (ufio_json_get(&dp, "vendor_id", &x))
+        get_num(&x, 0xffff, &dv);
+    if (ufio_json_get(&dp, "device_id", &x))
+        get_num(&x, 0xffff, &ddv);
     char ids[16];
-    snprintf(ids, sizeof(ids), "%04llx:%04llx", (unsigned long long)sv, (unsigned long long)sd);
-    if ((sv != dv || sd != dd) && !in_str_array(path(dst, "accepts", "pci_ids"), ids)) {
+    snprintf(ids, sizeof(ids), "%04llx:%04llx", (unsigned long long)sv, (unsigned long long)sdv);
+    struct ufio_json pci_ids;
+    if ((sv != dv || sdv != ddv) && !(path(dst, "accepts", "pci_ids", &pci_ids) && in_cstr_array(&pci_ids, ids))) {
         char acc[64];
-        snprintf(acc, sizeof(acc), "%04llx:%04llx", (unsigned long long)dv, (unsigned long long)dd);
+        snprintf(acc, sizeof(acc), "%04llx:%04llx", (unsigned long long)dv, (unsigned long long)ddv);
         reason(v, "pci.vendor_id:device_id", ids, acc);
     }
     static const char *const opt[] = { "subsystem_vendor_id", "subsystem_id", "class_code" };
     for (int i = 0; i < 3; i++) {
-        json_object *a = path(sp, opt[i], NULL), *b = path(dp, opt[i], NULL);
-        if (a && b && !num_eq(a, b)) {
-            char f[64], x[128], y[160];
+        struct ufio_json ea, eb;
+        if (ufio_json_get(&sp, opt[i], &ea) && ufio_json_get(&dp, opt[i], &eb) && !num_eq(&ea, &eb)) {
+            char f[64], fx[128], fy[160];
             snprintf(f, sizeof(f), "pci.%s", opt[i]);
-            fmt_val(a, x, sizeof(x));
-            fmt_val(b, y, sizeof(y));
-            reason(v, f, x, y);
+            fmt_val(&ea, fx, sizeof(fx));
+            fmt_val(&eb, fy, sizeof(fy));
+            reason(v, f, fx, fy);
         }
     }
     match_attributes(src, dst, v);
@@ -378,20 +539,16 @@ void ufio_compat_match(json_object *src, json_object *dst, struct ufio_compat_ve
 int ufio_compat_check_json(const char *src, const char *dst, struct ufio_compat_verdict *v, char *err, size_t errlen)
 {
     char e[200];
-    json_object *s = ufio_compat_parse(src, e, sizeof(e));
-    if (!s) {
+    struct ufio_compat_desc s, d;
+    if (ufio_compat_parse(src, &s, e, sizeof(e))) {
         snprintf(err, errlen, "source descriptor: %s", e);
         return -EINVAL;
     }
-    json_object *d = ufio_compat_parse(dst, e, sizeof(e));
-    if (!d) {
-        json_object_put(s);
+    if (ufio_compat_parse(dst, &d, e, sizeof(e))) {
         snprintf(err, errlen, "destination descriptor: %s", e);
         return -EINVAL;
     }
-    ufio_compat_match(s, d, v);
-    json_object_put(s);
-    json_object_put(d);
+    ufio_compat_match(&s, &d, v);
     return 0;
 }
 

@@ -11,7 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct json_object;
+#include "proto/json.h"
+
+/* The largest descriptor accepted, and how deeply its JSON may nest. */
+#define UFIO_COMPAT_MAX_DESC 65536
+#define UFIO_COMPAT_JSON_DEPTH 32
+
+/* A checked descriptor: spans into the caller's text, which must outlive it. */
+struct ufio_compat_desc {
+    struct ufio_json root;
+};
 
 #define UFIO_COMPAT_MAX_REASONS 32
 
@@ -28,15 +37,17 @@ struct ufio_compat_verdict {
 };
 
 /*
- * Parses and validates a descriptor. Returns the JSON object (caller puts it)
- * or NULL with a message in err: not JSON, not an object, a missing or
- * ill-typed mandatory field (device_api, type, software_version, pci ids), a
+ * Parses (with the strict reader, proto/json.h: nothing allocated) and
+ * validates a descriptor. 0, or -EINVAL with a message in err: not JSON (with
+ * the reader's reason and byte offset), not an object, a missing or ill-typed
+ * mandatory field (device_api, type, software_version, pci ids), a
  * software_version that is not MAJOR.MINOR.PATCH, a malformed accepts rule.
  */
-struct json_object *ufio_compat_parse(const char *json, char *err, size_t errlen);
+int ufio_compat_parse(const char *json, struct ufio_compat_desc *d, char *err, size_t errlen);
 
 /* Can dst load a stream from src? Both already parsed. */
-void ufio_compat_match(struct json_object *src, struct json_object *dst, struct ufio_compat_verdict *v);
+void ufio_compat_match(const struct ufio_compat_desc *src, const struct ufio_compat_desc *dst,
+                       struct ufio_compat_verdict *v);
 
 /* Convenience on text: -EINVAL (message in err) if either descriptor is malformed. */
 int ufio_compat_check_json(const char *src, const char *dst, struct ufio_compat_verdict *v,

@@ -94,6 +94,8 @@ static inline bool ufio_hdr_is_reply(const struct vfio_user_header *h)
 #define UFIO_MAX_DATA_XFER_LIMIT (64u << 20)
 /* Upper bound on the JSON text we accept in a VERSION message. */
 #define UFIO_MAX_VERSION_JSON 4096
+/* Containers nested in it (the capabilities themselves need 3). */
+#define UFIO_VERSION_JSON_DEPTH 16
 
 struct ufio_caps {
     uint32_t max_msg_fds;
@@ -115,7 +117,8 @@ void ufio_caps_defaults(struct ufio_caps *c);
 /*
  * Parses the NUL-terminated JSON text of a VERSION message into caps (which
  * starts from defaults). Unknown keys are ignored; wrong types, values out of
- * range, trailing garbage or a missing NUL are -EINVAL.
+ * range, anything the strict reader (proto/json.h) refuses (duplicate keys
+ * included), trailing garbage or a missing NUL are -EINVAL.
  */
 int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps);
 /* Emits the JSON object text (with its NUL) into buf; returns length incl. NUL. */

@@ -1,7 +1,7 @@
 /* VERSION: numbers, the JSON capabilities, and negotiation. */
 #include "proto/proto.h"
+#include "proto/json.h"
 
-#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,121 +15,95 @@ void ufio_caps_defaults(struct ufio_caps *c)
 }
 
 /*
- * A non-negative JSON integer. json-c keeps integers as int64 or uint64 and
- * saturates what does not fit (99999999999999999999 reads as UINT64_MAX), so
- * UINT64_MAX itself is refused: it cannot be told apart from an overflow, and
- * no capability means anything at that value.
+ * A non-negative JSON integer, exactly (the reader does not saturate, so
+ * UINT64_MAX is a value like any other).
  */
-static int get_uint(json_object *o, uint64_t max, uint64_t *out)
+static int get_uint(const struct ufio_json *o, uint64_t max, uint64_t *out)
 {
-    if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0)
-        return -EINVAL;
-    uint64_t v = json_object_get_uint64(o);
-    if (v == UINT64_MAX || v > max)
+    uint64_t v;
+    if (ufio_json_u64(o, &v) || v > max)
         return -EINVAL;
     *out = v;
     return 0;
 }
 
-/* A non-negative JSON integer limited to ceiling; saturation is harmless here. */
-static int get_uint_clamped(json_object *o, uint64_t ceiling, uint64_t *out)
+/* A non-negative JSON integer of any size, limited to ceiling. */
+static int get_uint_clamped(const struct ufio_json *o, uint64_t ceiling, uint64_t *out)
 {
-    if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0)
+    uint64_t v;
+    int err = ufio_json_u64(o, &v);
+    if (err == -ERANGE)
+        v = ceiling;
+    else if (err)
         return -EINVAL;
-    uint64_t v = json_object_get_uint64(o);
     *out = v > ceiling ? ceiling : v;
     return 0;
 }
 
-static int parse_caps_obj(json_object *caps, struct ufio_caps *c)
+static int get_bool(const struct ufio_json *o, bool *out)
 {
-    json_object *v;
+    if (o->type != UFIO_JSON_TRUE && o->type != UFIO_JSON_FALSE)
+        return -EINVAL;
+    *out = o->type == UFIO_JSON_TRUE;
+    return 0;
+}
+
+static int parse_caps_obj(const struct ufio_json *caps, struct ufio_caps *c)
+{
+    struct ufio_json v, m;
     uint64_t n;
-    if (json_object_object_get_ex(caps, "max_msg_fds", &v)) {
-        if (get_uint(v, UFIO_MAX_MSG_FDS_LIMIT, &n))
+    if (ufio_json_get(caps, "max_msg_fds", &v)) {
+        if (get_uint(&v, UFIO_MAX_MSG_FDS_LIMIT, &n))
             return -EINVAL;
         c->max_msg_fds = (uint32_t)n;
     }
-    if (json_object_object_get_ex(caps, "max_data_xfer_size", &v)) {
+    if (ufio_json_get(caps, "max_data_xfer_size", &v)) {
         /* what the peer accepts; we never use more than our own ceiling */
-        if (get_uint_clamped(v, UFIO_MAX_DATA_XFER_LIMIT, &n) || n == 0)
+        if (get_uint_clamped(&v, UFIO_MAX_DATA_XFER_LIMIT, &n) || n == 0)
             return -EINVAL;
         c->max_data_xfer_size = n;
     }
-    if (json_object_object_get_ex(caps, "max_dma_maps", &v)) {
-        if (get_uint(v, UINT32_MAX, &n) || n == 0)
+    if (ufio_json_get(caps, "max_dma_maps", &v)) {
+        if (get_uint(&v, UINT32_MAX, &n) || n == 0)
             return -EINVAL;
         c->max_dma_maps = (uint32_t)n;
     }
-    if (json_object_object_get_ex(caps, "pgsizes", &v)) {
-        if (get_uint(v, UINT64_MAX, &n) || n == 0)
+    if (ufio_json_get(caps, "pgsizes", &v)) {
+        if (get_uint(&v, UINT64_MAX, &n) || n == 0)
             return -EINVAL;
         c->pgsizes = n;
     }
-    if (json_object_object_get_ex(caps, "migration", &v)) {
+    if (ufio_json_get(caps, "migration", &v)) {
         /* legacy (migration v1): checked for shape, otherwise ignored */
-        if (!json_object_is_type(v, json_type_object))
+        if (v.type != UFIO_JSON_OBJECT)
             return -EINVAL;
-        json_object *m;
         c->has_migration = true;
-        if (json_object_object_get_ex(v, "pgsize", &m)) {
-            if (get_uint(m, UINT64_MAX, &n))
+        if (ufio_json_get(&v, "pgsize", &m)) {
+            if (get_uint(&m, UINT64_MAX, &n))
                 return -EINVAL;
             c->mig_pgsize = n;
         }
-        if (json_object_object_get_ex(v, "max_bitmap_size", &m)) {
-            if (get_uint(m, UINT64_MAX, &n))
+        if (ufio_json_get(&v, "max_bitmap_size", &m)) {
+            if (get_uint(&m, UINT64_MAX, &n))
                 return -EINVAL;
             c->mig_max_bitmap_size = n;
         }
     }
-    if (json_object_object_get_ex(caps, "twin_socket", &v)) {
-        if (!json_object_is_type(v, json_type_object))
+    if (ufio_json_get(caps, "twin_socket", &v)) {
+        if (v.type != UFIO_JSON_OBJECT)
             return -EINVAL;
-        json_object *m;
-        if (json_object_object_get_ex(v, "supported", &m)) {
-            if (!json_object_is_type(m, json_type_boolean))
-                return -EINVAL;
-            c->twin_socket = json_object_get_boolean(m);
-        }
-        if (json_object_object_get_ex(v, "fd_index", &m)) {
-            if (get_uint(m, UFIO_MAX_MSG_FDS_LIMIT, &n))
+        if (ufio_json_get(&v, "supported", &m) && get_bool(&m, &c->twin_socket))
+            return -EINVAL;
+        if (ufio_json_get(&v, "fd_index", &m)) {
+            if (get_uint(&m, UFIO_MAX_MSG_FDS_LIMIT, &n))
                 return -EINVAL;
             c->has_twin_fd_index = true;
             c->twin_fd_index = (uint32_t)n;
         }
     }
-    if (json_object_object_get_ex(caps, "write_multiple", &v)) {
-        if (!json_object_is_type(v, json_type_boolean))
-            return -EINVAL;
-        c->write_multiple = json_object_get_boolean(v);
-    }
+    if (ufio_json_get(caps, "write_multiple", &v) && get_bool(&v, &c->write_multiple))
+        return -EINVAL;
     return 0;
-}
-
-/*
- * What json-c's strict mode still lets through and RFC 8259 does not:
- * single-quoted strings and raw control characters inside a string.
- */
-static bool rfc_strings(const char *s)
-{
-    bool in_str = false;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (in_str) {
-            if (ch < 0x20)
-                return false;
-            if (ch == '\\' && s[1])
-                s++;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '\'') {
-            return false;
-        }
-    }
-    return true;
 }
 
 int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
@@ -139,28 +113,12 @@ int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
         return -EINVAL;
     if (len > UFIO_MAX_VERSION_JSON)
         return -E2BIG;
-    if (!rfc_strings(json))
+    struct ufio_json root, caps_obj;
+    if (ufio_json_parse(json, len - 1, UFIO_VERSION_JSON_DEPTH, &root, NULL) || root.type != UFIO_JSON_OBJECT)
         return -EINVAL;
-    json_tokener *tok = json_tokener_new_ex(16);
-    if (!tok)
-        return -ENOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    json_object *root = json_tokener_parse_ex(tok, json, (int)(len - 1));
     int err = 0;
-    if (!root || json_tokener_get_error(tok) != json_tokener_success ||
-        json_tokener_get_parse_end(tok) != len - 1 || !json_object_is_type(root, json_type_object)) {
-        err = -EINVAL;
-    } else {
-        json_object *caps_obj;
-        if (json_object_object_get_ex(root, "capabilities", &caps_obj)) {
-            if (!json_object_is_type(caps_obj, json_type_object))
-                err = -EINVAL;
-            else
-                err = parse_caps_obj(caps_obj, caps);
-        }
-    }
-    json_object_put(root);
-    json_tokener_free(tok);
+    if (ufio_json_get(&root, "capabilities", &caps_obj))
+        err = caps_obj.type == UFIO_JSON_OBJECT ? parse_caps_obj(&caps_obj, caps) : -EINVAL;
     if (err)
         ufio_caps_defaults(caps);
     return err;

@@ -2,7 +2,6 @@
 #include "server/compat.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +12,9 @@
 UFIO_API int ufio_dev_set_compat(struct ufio_dev *dev, const char *json)
 {
     char err[200];
-    json_object *o = ufio_compat_parse(json, err, sizeof(err));
-    if (!o)
+    struct ufio_compat_desc d;
+    if (ufio_compat_parse(json, &d, err, sizeof(err)))
         return -EINVAL;
-    json_object_put(o);
     char *copy = strdup(json);
     if (!copy)
         return -ENOMEM;

@@ -3,12 +3,22 @@
  * and mmap'd BARs, MSI/MSI-X, DMA through mapped memory and by message,
  * migration) negotiated and with a DMA mapping, then fed the input as raw
  * socket bytes, optionally with eventfds attached (count from the first byte).
+ *
+ * The device is built once per process: building it per input cost most of
+ * the time. Between inputs the client is dropped and everything an input can
+ * change is put back (config space, IRQ and MSI-X state, migration state and
+ * dirty logging, BAR and guest memory, the server's request ids, this file's
+ * own device registers), so an input's outcome does not depend on the ones
+ * before it. UFIO_FUZZ_TRACE=1 prints a digest of every byte the server sent
+ * per input, which is how that is checked (tests/fuzz/check-determinism.sh).
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +27,7 @@
 #include <ufio/server.h>
 
 #include "proto/proto.h"
+#include "server/dev_internal.h"
 #include "transport/transport.h"
 
 static uint8_t regs[64];
@@ -82,32 +93,20 @@ static struct ufio_dev *make_dev(void)
     return dev;
 }
 
-static void send_msg(int fd, uint16_t cmd, const void *p, size_t len, int mfd)
-{
-    uint8_t buf[256];
-    struct vfio_user_header h = { .msg_id = 1, .cmd = cmd, .msg_size = (uint32_t)(16 + len) };
-    ufio_hdr_encode(buf, &h);
-    memcpy(buf + 16, p, len);
-    struct iovec iov = { buf, 16 + len };
-    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } cm;
-    memset(&cm, 0, sizeof(cm));
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (mfd >= 0) {
-        mh.msg_control = cm.b;
-        mh.msg_controllen = sizeof(cm.b);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &mfd, sizeof(int));
-    }
-    if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
-        abort();
-}
+static uint64_t trace_digest; /* FNV-1a of what the server sent, with UFIO_FUZZ_TRACE */
+static bool tracing;
 
-static void drain(int fd)
+static void discard_log(void *opaque, enum ufio_log_level level, const char *msg) {}
+
+/*
+ * Reads what the server sent. With all, until the socket is empty; without,
+ * one read that frees the server's way (a short read means the socket was
+ * empty or the next bytes carry fds: either way the rest can wait), saving
+ * the read that would only say EAGAIN.
+ */
+static void drain_some(int fd, bool all)
 {
-    uint8_t buf[65536];
+    static uint8_t buf[1 << 18];
     union { char b[CMSG_SPACE(sizeof(int) * 16)]; struct cmsghdr a; } cm;
     for (;;) {
         struct iovec iov = { buf, sizeof(buf) };
@@ -115,6 +114,9 @@ static void drain(int fd)
         ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n <= 0)
             return;
+        if (tracing)
+            for (ssize_t i = 0; i < n; i++)
+                trace_digest = (trace_digest ^ buf[i]) * 0x100000001b3ull;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
             if (c->cmsg_type == SCM_RIGHTS)
                 for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
@@ -122,7 +124,100 @@ static void drain(int fd)
                     memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
                     close(f);
                 }
+        if (!all && (size_t)n < sizeof(buf))
+            return;
     }
+}
+
+static void drain(int fd) { drain_some(fd, true); }
+
+static struct ufio_dev *dev;
+static int mfd = -1;
+static uint8_t *guest; /* the harness's view of the guest memory behind mfd */
+#define GUEST_SIZE (1u << 16)
+static uint8_t version_msg[128], map_msg[2][48];
+static size_t version_len;
+
+static size_t encode_msg(uint8_t *buf, uint16_t cmd, const void *p, size_t len)
+{
+    struct vfio_user_header h = { .msg_id = 1, .cmd = cmd, .msg_size = (uint32_t)(16 + len) };
+    ufio_hdr_encode(buf, &h);
+    memcpy(buf + 16, p, len);
+    return 16 + len;
+}
+
+/* Once per process: the device, the guest memory, and the negotiation bytes. */
+static void setup(void)
+{
+    dev = make_dev();
+    mfd = memfd_create("guest", MFD_CLOEXEC);
+    if (mfd < 0 || ftruncate(mfd, GUEST_SIZE))
+        abort();
+    guest = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (guest == MAP_FAILED)
+        abort();
+    /* no twin socket: server->client DMA requests go on this socket */
+    static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,\"write_multiple\":true}}";
+    uint8_t v[4 + sizeof(json)] = { 0, 0, 2, 0 };
+    memcpy(v + 4, json, sizeof(json));
+    version_len = encode_msg(version_msg, VFIO_USER_VERSION, v, sizeof(v));
+    /* one fd-backed and one message-served DMA range */
+    uint8_t m[32];
+    struct ufio_dma_map dm = { .argsz = 32, .flags = 3, .offset = 0, .addr = 0x10000, .size = GUEST_SIZE };
+    ufio_dma_map_encode(&dm, m, sizeof(m));
+    encode_msg(map_msg[0], VFIO_USER_DMA_MAP, m, 32);
+    dm.addr = 0x100000;
+    dm.size = 0x2000;
+    ufio_dma_map_encode(&dm, m, sizeof(m));
+    encode_msg(map_msg[1], VFIO_USER_DMA_MAP, m, 32);
+    tracing = getenv("UFIO_FUZZ_TRACE") != NULL;
+    /* messages are still formatted (that code sees peer values too), just not written */
+    ufio_set_log(discard_log, NULL, UFIO_LOG_WARN);
+}
+
+/* Everything an input may have changed, back to how setup() left it. */
+static void reset_device(void)
+{
+    dev_client_gone(dev, "next input"); /* DMA mappings, IRQ fds, queued commands */
+    pci_cfg_reset(&dev->cfg);
+    irq_reset(dev);
+    dev_mig_reset(dev);
+    dma_log_stop(dev);
+    for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS; i++) {
+        struct ufio_region *r = &dev->regions[i];
+        if (r->mem)
+            memset(r->mem, 0, r->size);
+    }
+    dev->next_msg_id = 0;
+    memset(guest, 0, GUEST_SIZE);
+    memset(regs, 0, sizeof(regs));
+    st_calls = 0;
+}
+
+static void send_raw(int fd, const void *buf, size_t len, int mfd_to_pass)
+{
+    struct iovec iov = { (void *)buf, len };
+    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr a; } cm;
+    memset(&cm, 0, sizeof(cm));
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (mfd_to_pass >= 0) {
+        mh.msg_control = cm.b;
+        mh.msg_controllen = sizeof(cm.b);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &mfd_to_pass, sizeof(int));
+    }
+    if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
+        abort();
+}
+
+/* Bytes the server has not read yet: its socket's queue. */
+static int unread(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -130,36 +225,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    static int mfd = -1;
-    if (mfd < 0) {
-        mfd = memfd_create("guest", MFD_CLOEXEC);
-        if (mfd < 0 || ftruncate(mfd, 1 << 16))
-            abort();
-    }
+    if (!dev)
+        setup();
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         abort();
-    struct ufio_dev *dev = make_dev();
     if (ufio_dev_attach_fd(dev, sv[0]))
         abort();
-    /* negotiate (no twin socket: server->client DMA requests go on this socket) */
-    static const char json[] = "{\"capabilities\":{\"max_msg_fds\":8,\"write_multiple\":true}}";
-    uint8_t v[4 + sizeof(json)] = { 0, 0, 2, 0 };
-    memcpy(v + 4, json, sizeof(json));
-    send_msg(sv[1], VFIO_USER_VERSION, v, sizeof(v), -1);
+    trace_digest = 0xcbf29ce484222325ull;
+    send_raw(sv[1], version_msg, version_len, -1);
     ufio_dev_run_once(dev);
-    drain(sv[1]);
-    /* one fd-backed and one message-served DMA range */
-    uint8_t m[32];
-    struct ufio_dma_map dm = { .argsz = 32, .flags = 3, .offset = 0, .addr = 0x10000, .size = 1 << 16 };
-    ufio_dma_map_encode(&dm, m, sizeof(m));
-    send_msg(sv[1], VFIO_USER_DMA_MAP, m, 32, mfd);
-    dm.addr = 0x100000;
-    dm.size = 0x2000;
-    ufio_dma_map_encode(&dm, m, sizeof(m));
-    send_msg(sv[1], VFIO_USER_DMA_MAP, m, 32, -1);
+    send_raw(sv[1], map_msg[0], sizeof(map_msg[0]), mfd);
     ufio_dev_run_once(dev);
-    drain(sv[1]);
+    send_raw(sv[1], map_msg[1], sizeof(map_msg[1]), -1);
+    ufio_dev_run_once(dev);
+    drain_some(sv[1], false);
 
     int nfds = data[0] & 3;
     int fds[3];
@@ -185,7 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ssize_t n = sendmsg(sv[1], &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n <= 0) {
             ufio_dev_run_once(dev); /* socket full: let the server consume */
-            drain(sv[1]);
+            drain_some(sv[1], false);
             if (n < 0 && errno != EAGAIN)
                 break;
             continue;
@@ -194,13 +274,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p += n;
         left -= (size_t)n;
     }
-    for (int i = 0; i < 4; i++) {
+    /* one step per message while the server has bytes to read (each step reads one command) */
+    for (int i = 0; i < 64 && dev->connected && (unread(sv[0]) || dev->nqueued); i++) {
         ufio_dev_run_once(dev);
-        drain(sv[1]);
+        drain_some(sv[1], false);
     }
+    drain(sv[1]);
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
-    ufio_dev_destroy(dev);
+    reset_device();
     close(sv[1]);
+    if (tracing)
+        fprintf(stderr, "server_msg digest %016llx\n", (unsigned long long)trace_digest);
     return 0;
 }

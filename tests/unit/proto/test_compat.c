@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <json-c/json.h>
 
 #include "proto/compat.h"
 
@@ -129,11 +128,12 @@ static void test_malformed_text(void **st)
                                  "{\"device_api\":\"vfio-pci\",\"type\":\"t\",\"software_version\":\"1.0.0\"}" };
     char err[128];
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        json_object *o = ufio_compat_parse(bad[i], err, sizeof(err));
-        assert_null(o);
+        struct ufio_compat_desc d;
+        assert_int_equal(ufio_compat_parse(bad[i], &d, err, sizeof(err)), -EINVAL);
         assert_true(strlen(err) > 0);
     }
-    assert_null(ufio_compat_parse(NULL, err, sizeof(err)));
+    struct ufio_compat_desc d;
+    assert_int_equal(ufio_compat_parse(NULL, &d, err, sizeof(err)), -EINVAL);
     unsigned v[3];
     assert_int_equal(ufio_semver_parse("1.2.3", v), 0);
     assert_int_equal(v[2], 3);
@@ -142,12 +142,79 @@ static void test_malformed_text(void **st)
     assert_int_equal(ufio_semver_parse("1.2.65536", v), -EINVAL);
 }
 
+/* What the strict reader changes: refusals json-c let through, and exact values. */
+static void test_strict_reader(void **st)
+{
+    char s[1024], d[1024], err[256];
+    struct ufio_compat_verdict v;
+    desc(d, sizeof(d), "1.0.0", "t", 0, "{\"q\":1,\"r\":2}", "{\"attributes\":{\"r\":{\"min\":1.5,\"max\":2.5}}}");
+    /* a duplicate key is refused and named, with its offset */
+    snprintf(s, sizeof(s), "{\"device_api\":\"vfio-pci\",\"type\":\"t\",\"type\":\"u\"}");
+    assert_int_equal(ufio_compat_check_json(s, d, &v, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "source descriptor: descriptor is not valid JSON: duplicate key at byte 36"));
+    /* invalid UTF-8, nesting beyond the limit */
+    desc(s, sizeof(s), "1.0.0", "t\xc3", 0, 0, NULL);
+    assert_int_equal(ufio_compat_check_json(s, d, &v, err, sizeof(err)), -EINVAL);
+    char deep[128] = "{\"x\":";
+    for (int i = 0; i < UFIO_COMPAT_JSON_DEPTH; i++)
+        strcat(deep, "[");
+    struct ufio_compat_desc cd;
+    assert_int_equal(ufio_compat_parse(deep, &cd, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "nested too deeply"));
+    /* a NUL escaped into the version string does not hide a suffix */
+    desc(s, sizeof(s), "1.0.0\\u0000x", "t", 0, 0, NULL);
+    assert_int_equal(ufio_compat_check_json(s, d, &v, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "MAJOR.MINOR.PATCH"));
+    /* numbers by exact value: 1.0 is 1, 2 is inside [1.5, 2.5], 2.5000000000000000001 is not */
+    desc(s, sizeof(s), "1.0.0", "\\u0074", 0, "{\"q\":1.0,\"r\":2}", NULL);
+    assert_int_equal(ufio_compat_check_json(s, d, &v, err, sizeof(err)), 0);
+    assert_true(v.compatible);
+    desc(s, sizeof(s), "1.0.0", "t", 0, "{\"q\":1,\"r\":2.5000000000000000001}", NULL);
+    assert_int_equal(ufio_compat_check_json(s, d, &v, err, sizeof(err)), 0);
+    assert_false(v.compatible);
+    assert_int_equal(v.n, 1);
+    assert_string_equal(v.r[0].field, "attributes.r");
+    assert_string_equal(v.r[0].source, "2.5000000000000000001");
+    assert_string_equal(v.r[0].accepts, "{\"min\":1.5,\"max\":2.5}");
+    /* decimal id strings are decimal ("010" is ten, not octal eight); hex needs 0x */
+    desc(s, sizeof(s), "1.0.0", "t", "\"vendor_id\":\"0x5546\",\"device_id\":\"010\"", 0, NULL);
+    desc(d, sizeof(d), "1.0.0", "t", "\"vendor_id\":21830,\"device_id\":\"0x000A\"", 0, NULL);
+    assert_int_equal(ufio_compat_check_json(s, d, &v, err, sizeof(err)), 0);
+    assert_true(v.compatible);
+    static const char *const bad_ids[] = { "\"0x\"", "\" 1\"", "\"-1\"", "\"1a\"", "\"0x10000\"", "1.0", "-0.5",
+                                           "\"0x00000000000000001\"", "\"\"", "true" };
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        char ids[96];
+        snprintf(ids, sizeof(ids), "\"vendor_id\":%s,\"device_id\":1", bad_ids[i]);
+        desc(s, sizeof(s), "1.0.0", "t", ids, 0, NULL);
+        if (ufio_compat_parse(s, &cd, err, sizeof(err)) != -EINVAL)
+            fail_msg("vendor_id %s accepted", bad_ids[i]);
+        assert_non_null(strstr(err, "pci.vendor_id"));
+    }
+    /* accepts.pci_ids entries: 1..4 hex digits each side, nothing else */
+    static const char *const pairs_ok[] = { "5546:0002", "1:2", "ABCD:ef01" };
+    static const char *const pairs_bad[] = { "5546:", ":0002", "55466:0002", "5546:00022", "5546-0002",
+                                             "5546:0002x", "0x55:0002", "5546:0002\\u0000" };
+    for (int bad = 0; bad <= 1; bad++) {
+        const char *const *list = bad ? pairs_bad : pairs_ok;
+        size_t n = bad ? sizeof(pairs_bad) / sizeof(pairs_bad[0]) : sizeof(pairs_ok) / sizeof(pairs_ok[0]);
+        for (size_t i = 0; i < n; i++) {
+            char acc[96];
+            snprintf(acc, sizeof(acc), "{\"pci_ids\":[\"%s\"]}", list[i]);
+            desc(d, sizeof(d), "1.0.0", "t", 0, 0, acc);
+            if (ufio_compat_parse(d, &cd, err, sizeof(err)) != (bad ? -EINVAL : 0))
+                fail_msg("pci_ids entry %s: %s", list[i], bad ? "accepted" : err);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pairs),
         cmocka_unit_test(test_reasons_say_values),
         cmocka_unit_test(test_malformed_text),
+        cmocka_unit_test(test_strict_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,9 +160,12 @@ static void test_numbers(void **st)
     assert_true(c.pgsizes == 0xfffffffffffff000ull);
     assert_int_equal(parse("{\"capabilities\":{\"migration\":{\"max_bitmap_size\":9223372036854775808}}}", &c), 0);
     assert_true(c.mig_max_bitmap_size == 0x8000000000000000ull);
-    /* beyond u64 (json-c saturates) and the saturated value itself are refused */
+    /* beyond u64 is refused; UINT64_MAX itself is exact (the reader never saturates) */
     assert_int_equal(parse("{\"capabilities\":{\"pgsizes\":99999999999999999999}}", &c), -EINVAL);
-    assert_int_equal(parse("{\"capabilities\":{\"pgsizes\":18446744073709551615}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"capabilities\":{\"pgsizes\":18446744073709551616}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"capabilities\":{\"pgsizes\":18446744073709551615}}", &c), 0);
+    assert_true(c.pgsizes == UINT64_MAX);
+    assert_int_equal(parse("{\"capabilities\":{\"migration\":{\"pgsize\":18446744073709551616}}}", &c), -EINVAL);
     assert_int_equal(parse("{\"capabilities\":{\"pgsizes\":-9223372036854775809}}", &c), -EINVAL);
     /* max_data_xfer_size: clamped whatever its size, 0 refused */
     assert_int_equal(parse("{\"capabilities\":{\"max_data_xfer_size\":99999999999999999999}}", &c), 0);
@@ -268,11 +271,34 @@ static void test_shapes(void **st)
                      -EINVAL);
     assert_int_equal(c.max_msg_fds, 1);
     assert_int_equal(c.pgsizes, 4096);
-    /* nesting deeper than the tokener allows is refused, not a crash */
+    /* the same key twice is refused, even spelt differently, at any level */
+    assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":2,\"max_msg_fds\":3}}", &c), -EINVAL);
+    assert_int_equal(c.max_msg_fds, 1);
+    assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":2,\"max_msg_\\u0066ds\":3}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"capabilities\":{},\"capabilities\":{\"max_msg_fds\":3}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"x\":{\"a\":1,\"a\":1}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"x\":{\"a\":1},\"y\":{\"a\":1}}", &c), 0); /* same key, other objects */
+    /* nesting deeper than UFIO_VERSION_JSON_DEPTH is refused, not a crash */
     char deep[128] = "{\"x\":";
     for (int i = 0; i < 40; i++)
         strcat(deep, "[");
     for (int i = 0; i < 40; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    assert_int_equal(parse(deep, &c), -EINVAL);
+    /* exactly the limit is fine: the object and 15 arrays */
+    strcpy(deep, "{\"x\":");
+    for (int i = 0; i < UFIO_VERSION_JSON_DEPTH - 1; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < UFIO_VERSION_JSON_DEPTH - 1; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    assert_int_equal(parse(deep, &c), 0);
+    deep[5] = 0;
+    strcat(deep, "[");
+    for (int i = 0; i < UFIO_VERSION_JSON_DEPTH - 1; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < UFIO_VERSION_JSON_DEPTH; i++)
         strcat(deep, "]");
     strcat(deep, "}");
     assert_int_equal(parse(deep, &c), -EINVAL);
@@ -408,7 +434,7 @@ static void test_roundtrips(void **st)
     in[2].max_msg_fds = UFIO_MAX_MSG_FDS_LIMIT;
     in[2].max_data_xfer_size = UFIO_MAX_DATA_XFER_LIMIT;
     in[2].max_dma_maps = UINT32_MAX;
-    in[2].pgsizes = UINT64_MAX - 1;
+    in[2].pgsizes = UINT64_MAX;
     in[3].has_migration = true;
     in[3].mig_pgsize = 4096;
     in[3].mig_max_bitmap_size = 256u << 20;
