@@ -180,7 +180,7 @@ static void enable_msix(struct drv *d)
     fail_msg("no MSI-X capability");
 }
 
-static void start(struct drv *d, bool readonly)
+static void start_with(struct drv *d, const char *option)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->disk, sizeof(d->disk), "/tmp/ufio-vblk-test.XXXXXX");
@@ -194,7 +194,7 @@ static void start(struct drv *d, bool readonly)
     }
     char filearg[80];
     snprintf(filearg, sizeof(filearg), "--file=%s", d->disk);
-    const char *extra[] = { filearg, readonly ? "--readonly" : NULL, NULL };
+    const char *extra[] = { filearg, option, NULL };
     assert_int_equal(srv_start(&d->srv, server_bin, extra), 0);
     assert_int_equal(ufio_client_connect(d->srv.path, NULL, &d->c), 0);
     d->memfd = memfd_create("guest", MFD_CLOEXEC);
@@ -210,6 +210,11 @@ static void start(struct drv *d, bool readonly)
     assert_int_equal(ufio_client_irq_set_eventfds(d->c, UFIO_IRQ_MSIX, 0, 2, d->irq), 0);
     find_caps(d);
     enable_msix(d);
+}
+
+static void start(struct drv *d, bool readonly)
+{
+    start_with(d, readonly ? "--readonly" : NULL);
 }
 
 static void stop(struct drv *d)
@@ -653,6 +658,32 @@ static void test_readonly(void **st)
     stop(&d);
 }
 
+/* --direct: page-aligned requests take O_DIRECT, the others the page cache;
+ * both land in the file. */
+static void test_direct(void **st)
+{
+    struct drv d;
+    start_with(&d, "--direct");
+    bring_up(&d);
+    for (unsigned i = 0; i < 8192; i++)
+        d.mem[DATA_OFF + i] = (uint8_t)(i * 13 + 5);
+    assert_int_equal(request(&d, T_OUT, 8, 8192, false, NULL), ST_OK);  /* aligned */
+    assert_int_equal(request(&d, T_OUT, 33, 1024, false, NULL), ST_OK); /* not aligned */
+    uint8_t file[8192];
+    assert_int_equal(pread(d.disk_fd, file, sizeof(file), 8 * 512), (ssize_t)sizeof(file));
+    assert_memory_equal(file, d.mem + DATA_OFF, sizeof(file));
+    assert_int_equal(pread(d.disk_fd, file, 1024, 33 * 512), 1024);
+    assert_memory_equal(file, d.mem + DATA_OFF, 1024);
+    memset(d.mem + DATA_OFF, 0, 8192);
+    assert_int_equal(request(&d, T_IN, 8, 8192, true, NULL), ST_OK);
+    assert_int_equal(pread(d.disk_fd, file, sizeof(file), 8 * 512), (ssize_t)sizeof(file));
+    assert_memory_equal(file, d.mem + DATA_OFF, sizeof(file));
+    assert_int_equal(request(&d, T_IN, 3, 512, true, NULL), ST_OK);
+    assert_int_equal(get32(d.mem + DATA_OFF), 3);
+    assert_int_equal(request(&d, T_FLUSH, 0, 0, false, NULL), ST_OK);
+    stop(&d);
+}
+
 /* vfio-user DEVICE_RESET resets the virtio device too; so does a reconnect. */
 static void test_device_reset(void **st)
 {
@@ -691,6 +722,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_write_read_flush),
         cmocka_unit_test(test_hostile_driver),
         cmocka_unit_test(test_readonly),
+        cmocka_unit_test(test_direct),
         cmocka_unit_test(test_device_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
