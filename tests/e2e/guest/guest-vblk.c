@@ -492,5 +492,7 @@ int vblk_main(int argc, char **argv)
     check_data(fd, mode, who);
     bench(fd, who);
     close(fd);
+    note("interrupts after the test:");
+    print_interrupts(&v);
     return verdict(NULL);
 }
