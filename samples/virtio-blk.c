@@ -6,7 +6,8 @@
  * Layout (docs/virtio-blk.md):
  *   BAR1 (32-bit memory, 4 KiB): MSI-X table at 0x000, PBA at 0x800 (the library emulates both)
  *   BAR4 (64-bit memory, 16 KiB, trapped): common cfg 0x0000, ISR 0x1000,
- *        device cfg 0x2000, notify 0x3000 (notify_off_multiplier 4)
+ *        device cfg 0x2000, notify 0x3000 (notify_off_multiplier 4); also
+ *        reachable through the PCI_CFG capability's window in config space
  *
  * Requests are processed synchronously when the driver writes the notify
  * register. Rings and buffers are reached through the memory the client maps
@@ -51,6 +52,16 @@ enum {
     VIRTIO_PCI_CAP_NOTIFY_CFG = 2,
     VIRTIO_PCI_CAP_ISR_CFG = 3,
     VIRTIO_PCI_CAP_DEVICE_CFG = 4,
+    VIRTIO_PCI_CAP_PCI_CFG = 5,
+};
+
+/* virtio_pci_cfg_cap: offsets from the capability's start */
+enum {
+    PCI_CFG_BAR = 4,
+    PCI_CFG_OFFSET = 8,
+    PCI_CFG_LENGTH = 12,
+    PCI_CFG_DATA = 16,
+    PCI_CFG_END = 20,
 };
 
 enum {
@@ -186,6 +197,7 @@ struct vblk {
     uint16_t queue_sel;
     struct vq vq[NUM_QUEUES];
     bool broken; /* NEEDS_RESET: no processing until the driver resets */
+    uint32_t pci_cfg_cap; /* config offset of the PCI_CFG capability */
     struct stats st;
 };
 
@@ -806,11 +818,9 @@ static void read_image(const uint8_t *img, uint32_t img_len, uint64_t off, uint8
         memcpy(buf, img + off, len < img_len - off ? len : img_len - off);
 }
 
-static int vblk_bar_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
-                           uint32_t len, bool is_write)
+/* An access to BAR4; a peek is a read without side effects (see pci_cfg_window). */
+static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, bool is_write, bool peek)
 {
-    struct vblk *vb = opaque;
-    uint8_t *b = buf;
     uint32_t page = (uint32_t)(off & ~0xfffull), in = (uint32_t)(off & 0xfff);
     if ((off & 0xfff) + len > 0x1000)
         return -EINVAL; /* no access spans two structures */
@@ -827,7 +837,7 @@ static int vblk_bar_access(struct ufio_dev *dev, void *opaque, unsigned region, 
     case ISR_OFF:
         if (!is_write) {
             read_image(&vb->isr, 1, in, b, len);
-            if (in == 0)
+            if (in == 0 && !peek)
                 vb->isr = 0; /* reading ISR acknowledges it */
         }
         return 0;
@@ -854,6 +864,44 @@ static int vblk_bar_access(struct ufio_dev *dev, void *opaque, unsigned region, 
     }
 }
 
+static int vblk_bar_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
+                           uint32_t len, bool is_write)
+{
+    return bar_access(opaque, off, buf, len, is_write, false);
+}
+
+/*
+ * VIRTIO_PCI_CAP_PCI_CFG: a window into BAR4 through config space (firmware
+ * uses it when it cannot reach the BAR). A write to pci_cfg_data is a BAR
+ * write. Config reads come from the library's copy of config space, which
+ * the device cannot intercept, so a read is served from a value fetched
+ * whenever the driver points the window somewhere (writes bar, offset or
+ * length): drivers set the window up right before each read. That fetch is a
+ * peek, so ISR read through the window does not clear.
+ */
+static void pci_cfg_window(struct ufio_dev *dev, void *opaque, uint32_t off, uint32_t len)
+{
+    struct vblk *vb = opaque;
+    uint32_t cap = vb->pci_cfg_cap;
+    if (!cap || off + len <= cap + PCI_CFG_BAR || off >= cap + PCI_CFG_END)
+        return;
+    uint8_t f[PCI_CFG_END];
+    if (ufio_dev_config_read(dev, cap, f, sizeof(f)))
+        return;
+    uint32_t where = (uint32_t)get_le(f + PCI_CFG_OFFSET, 4), n = (uint32_t)get_le(f + PCI_CFG_LENGTH, 4);
+    bool usable = f[PCI_CFG_BAR] == VIRTIO_BAR && (n == 1 || n == 2 || n == 4) && where % n == 0 &&
+                  where < VIRTIO_BAR_SIZE;
+    if (off + len > cap + PCI_CFG_DATA) {
+        if (usable)
+            bar_access(vb, where, f + PCI_CFG_DATA, n, true, false);
+        return;
+    }
+    uint8_t data[4] = { 0 };
+    if (usable)
+        bar_access(vb, where, data, n, false, true);
+    ufio_dev_config_write_raw(dev, cap + PCI_CFG_DATA, data, sizeof(data));
+}
+
 /* ---- the PCI device ------------------------------------------------------------------------------ */
 
 /* virtio_pci_cap body after the 3-byte vendor header: cfg_type, bar, id,
@@ -871,6 +919,17 @@ static int add_virtio_cap(struct ufio_dev *dev, uint8_t type, uint32_t offset, u
     return ufio_dev_add_cap_vendor(dev, body, len);
 }
 
+/* The body after id/next: cap_len, cfg_type, then bar, offset, length and
+ * pci_cfg_data, which the driver writes. */
+static int add_pci_cfg_cap(struct ufio_dev *dev)
+{
+    uint8_t body[PCI_CFG_END - 2] = { PCI_CFG_END, VIRTIO_PCI_CAP_PCI_CFG };
+    uint8_t wmask[PCI_CFG_END - 2] = { 0 };
+    wmask[PCI_CFG_BAR - 2] = 0xff;
+    memset(wmask + PCI_CFG_OFFSET - 2, 0xff, PCI_CFG_END - PCI_CFG_OFFSET);
+    return ufio_dev_add_cap(dev, 0x09, body, wmask, sizeof(body));
+}
+
 static int build(struct ufio_dev *dev, struct vblk *vb)
 {
     int err;
@@ -882,7 +941,10 @@ static int build(struct ufio_dev *dev, struct vblk *vb)
         (err = add_virtio_cap(dev, VIRTIO_PCI_CAP_ISR_CFG, ISR_OFF, 1)) < 0 ||
         (err = add_virtio_cap(dev, VIRTIO_PCI_CAP_DEVICE_CFG, DEVCFG_OFF, BLK_CFG_SIZE)) < 0 ||
         (err = add_virtio_cap(dev, VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFF, NOTIFY_MULT * NUM_QUEUES)) < 0 ||
-        (err = ufio_dev_add_cap_pcie(dev, 0)) < 0)
+        (err = add_pci_cfg_cap(dev)) < 0)
+        return err;
+    vb->pci_cfg_cap = (uint32_t)err;
+    if ((err = ufio_dev_add_cap_pcie(dev, 0)) < 0)
         return err;
     /* QEMU's vfio-pci wires up error and request notification when offered */
     if ((err = ufio_dev_setup_irq(dev, UFIO_IRQ_ERR, 1)))
@@ -1046,7 +1108,7 @@ int main(int argc, char **argv)
         .subsys_vendor_id = VIRTIO_VENDOR, .subsys_id = VIRTIO_SUBSYS_ID,
         .class_code = 0x018000, .revision = 1,
     };
-    const struct ufio_dev_ops ops = { .reset = vblk_dev_reset, .detach = vblk_detach };
+    const struct ufio_dev_ops ops = { .reset = vblk_dev_reset, .detach = vblk_detach, .cfg_write = pci_cfg_window };
     struct ufio_dev *dev = NULL;
     err = ufio_dev_create(PROG, &ids, &ops, &vb, &dev);
     if (!err)

@@ -310,13 +310,13 @@ static void check_ufio_identity(const struct vblk_dev *v)
     unsigned seen = 0, msix = 0;
     unsigned off = v->cfg[0x34] & ~3u;
     for (int hops = 0; off >= 0x40 && off < 0xff && hops < 48; hops++) {
-        if (v->cfg[off] == 0x09 && v->cfg[off + 2] >= 16 && v->cfg[off + 3] >= 1 && v->cfg[off + 3] <= 4)
+        if (v->cfg[off] == 0x09 && v->cfg[off + 2] >= 16 && v->cfg[off + 3] >= 1 && v->cfg[off + 3] <= 5)
             seen |= 1u << v->cfg[off + 3];
         if (v->cfg[off] == 0x11)
             msix = (cfg16(v, off + 2) & 0x7ff) + 1;
         off = v->cfg[off + 1] & ~3u;
     }
-    check(seen == 0x1e, "vblk-virtio-caps", "common, notify, ISR and device cfg (mask 0x%x)", seen);
+    check(seen == 0x3e, "vblk-virtio-caps", "common, notify, ISR, device and PCI cfg (mask 0x%x)", seen);
     check(msix == 2, "vblk-msix-cap", "%u vectors", msix);
 }
 
