@@ -265,18 +265,17 @@ static void needs_reset(struct vblk *vb, const char *why)
 
 /* ---- guest memory -------------------------------------------------------------- */
 
-/* Appends host iovecs for guest range [addr, addr+len) to iov. A range may
- * span several DMA mappings: it is then translated page by page. */
+/* Appends host iovecs for guest range [addr, addr+len) to iov. A range that
+ * is not inside one DMA mapping (it spans two, or a hole) is translated page
+ * by page until the rest fits one mapping, or a page is not mapped. */
 static int map_range(struct vblk *vb, uint64_t addr, uint64_t len, bool write, struct iovec *iov,
                      int *niov)
 {
-    if (len == 0)
-        return 0;
     if (addr + len < addr)
         return -EFAULT;
-    void *p = ufio_dev_dma_ptr(vb->dev, addr, len, write);
-    uint64_t step = len;
     while (len) {
+        uint64_t step = len;
+        void *p = ufio_dev_dma_ptr(vb->dev, addr, step, write);
         if (!p) {
             step = DMA_PAGE - addr % DMA_PAGE;
             if (step > len)
@@ -294,7 +293,6 @@ static int map_range(struct vblk *vb, uint64_t addr, uint64_t len, bool write, s
         }
         addr += step;
         len -= step;
-        p = NULL;
     }
     return 0;
 }
@@ -508,7 +506,8 @@ static uint8_t blk_rw(struct vblk *vb, const struct chain *c, uint32_t type, uin
     }
     if (to_guest) {
         vb->st.bytes_read += len;
-        *written = (uint32_t)len;
+        /* the used ring's length field is 32 bits; a longer read is the driver's folly */
+        *written = len < UINT32_MAX ? (uint32_t)len : UINT32_MAX - 1;
     } else {
         vb->st.bytes_written += len;
     }

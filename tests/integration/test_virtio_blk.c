@@ -749,6 +749,40 @@ static void test_pci_cfg_window(void **st)
     stop(&d);
 }
 
+/* Without MSI-X: INTx, and the reason in ISR, which a read clears. */
+static void test_intx_isr(void **st)
+{
+    struct drv d;
+    start(&d, false);
+    uint8_t cfg[256];
+    cfg_read(&d, 0, cfg, sizeof(cfg));
+    unsigned msix = 0;
+    for (unsigned off = cfg[0x34]; off && !msix; off = cfg[off + 1])
+        if (cfg[off] == 0x11)
+            msix = off;
+    uint8_t ctl[2];
+    put16(ctl, (uint16_t)(get16(cfg + msix + 2) & ~0x8000));
+    assert_int_equal(ufio_client_region_write(d.c, UFIO_PCI_CONFIG_REGION, msix + 2, ctl, 2), 0);
+    int intx = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(intx >= 0);
+    assert_int_equal(ufio_client_irq_set_eventfds(d.c, UFIO_IRQ_INTX, 0, 1, &intx), 0);
+    bring_up(&d);
+    assert_int_equal(rd(&d, d.isr, 1), 0);
+    assert_int_equal(request(&d, T_IN, 1, 512, true, NULL), ST_OK);
+    expect_irq(intx, "INTx completion");
+    assert_int_equal(rd(&d, d.isr, 1), 1);
+    assert_int_equal(rd(&d, d.isr, 1), 0);
+    /* NEEDS_RESET raises the configuration bit */
+    assert_int_equal(ufio_client_irq_action(d.c, UFIO_IRQ_INTX, 0, 1, UFIO_IRQ_ACTION_UNMASK), 0);
+    kick(&d, QS);
+    assert_true(CR(&d, C_STATUS, 1) & S_NEEDS_RESET);
+    expect_irq(intx, "INTx config change");
+    assert_int_equal(rd(&d, d.isr, 1), 2);
+    assert_int_equal(rd(&d, d.isr, 1), 0);
+    close(intx);
+    stop(&d);
+}
+
 /* vfio-user DEVICE_RESET resets the virtio device too; so does a reconnect. */
 static void test_device_reset(void **st)
 {
@@ -789,6 +823,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_readonly),
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_pci_cfg_window),
+        cmocka_unit_test(test_intx_isr),
         cmocka_unit_test(test_device_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
