@@ -817,6 +817,13 @@ static void read_image(const uint8_t *img, uint32_t img_len, uint64_t off, uint8
         memcpy(buf, img + off, len < img_len - off ? len : img_len - off);
 }
 
+/* Queues run only after a completed negotiation and before any failure. */
+static bool device_live(const struct vblk *vb)
+{
+    const uint8_t ready = STATUS_FEATURES_OK | STATUS_DRIVER_OK;
+    return (vb->status & ready) == ready && !vb->broken;
+}
+
 /* An access to BAR4; a peek is a read without side effects (see pci_cfg_window). */
 static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, bool is_write, bool peek)
 {
@@ -852,7 +859,7 @@ static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, b
             memset(b, 0, len);
         } else if (in % NOTIFY_MULT == 0 && in / NOTIFY_MULT < NUM_QUEUES) {
             unsigned qi = in / NOTIFY_MULT;
-            if ((vb->status & STATUS_DRIVER_OK) && !vb->broken && vb->vq[qi].enabled)
+            if (device_live(vb) && vb->vq[qi].enabled)
                 vq_process(vb, qi);
         }
         return 0;

@@ -742,6 +742,13 @@ static void test_pci_cfg_window(void **st)
     assert_int_equal(window_read(&d, cap, (uint8_t)d.bar, 0xfffffffc, 4), 0);
     window_write(&d, cap, (uint8_t)d.bar, d.common + C_STATUS + 1, 2, 0);
     assert_int_equal(CR(&d, C_STATUS, 1), S_ACK);
+    /* DRIVER_OK without FEATURES_OK: the queue does not run */
+    assert_int_equal(negotiate(&d, 0), S_ACK | S_DRIVER);
+    queue_setup(&d, QS);
+    CW(&d, C_STATUS, S_ACK | S_DRIVER | S_DRIVER_OK, 1);
+    hdr_status_chain(&d);
+    kick(&d, 0);
+    assert_int_equal(used_idx(&d), 0);
     /* the whole bring-up works through BAR accesses afterwards */
     bring_up(&d);
     assert_int_equal(request(&d, T_IN, 6, 512, true, NULL), ST_OK);
