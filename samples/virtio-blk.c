@@ -311,22 +311,33 @@ struct chain {
     uint64_t out_len, in_len;
 };
 
+/* A little-endian field of guest memory, read byte by byte: an indirect
+ * table may sit at any address the driver likes. */
+static uint64_t guest_le(const volatile uint8_t *p, unsigned size)
+{
+    uint64_t v = 0;
+    for (unsigned i = size; i-- > 0;)
+        v = v << 8 | p[i];
+    return v;
+}
+
 /* One descriptor, copied out of guest memory once so the driver cannot change
  * it between our check and our use. */
-static struct vring_desc desc_load(const volatile struct vring_desc *table, unsigned i)
+static struct vring_desc desc_load(const volatile uint8_t *table, unsigned i)
 {
-    struct vring_desc d;
-    d.addr = le64toh(table[i].addr);
-    d.len = le32toh(table[i].len);
-    d.flags = le16toh(table[i].flags);
-    d.next = le16toh(table[i].next);
-    return d;
+    const volatile uint8_t *p = table + 16 * i;
+    return (struct vring_desc){
+        .addr = guest_le(p, 8),
+        .len = (uint32_t)guest_le(p + 8, 4),
+        .flags = (uint16_t)guest_le(p + 12, 2),
+        .next = (uint16_t)guest_le(p + 14, 2),
+    };
 }
 
 /* Follows the chain from head; NULL on success, else why it is malformed. */
 static const char *chain_gather(struct vblk *vb, const struct vq *q, uint16_t head, struct chain *c)
 {
-    const volatile struct vring_desc *table = ufio_dev_dma_ptr(vb->dev, q->desc, 16ull * q->size, false);
+    const volatile uint8_t *table = ufio_dev_dma_ptr(vb->dev, q->desc, 16ull * q->size, false);
     unsigned table_size = q->size, idx = head, count = 0;
     bool indirect = false;
     c->n_out = c->n_in = 0;
