@@ -756,6 +756,97 @@ static void test_pci_cfg_window(void **st)
     stop(&d);
 }
 
+/* xorshift64*: a fixed seed, so a failure replays */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state >> 12;
+    rnd_state ^= rnd_state << 25;
+    rnd_state ^= rnd_state >> 27;
+    return rnd_state * 0x2545f4914f6cdd1dull;
+}
+
+/* An address a confused driver might use; never the rings themselves, so
+ * that what the test reads back from the used ring is the device's doing. */
+static uint64_t random_addr(void)
+{
+    switch (rnd() % 5) {
+    case 0: return UNMAPPED_IOVA + rnd() % 0x10000;
+    case 1: return rnd();
+    case 2: return MEM_IOVA + MEM_SIZE - rnd() % 1024;
+    default: return iova(DATA_OFF) + rnd() % (MEM_SIZE - DATA_OFF);
+    }
+}
+
+static uint32_t random_len(void)
+{
+    static const uint32_t lens[] = { 0, 1, 8, 15, 16, 17, 511, 512, 4096, 65536, 0x7fffffff, 0xffffffff };
+    return rnd() % 4 ? lens[rnd() % (sizeof(lens) / sizeof(lens[0]))] : (uint32_t)rnd();
+}
+
+static void random_table(uint8_t *t, unsigned n, bool indirect_ok)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t flags = (uint16_t)(rnd() % 8);
+        if (!indirect_ok)
+            flags &= (uint16_t)~D_INDIRECT;
+        uint64_t addr = random_addr();
+        uint32_t len = random_len();
+        if ((flags & D_INDIRECT) && rnd() % 2) {
+            addr = iova(ITABLE_OFF);
+            len = (uint32_t)(16 * (rnd() % 20));
+        }
+        put_desc(t, i, addr, len, flags, (uint16_t)(rnd() % 3 ? rnd() % QS : rnd()));
+    }
+}
+
+/* Thousands of random chains and register writes: each kick ends in a used
+ * entry for the head or in NEEDS_RESET; the server never dies. */
+static void test_random_driver(void **st)
+{
+    struct drv d;
+    start(&d, false);
+    bring_up(&d);
+    const unsigned rounds = getenv("UFIO_UNDER_VALGRIND") ? 300 : 3000;
+    unsigned resets = 0, answered = 0;
+    for (unsigned round = 0; round < rounds; round++) {
+        random_table(d.mem + DESC_OFF, QS, true);
+        random_table(d.mem + ITABLE_OFF, 20, rnd() % 8 == 0);
+        static const uint32_t types[] = { T_IN, T_OUT, T_FLUSH, T_GET_ID, T_DISCARD, 0xffffffff };
+        uint64_t sector = rnd() % 2 ? rnd() % DISK_SECTORS : rnd();
+        put_header(&d, types[rnd() % (sizeof(types) / sizeof(types[0]))], sector);
+        /* mostly a header/data/status start, so requests get executed too */
+        if (rnd() % 2) {
+            put_desc(d.mem + DESC_OFF, 0, iova(HDR_OFF), 16, D_NEXT, 1);
+            if (rnd() % 2)
+                put_desc(d.mem + DESC_OFF, 1, random_addr(), random_len(), (uint16_t)(D_NEXT | (rnd() % 2 ? D_WRITE : 0)), 2);
+            put_desc(d.mem + DESC_OFF, 2, iova(STATUS_OFF), 1, D_WRITE, 0);
+        }
+        uint16_t head = (uint16_t)(rnd() % 4 ? 0 : rnd() % (QS + 2));
+        if (rnd() % 16 == 0)
+            wr(&d, d.common + (uint32_t)(rnd() % 0x38), rnd(), 1u << (rnd() % 4));
+        kick(&d, head);
+        uint8_t status = (uint8_t)CR(&d, C_STATUS, 1);
+        bool live = (status & (S_DRIVER_OK | S_FEATURES_OK)) == (S_DRIVER_OK | S_FEATURES_OK) &&
+                    CR(&d, C_QENABLE, 2) == 1;
+        if ((status & S_NEEDS_RESET) || !live) {
+            resets++;
+            bring_up(&d);
+            continue;
+        }
+        if (used_idx(&d) != (uint16_t)(d.used_seen + 1))
+            fail_msg("round %u: kick of head %u neither answered nor NEEDS_RESET (status 0x%02x)", round, head, status);
+        take_used(&d, head);
+        answered++;
+    }
+    assert_true(srv_alive(&d.srv));
+    assert_true(resets > 0 && answered > 0);
+    bring_up(&d);
+    assert_int_equal(request(&d, T_IN, 7, 512, true, NULL), ST_OK);
+    print_message("%u random chains: %u answered, %u reset\n", rounds, answered, resets);
+    stop(&d);
+}
+
 /* Without MSI-X: INTx, and the reason in ISR, which a read clears. */
 static void test_intx_isr(void **st)
 {
@@ -831,6 +922,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_pci_cfg_window),
         cmocka_unit_test(test_intx_isr),
+        cmocka_unit_test(test_random_driver),
         cmocka_unit_test(test_device_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
