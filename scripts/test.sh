@@ -5,7 +5,8 @@
 #   3. the integration tests under valgrind memcheck (zero leaks, zero errors)
 #   4. static analysis of lib/ (cppcheck)
 #   5. every libFuzzer target for UFIO_FUZZ_SECONDS (default 20) each, built with clang
-#   6. the real-guest end-to-end test (QEMU vfio-user-pci + Linux guest), unless UFIO_SKIP_E2E=1
+#   6. the real-guest end-to-end tests (QEMU vfio-user-pci + Linux guest: the sample device,
+#      then ufio-virtio-blk under the guest's virtio drivers), unless UFIO_SKIP_E2E=1
 # Ends with a line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +79,8 @@ fi
 if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
     step "end-to-end: QEMU vfio-user-pci + Linux guest"
     if tests/e2e/run.sh --build build-ci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    step "end-to-end: ufio-virtio-blk under the guest's virtio_pci + virtio_blk"
+    if tests/e2e/run.sh --build build-ci --virtio-blk; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 
 echo

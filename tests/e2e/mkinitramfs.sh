@@ -31,9 +31,10 @@ BUSYBOX=$ROOT/bin/busybox
 [ -x "$BUSYBOX" ] || die "busybox missing from $ROOT"
 
 # vfio-pci gives guest userspace MSI-X and DMA (through the emulated IOMMU);
-# uio_pci_generic is the INTx fallback. Missing ones are skipped: the guest
-# test reports what it could not do.
-WANT="vfio vfio_iommu_type1 vfio_pci_core vfio_pci uio uio_pci_generic"
+# uio_pci_generic is the INTx fallback; virtio_pci and virtio_blk drive the
+# virtio-blk device. Missing ones (or built into the kernel) are skipped: the
+# guest test reports what it could not do.
+WANT="vfio vfio_iommu_type1 vfio_pci_core vfio_pci uio uio_pci_generic virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk"
 
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT

@@ -1,14 +1,20 @@
 #!/bin/sh
 # Real-guest end-to-end test: a Linux guest in QEMU (Debian sid, TCG) drives
 # the ufio sample device through QEMU's vfio-user-pci, and reports one line
-# per check on its serial console.
+# per check on its serial console. With --virtio-blk the guest's own virtio
+# drivers run ufio-virtio-blk instead (three boots, see docs/e2e.md).
 #
 #   tests/e2e/run.sh [--build DIR] [--server CMD] [--no-device] [--no-viommu]
-#                    [--timeout S] [--keep] [--trace]
+#                    [--virtio-blk] [--disk-mib N] [--timeout S] [--keep] [--trace]
 #
 #   --build DIR    meson build directory (default: ./build, set up and built if needed)
 #   --server CMD   device server command; "--socket-path=SOCK" is appended
-#                  (default: DIR/samples/ufio-sample)
+#                  (default: DIR/samples/ufio-sample, or ufio-virtio-blk with
+#                  "--file=DISK" before it)
+#   --virtio-blk   the virtio-blk test: write + read back, a second boot reads the
+#                  first boot's data, the host compares the backing file, and the
+#                  same guest runs on QEMU's built-in virtio-blk for comparison
+#   --disk-mib N   size of the virtio-blk backing file (default 32, at least 24)
 #   --no-device    boot without the device (checks the boot/verdict/teardown path;
 #                  the guest then reports FAIL "device not found")
 #   --no-viommu    no emulated Intel IOMMU: vfio-pci cannot bind (the sid kernel lacks
@@ -35,8 +41,10 @@ KEEP=0
 TRACE=0
 VIOMMU=1
 SKIP_UNPREPARED=0
+VBLK=0
+DISK_MIB=32
 
-usage() { sed -n '2,27s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,34s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --build) BUILD=$2; shift ;;
@@ -45,6 +53,9 @@ while [ $# -gt 0 ]; do
         --server=*) SERVER=${1#*=} ;;
         --no-device) DEVICE=0 ;;
         --no-viommu) VIOMMU=0 ;;
+        --virtio-blk) VBLK=1 ;;
+        --disk-mib) DISK_MIB=$2; shift ;;
+        --disk-mib=*) DISK_MIB=${1#*=} ;;
         --timeout) TIMEOUT=$2; shift ;;
         --timeout=*) TIMEOUT=${1#*=} ;;
         --keep) KEEP=1 ;;
@@ -56,6 +67,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+if [ "$VBLK" = 1 ]; then
+    case $DISK_MIB in ''|*[!0-9]*) echo "run.sh: bad --disk-mib '$DISK_MIB'" >&2; exit 2 ;; esac
+    [ "$DISK_MIB" -ge 24 ] || { echo "run.sh: --disk-mib must be at least 24" >&2; exit 2; }
+    [ "$DEVICE" = 1 ] || { echo "run.sh: --virtio-blk needs the device" >&2; exit 2; }
+fi
 
 START=$(date +%s)
 DEADLINE=$((START + TIMEOUT))
@@ -96,10 +112,10 @@ diagnose() {
     echo "---- serial console (last 40 lines): $SERIAL" >&2
     tail -n 40 "$SERIAL" >&2 2>/dev/null || true
     echo "---- QEMU stderr (last 20 lines)" >&2
-    tail -n 20 "$WORK/qemu.log" >&2 2>/dev/null || true
-    if [ "$DEVICE" = 1 ]; then
+    tail -n 20 "$WORK/qemu$LOGTAG.log" >&2 2>/dev/null || true
+    if [ "$DEVICE" = 1 ] && [ -f "$WORK/server$LOGTAG.log" ]; then
         echo "---- server log (last 20 lines)" >&2
-        tail -n 20 "$WORK/server.log" >&2 2>/dev/null || true
+        tail -n 20 "$WORK/server$LOGTAG.log" >&2 2>/dev/null || true
     fi
     echo "----" >&2
 }
@@ -123,14 +139,16 @@ if [ ! -f "$ROOT/.ufio-e2e-complete" ]; then
 fi
 
 # 2. What we build: the device server and the static guest program.
+SERVER_BIN=ufio-sample
+[ "$VBLK" = 0 ] || SERVER_BIN=ufio-virtio-blk
 if [ "$DEVICE" = 1 ] && [ -z "$SERVER" ]; then
     if [ ! -f "$BUILD/build.ninja" ]; then
         meson setup "$BUILD" "$SRC" >"$WORK/build.log" 2>&1 ||
             { tail -n 30 "$WORK/build.log" >&2; fail_early "meson setup $BUILD failed"; }
     fi
-    ninja -C "$BUILD" samples/ufio-sample >>"$WORK/build.log" 2>&1 ||
-        { tail -n 30 "$WORK/build.log" >&2; fail_early "building ufio-sample failed"; }
-    SERVER=$BUILD/samples/ufio-sample
+    ninja -C "$BUILD" "samples/$SERVER_BIN" >>"$WORK/build.log" 2>&1 ||
+        { tail -n 30 "$WORK/build.log" >&2; fail_early "building $SERVER_BIN failed"; }
+    SERVER=$BUILD/samples/$SERVER_BIN
 fi
 ${CC:-gcc} -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$WORK/ufio-guest-test" \
     "$HERE"/guest/*.c >"$WORK/guest-build.log" 2>&1 ||
@@ -138,96 +156,195 @@ ${CC:-gcc} -static -O2 -std=gnu11 -Wall -Wextra -Werror -o "$WORK/ufio-guest-tes
 KERNEL=$("$HERE/mkinitramfs.sh" "$ROOT" "$WORK/ufio-guest-test" "$WORK/initramfs.cpio.gz") ||
     fail_early "building the initramfs failed"
 
-# 3. The device server, on a socket of our own.
-DEVICE_ARGS=
-if [ "$DEVICE" = 1 ]; then
+# 3. Booting: one guest at a time, each with its own serial, QEMU and server logs.
+LIBS=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
+PASSED=0
+FAILED=0
+OK=1
+LOGTAG=
+
+# Starts the device server: "CMD ARGS --socket-path=SOCK", waits for the socket.
+start_server() {
+    rm -f "$SOCK"
     # shellcheck disable=SC2086 # SERVER is a command line
-    sh -c "exec $SERVER --socket-path=\"\$0\"" "$SOCK" >"$WORK/server.log" 2>&1 &
+    sh -c "exec $SERVER $1 --socket-path=\"\$0\"" "$SOCK" >"$WORK/server$LOGTAG.log" 2>&1 &
     SERVER_PID=$!
     while [ ! -S "$SOCK" ]; do
         kill -0 "$SERVER_PID" 2>/dev/null || { diagnose; fail_early "server exited before listening"; }
         [ "$(left)" -gt 0 ] || { diagnose; fail_early "server did not create $SOCK"; }
         sleep 0.1
     done
-    DEVICE_ARGS="{\"driver\":\"vfio-user-pci\",\"bus\":\"rp0\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}"
-fi
+}
 
-# 4. The guest: sid's QEMU through the root's own loader (no chroot needed).
-LIBS=$ROOT/usr/lib/x86_64-linux-gnu:$ROOT/lib/x86_64-linux-gnu
-set -- "$ROOT/lib64/ld-linux-x86-64.so.2" --library-path "$LIBS" \
-    "$ROOT/usr/bin/qemu-system-x86_64" \
-    -L "$ROOT/usr/share/qemu" -L "$ROOT/usr/share/seabios" \
-    -nodefaults -no-user-config -display none -monitor none -no-reboot \
-    -accel tcg -cpu max -m 512 \
-    -object memory-backend-memfd,id=mem,size=512M,share=on \
-    -machine q35,memory-backend=mem \
-    -serial "file:$SERIAL" \
-    -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz"
-APPEND="console=ttyS0 iomem=relaxed quiet panic=-1"
-if [ "$VIOMMU" = 1 ]; then
-    # The guest's vfio-pci needs an IOMMU group. caching-mode lets QEMU see
-    # every guest mapping and forward it to the device as DMA_MAP.
-    set -- "$@" -device intel-iommu,caching-mode=on
-    APPEND="$APPEND intel_iommu=on"
-fi
-set -- "$@" -append "$APPEND"
-# Behind a PCIe root port, as a plugged-in card is: on q35's root bus QEMU
-# would present it as a root-complex integrated endpoint instead.
-[ -z "$DEVICE_ARGS" ] || set -- "$@" -device pcie-root-port,id=rp0,chassis=1 -device "$DEVICE_ARGS"
-[ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*'
-QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu "$@" >"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
-log "guest booting (QEMU pid $QEMU_PID, limit $(left) s)"
+stop_server() {
+    stop_pid "$SERVER_PID"
+    SERVER_PID=
+}
 
-TIMED_OUT=0
-VERDICT_AT=
-while kill -0 "$QEMU_PID" 2>/dev/null; do
-    if [ "$(left)" -le 0 ]; then
-        TIMED_OUT=1
-        break
+# The vfio-user-pci device on the root port, for the server on $SOCK.
+ufio_device() {
+    echo "{\"driver\":\"vfio-user-pci\",\"bus\":\"rp0\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}"
+}
+
+# boot APPEND [QEMU ARGS...]: sid's QEMU through the root's own loader (no
+# chroot needed), until the guest powers off after its verdict; then counts
+# its checks. BOOT_OK=1 if it said PASS.
+boot() {
+    append="console=ttyS0 iomem=relaxed quiet panic=-1 $1"
+    shift
+    SERIAL=$WORK/serial$LOGTAG.log
+    QLOG=$WORK/qemu$LOGTAG.log
+    [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*'
+    QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu \
+        "$ROOT/lib64/ld-linux-x86-64.so.2" --library-path "$LIBS" \
+        "$ROOT/usr/bin/qemu-system-x86_64" \
+        -L "$ROOT/usr/share/qemu" -L "$ROOT/usr/share/seabios" \
+        -nodefaults -no-user-config -display none -monitor none -no-reboot \
+        -accel tcg -cpu max -m 512 \
+        -object memory-backend-memfd,id=mem,size=512M,share=on \
+        -machine q35,memory-backend=mem \
+        -serial "file:$SERIAL" \
+        -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" -append "$append" \
+        "$@" >"$QLOG" 2>&1 &
+    QEMU_PID=$!
+    log "guest${LOGTAG:+ $LOGTAG} booting (QEMU pid $QEMU_PID, limit $(left) s)"
+
+    timed_out=0
+    verdict_at=
+    while kill -0 "$QEMU_PID" 2>/dev/null; do
+        if [ "$(left)" -le 0 ]; then
+            timed_out=1
+            break
+        fi
+        # The guest powers off right after its verdict; give it a few seconds.
+        if [ -z "$verdict_at" ] && grep -qE '^UFIO-E2E: (PASS|FAIL)' "$SERIAL" 2>/dev/null; then
+            verdict_at=$(date +%s)
+        fi
+        if [ -n "$verdict_at" ] && [ $(($(date +%s) - verdict_at)) -gt 15 ]; then
+            log "guest did not power off after its verdict"
+            break
+        fi
+        sleep 0.2
+    done
+    qemu_rc=0
+    if kill -0 "$QEMU_PID" 2>/dev/null; then
+        stop_pid "$QEMU_PID"
+    else
+        wait "$QEMU_PID" || qemu_rc=$?
     fi
-    # The guest powers off right after its verdict; give it a few seconds.
-    if [ -z "$VERDICT_AT" ] && grep -qE '^UFIO-E2E: (PASS|FAIL)' "$SERIAL" 2>/dev/null; then
-        VERDICT_AT=$(date +%s)
+    QEMU_PID=
+
+    # The verdict, from the serial console.
+    tr -d '\r' <"$SERIAL" >"$WORK/serial$LOGTAG.txt" 2>/dev/null || : >"$WORK/serial$LOGTAG.txt"
+    grep -E '^UFIO-E2E: (ok |not ok |# skip)' "$WORK/serial$LOGTAG.txt" | sed 's/^UFIO-E2E: /  /' >&2 || true
+    passed=$(grep -cE '^UFIO-E2E: ok ' "$WORK/serial$LOGTAG.txt" || true)
+    failed=$(grep -cE '^UFIO-E2E: not ok ' "$WORK/serial$LOGTAG.txt" || true)
+    verdict=$(grep -E '^UFIO-E2E: (PASS|FAIL)' "$WORK/serial$LOGTAG.txt" | tail -n 1 | sed 's/^UFIO-E2E: //')
+    BOOT_OK=1
+    if [ "$timed_out" = 1 ]; then
+        log "FAIL: hard time limit of $TIMEOUT s reached"
+        BOOT_OK=0
     fi
-    if [ -n "$VERDICT_AT" ] && [ $(($(date +%s) - VERDICT_AT)) -gt 15 ]; then
-        log "guest did not power off after its verdict"
-        break
+    case $verdict in
+        PASS) ;;
+        "") log "FAIL: no verdict on the serial console (QEMU exit status $qemu_rc)"; BOOT_OK=0 ;;
+        *) log "guest verdict: $verdict"; BOOT_OK=0 ;;
+    esac
+    if [ "$BOOT_OK" = 0 ] && [ "$failed" = 0 ]; then
+        failed=1 # a run that failed without a failing check still counts as one
     fi
-    sleep 0.2
-done
-QEMU_RC=0
-if kill -0 "$QEMU_PID" 2>/dev/null; then
-    stop_pid "$QEMU_PID"
+    PASSED=$((PASSED + passed))
+    FAILED=$((FAILED + failed))
+    if [ "$BOOT_OK" = 0 ]; then
+        OK=0
+        diagnose
+    fi
+}
+
+# A check made on the host, counted with the guest's.
+host_check() {
+    name=$1
+    shift
+    if "$@"; then
+        echo "  ok $name" >&2
+        PASSED=$((PASSED + 1))
+    else
+        echo "  not ok $name" >&2
+        FAILED=$((FAILED + 1))
+        OK=0
+    fi
+}
+
+# The backing file holds exactly what the guest's write boot put there.
+disk_as_expected() {
+    "$WORK/ufio-guest-test" vblk expect "$DISK_BYTES" >"$WORK/expected.img" &&
+        cmp "$WORK/disk.img" "$WORK/expected.img" >&2
+}
+
+run_sample() {
+    set --
+    if [ "$DEVICE" = 1 ]; then
+        start_server ""
+        set -- -device pcie-root-port,id=rp0,chassis=1 -device "$(ufio_device)"
+    fi
+    APPEND=
+    if [ "$VIOMMU" = 1 ]; then
+        # The guest's vfio-pci needs an IOMMU group. caching-mode lets QEMU see
+        # every guest mapping and forward it to the device as DMA_MAP.
+        set -- -device intel-iommu,caching-mode=on "$@"
+        APPEND="intel_iommu=on"
+    fi
+    # Behind a PCIe root port, as a plugged-in card is: on q35's root bus QEMU
+    # would present it as a root-complex integrated endpoint instead.
+    boot "$APPEND" "$@"
+    if [ "$BOOT_OK" = 1 ]; then
+        log "guest verdict: PASS"
+    fi
+}
+
+# Three boots on one backing file: ufio-virtio-blk written and read back,
+# ufio-virtio-blk again (a new server process, --direct) reading the first
+# boot's data, then QEMU's built-in virtio-blk (cache=none) on the same file,
+# for comparison. Each boot also measures O_DIRECT throughput. No
+# emulated IOMMU: virtio_blk uses guest physical addresses (no
+# VIRTIO_F_ACCESS_PLATFORM), which QEMU maps for the device with DMA_MAP.
+run_virtio_blk() {
+    DISK_BYTES=$((DISK_MIB * 1024 * 1024))
+    truncate -s "$DISK_BYTES" "$WORK/disk.img"
+    rp="-device pcie-root-port,id=rp0,chassis=1"
+    for mode in write verify; do
+        LOGTAG=-$mode
+        # the second server writes with O_DIRECT, as QEMU's cache=none does below
+        opts="--file=$WORK/disk.img"
+        [ "$mode" = write ] || opts="$opts --direct"
+        start_server "$opts"
+        # shellcheck disable=SC2086 # rp is two arguments
+        boot "ufio.args=vblk,$mode,$DISK_BYTES,ufio-virtio-blk" $rp -device "$(ufio_device)"
+        stop_server
+        sed -n 's/^ufio-virtio-blk: \([0-9]* requests.*\)/e2e: server (boot '"$mode"'): \1/p' \
+            "$WORK/server$LOGTAG.log" >&2
+        host_check "host-disk-image-after-$mode" disk_as_expected
+    done
+    LOGTAG=-builtin
+    # shellcheck disable=SC2086 # rp is two arguments
+    boot "ufio.args=vblk,builtin,$DISK_BYTES,qemu-virtio-blk" $rp \
+        -drive "file=$WORK/disk.img,if=none,id=d0,format=raw,cache=none" \
+        -device virtio-blk-pci,drive=d0,bus=rp0,disable-legacy=on,serial=qemu-virtio-blk
+    host_check host-disk-image-after-builtin disk_as_expected
+    for b in "write:page cache" "verify:--direct" "builtin:cache=none"; do
+        sed -n "s/^UFIO-E2E: # bench \([^ ]*\) \(.*\)/e2e: throughput: \1 (${b#*:}) \2/p" \
+            "$WORK/serial-${b%%:*}.txt" >&2
+    done
+    if [ "$OK" = 1 ]; then
+        log "all boots: PASS"
+    fi
+}
+
+if [ "$VBLK" = 1 ]; then
+    run_virtio_blk
 else
-    wait "$QEMU_PID" || QEMU_RC=$?
-fi
-QEMU_PID=
-
-# 5. The verdict, from the serial console.
-tr -d '\r' <"$SERIAL" >"$WORK/serial.txt" 2>/dev/null || : >"$WORK/serial.txt"
-grep -E '^UFIO-E2E: (ok |not ok |# skip)' "$WORK/serial.txt" | sed 's/^UFIO-E2E: /  /' >&2 || true
-PASSED=$(grep -cE '^UFIO-E2E: ok ' "$WORK/serial.txt" || true)
-FAILED=$(grep -cE '^UFIO-E2E: not ok ' "$WORK/serial.txt" || true)
-VERDICT=$(grep -E '^UFIO-E2E: (PASS|FAIL)' "$WORK/serial.txt" | tail -n 1 | sed 's/^UFIO-E2E: //')
-OK=1
-if [ "$TIMED_OUT" = 1 ]; then
-    log "FAIL: hard time limit of $TIMEOUT s reached"
-    OK=0
-fi
-case $VERDICT in
-    PASS) ;;
-    "") log "FAIL: no verdict on the serial console (QEMU exit status $QEMU_RC)"; OK=0 ;;
-    *) log "guest verdict: $VERDICT"; OK=0 ;;
-esac
-if [ "$OK" = 0 ] && [ "$FAILED" = 0 ]; then
-    FAILED=1 # a run that failed without a failing check still counts as one
+    run_sample
 fi
 log "finished in $(($(date +%s) - START)) s"
-if [ "$OK" = 1 ]; then
-    log "guest verdict: PASS"
-else
-    diagnose
-fi
 echo "e2e: $PASSED passed, $FAILED failed"
 [ "$OK" = 1 ]

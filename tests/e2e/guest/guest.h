@@ -95,6 +95,11 @@ bool check_vfio(const struct guest_dev *d, bool *iommu);
 void check_uio(const struct guest_dev *d, bool dma);
 int bind_driver(const struct guest_dev *d, const char *driver);
 
+/* The final PASS/FAIL line (FAIL with fatal when given); the exit status. */
+int verdict(const char *fatal);
+/* guest-vblk.c: "vblk MODE ..." (the virtio-blk test). */
+int vblk_main(int argc, char **argv);
+
 /* Small helpers shared by both files. */
 int read_sysfs_ulong(const char *dir, const char *file, unsigned long *out);
 int write_file(const char *path, const char *text);

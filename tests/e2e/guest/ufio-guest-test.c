@@ -4,6 +4,7 @@
  *   UFIO-E2E: ok <check> [detail]       UFIO-E2E: not ok <check> <why>
  *   UFIO-E2E: # <note>
  *   UFIO-E2E: PASS                      UFIO-E2E: FAIL <reason>   (exactly one, last)
+ * "ufio-guest-test vblk ..." runs the virtio-blk checks instead (guest-vblk.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -85,10 +86,25 @@ int write_file(const char *path, const char *text)
     return err;
 }
 
-int main(void)
+int verdict(const char *fatal)
+{
+    note("%u checks passed, %u failed", n_ok, n_fail);
+    if (fatal)
+        printf("UFIO-E2E: FAIL %s\n", fatal);
+    else if (n_fail)
+        printf("UFIO-E2E: FAIL %u check(s) failed, first: %s\n", n_fail, first_failure);
+    else
+        printf("UFIO-E2E: PASS\n");
+    fflush(stdout);
+    return fatal || n_fail ? 1 : 0;
+}
+
+int main(int argc, char **argv)
 {
     static struct guest_dev dev;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc >= 2 && !strcmp(argv[1], "vblk"))
+        return vblk_main(argc - 2, argv + 2);
     note("ufio guest test starting");
 
     int err = find_device(&dev);
@@ -110,11 +126,5 @@ int main(void)
     bool vfio_done = check_vfio(&dev, &iommu);
     check_uio(&dev, !iommu && !vfio_done);
 
-    note("%u checks passed, %u failed", n_ok, n_fail);
-    if (n_fail)
-        printf("UFIO-E2E: FAIL %u check(s) failed, first: %s\n", n_fail, first_failure);
-    else
-        printf("UFIO-E2E: PASS\n");
-    fflush(stdout);
-    return n_fail ? 1 : 0;
+    return verdict(NULL);
 }
