@@ -420,9 +420,56 @@ static void dma_rows(struct ufio_client *c, const struct place *pl, double secs)
     close(mfd);
 }
 
+/*
+ * How long to poll: for each budget, the cross-CPU 4-byte REGION_READ
+ * latency when the client pauses `gap` µs between accesses (a guest doing
+ * work between trapped accesses), and the device's CPU use meanwhile. A
+ * budget pays off once it covers the gap; beyond that it only burns CPU.
+ */
+static void poll_sweep(const char *path, double seconds)
+{
+    static const unsigned budgets[] = { 0, 10, 20, 50, 100, 200 };
+    static const unsigned gaps[] = { 0, 20, 100 };
+    for (size_t b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+        pid_t pid = start_device(path, 0, budgets[b]);
+        pin(1);
+        struct ufio_client_opts o = { .poll_us = budgets[b] };
+        struct ufio_client *c;
+        if (ufio_client_connect(path, &o, &c)) {
+            fprintf(stderr, "ufio-bench: cannot reach the bench device\n");
+            stop_device(pid);
+            exit(1);
+        }
+        rtt(c, false, 20);
+        for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+            double c0 = cpu_seconds(pid), t0 = now_us(), busy = 0, t;
+            uint32_t v;
+            long n = 0;
+            do {
+                double a = now_us();
+                check(ufio_client_region_read(c, 0, 0x20, &v, 4), "request");
+                busy += now_us() - a;
+                n++;
+                for (double until = now_us() + gaps[g]; now_us() < until;)
+                    ; /* the client is busy elsewhere, not asleep */
+                t = now_us();
+            } while (t - t0 < seconds * 1e6);
+            double wall = (t - t0) / 1e6;
+            add("us", busy / (double)n, "REGION_READ 4 B, cross CPU, budget %u us, %u us between accesses",
+                budgets[b], gaps[g]);
+            add("% CPU", (cpu_seconds(pid) - c0) / wall * 100.0, "  device CPU, budget %u us, %u us between accesses",
+                budgets[b], gaps[g]);
+        }
+        ufio_client_destroy(c);
+        stop_device(pid);
+        pin(-1);
+    }
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ufio-bench [--socket PATH] [--iters N] [--seconds S] [--poll-us N] [--json]\n"
+    fprintf(f, "usage: ufio-bench [--socket PATH | --poll-sweep | --migration] [--iters N] [--seconds S]\n"
+               "                  [--poll-us N] [--json]\n"
                "Measures ufio's request latency, bulk throughput, DMA and idle CPU, next to a raw\n"
                "socketpair in the same CPU placements and shapes (medians of 5 interleaved\n"
                "batches; 'vs raw' = ufio / raw). Without --socket it starts its own device.\n"
@@ -430,6 +477,9 @@ static void usage(FILE *f)
                "  --iters N       round trips per latency row (default 20000)\n"
                "  --seconds S     time per throughput row, all rounds (default 0.5)\n"
                "  --poll-us N     polling budget for the 'polling on' rows (default 50)\n"
+               "  --poll-sweep    polling budget rows instead: latency and device CPU per\n"
+               "                  budget (0..200 us) with 0/20/100 us between accesses\n"
+               "                  (--seconds per cell)\n"
                "  --migration     migration rows instead: 256 MiB / 1 GiB of state dirtied while\n"
                "                  running (downtime, total, throughput), and a dirty-log report\n"
                "                  over 64 GiB of mapped memory\n"
@@ -442,9 +492,10 @@ int main(int argc, char **argv)
     int iters = 20000;
     double secs = 0.5;
     unsigned poll_us = 50;
-    bool json = false, mig = false;
+    bool json = false, mig = false, sweep = false;
     static const struct option lo[] = { { "socket", required_argument, NULL, 's' },
                                         { "migration", no_argument, NULL, 'm' },
+                                        { "poll-sweep", no_argument, NULL, 'P' },
                                         { "iters", required_argument, NULL, 'i' },
                                         { "seconds", required_argument, NULL, 'S' },
                                         { "poll-us", required_argument, NULL, 'p' },
@@ -459,6 +510,7 @@ int main(int argc, char **argv)
         case 'p': poll_us = (unsigned)atoi(optarg); break;
         case 'j': json = true; break;
         case 'm': mig = true; break;
+        case 'P': sweep = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -468,7 +520,12 @@ int main(int argc, char **argv)
     char path[108];
     snprintf(path, sizeof(path), "/tmp/ufio-bench-%d.sock", getpid());
 
-    if (mig) {
+    if (sweep && ncpu > 1) {
+        poll_sweep(path, secs);
+    } else if (sweep) {
+        fprintf(stderr, "ufio-bench: --poll-sweep needs two CPUs\n");
+        return 1;
+    } else if (mig) {
         /* state sizes from the issue: 256 MiB and 1 GiB, 4 pages (16 KiB) dirtied per ms while running */
         bench_migration(add, 256, 4, 300);
         bench_migration(add, 1024, 4, 300);

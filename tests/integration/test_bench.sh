@@ -44,6 +44,10 @@ spid=$!
 for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
 out=$("$bench" --socket "$dir/s.sock" --iters 100)
 check "--socket measures an external server" 'grep -q "REGION_READ 4 B round trip (external server)" <<<"$out"'
+if [ "$(nproc)" -gt 1 ]; then
+    "$bench" --poll-sweep --seconds 0.02 --json >"$dir/sweep.json"; rc=$?
+    check "--poll-sweep: latency and device CPU for 6 budgets x 3 gaps" '[ $rc = 0 ] && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r)==36 and all(x[\"value\"]>=0 for x in r) and \"budget 200 us, 100 us between\" in r[-1][\"name\"]" "$dir/sweep.json"'
+fi
 check "--help" '"$bench" --help | grep -q -- "--poll-us"'
 echo "bench: $fails failed"
 [ $fails = 0 ]
