@@ -27,8 +27,10 @@ struct ufio_dev;
 
 /*
  * Region access callback for BAR/ROM regions (and config-space ranges a
- * device claims). buf holds len bytes to write, or receives len bytes read.
- * Returns 0 or a negative errno, which goes to the client.
+ * device claims with ufio_dev_claim_config(), with region =
+ * UFIO_PCI_CONFIG_REGION and offset the config-space offset). buf holds len
+ * bytes to write, or receives len bytes read. Returns 0 or a negative errno,
+ * which goes to the client.
  */
 typedef int (*ufio_region_access_fn)(struct ufio_dev *dev, void *opaque, unsigned region,
                                      uint64_t offset, void *buf, uint32_t len, bool is_write);
@@ -113,6 +115,19 @@ UFIO_API int ufio_dev_add_cap(struct ufio_dev *dev, uint8_t id, const void *body
 UFIO_API int ufio_dev_add_ext_cap_dsn(struct ufio_dev *dev, uint64_t serial);
 UFIO_API int ufio_dev_add_ext_cap(struct ufio_dev *dev, uint16_t id, uint8_t version,
                                   const void *body, size_t len);
+
+/*
+ * Claims config space [offset, offset+len) for the device: client reads and
+ * writes there go to fn (no write masks applied, nothing stored by the
+ * library), for registers whose value exists only when read (a window into
+ * a BAR, a live counter). Inside a capability the device added, or past the
+ * capability list: not in the header (below 0x40) and not over the PM, MSI,
+ * MSI-X or PCIe capabilities the library emulates. At most 8 ranges, not
+ * overlapping; -EINVAL / -ENOSPC / -EBUSY (after attach) otherwise. The
+ * device's state behind a claimed range is its own to migrate.
+ */
+UFIO_API int ufio_dev_claim_config(struct ufio_dev *dev, uint32_t offset, uint32_t len,
+                                   ufio_region_access_fn fn, void *opaque);
 
 /* Read the current config space (for the device's own use). */
 UFIO_API int ufio_dev_config_read(struct ufio_dev *dev, uint32_t offset, void *buf, uint32_t len);

@@ -144,6 +144,40 @@ UFIO_API int ufio_dev_config_read(struct ufio_dev *dev, uint32_t offset, void *b
     return pci_cfg_read(&dev->cfg, offset, buf, len);
 }
 
+static bool spans_overlap(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+UFIO_API int ufio_dev_claim_config(struct ufio_dev *dev, uint32_t offset, uint32_t len,
+                                   ufio_region_access_fn fn, void *opaque)
+{
+    if (dev->built)
+        return -EBUSY;
+    if (!fn || !len || offset < 0x40 || !ufio_range_ok(offset, len, PCIE_CFG_SIZE))
+        return -EINVAL;
+    /* the capabilities whose bytes the library itself interprets */
+    uint32_t msi_len = 0;
+    if (dev->cfg.msi_off) {
+        uint16_t fl = (uint16_t)(dev->cfg.space[dev->cfg.msi_off + PCI_MSI_FLAGS] |
+                                 dev->cfg.space[dev->cfg.msi_off + PCI_MSI_FLAGS + 1] << 8);
+        msi_len = 10 + (fl & PCI_MSI_FLAGS_64BIT ? 4 : 0) + (fl & PCI_MSI_FLAGS_MASKBIT ? 10 : 0);
+    }
+    const struct { uint32_t off, len; } owned[] = {
+        { dev->cfg.pm_off, 8 }, { dev->cfg.msi_off, msi_len }, { dev->cfg.msix_off, 12 }, { dev->cfg.pcie_off, 60 },
+    };
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        if (owned[i].off && spans_overlap(offset, len, owned[i].off, owned[i].len))
+            return -EINVAL;
+    for (unsigned i = 0; i < dev->ncfg_claims; i++)
+        if (spans_overlap(offset, len, dev->cfg_claims[i].offset, dev->cfg_claims[i].len))
+            return -EINVAL;
+    if (dev->ncfg_claims == UFIO_DEV_MAX_CFG_CLAIMS)
+        return -ENOSPC;
+    dev->cfg_claims[dev->ncfg_claims++] = (struct ufio_cfg_claim){ offset, len, fn, opaque };
+    return 0;
+}
+
 UFIO_API int ufio_dev_config_write_raw(struct ufio_dev *dev, uint32_t offset, const void *buf,
                                        uint32_t len)
 {

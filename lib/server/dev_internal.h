@@ -16,6 +16,14 @@
 #include "transport/transport.h"
 
 #define UFIO_DEV_MAX_AREAS 8
+#define UFIO_DEV_MAX_CFG_CLAIMS 8
+
+/* Config-space range whose accesses go to the device (ufio_dev_claim_config). */
+struct ufio_cfg_claim {
+    uint32_t offset, len;
+    ufio_region_access_fn fn;
+    void *opaque;
+};
 #define UFIO_DEV_MAX_QUEUED 64
 
 struct ufio_region {
@@ -88,6 +96,8 @@ struct ufio_dev {
     struct ufio_dev_limits lim;
     struct pci_cfg cfg;
     struct ufio_region regions[UFIO_PCI_NUM_REGIONS];
+    struct ufio_cfg_claim cfg_claims[UFIO_DEV_MAX_CFG_CLAIMS];
+    unsigned ncfg_claims;
     struct ufio_irq_index irqs[UFIO_IRQ_NUM];
     struct ufio_msix msix;
     struct ufio_dma_table dma;

@@ -73,10 +73,25 @@ uint8_t *region_direct_write(struct ufio_dev *dev, unsigned index, uint64_t off,
     return (uint8_t *)region_direct(dev, index, off, len);
 }
 
-static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
+/* The claim holding off, or NULL; *extent = bytes from off to the claim's end or the next claim. */
+static const struct ufio_cfg_claim *claim_at(const struct ufio_dev *dev, uint64_t off, uint64_t len, uint64_t *extent)
 {
-    if (!ufio_range_ok(off, len, dev->cfg.size))
-        return -EINVAL;
+    uint64_t end = off + len;
+    for (unsigned i = 0; i < dev->ncfg_claims; i++) {
+        const struct ufio_cfg_claim *c = &dev->cfg_claims[i];
+        if (off >= c->offset && off < (uint64_t)c->offset + c->len) {
+            *extent = (uint64_t)c->offset + c->len - off;
+            return c;
+        }
+        if (c->offset > off && c->offset < end)
+            end = c->offset;
+    }
+    *extent = end - off;
+    return NULL;
+}
+
+static int config_plain(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
+{
     if (!is_write)
         return pci_cfg_read(&dev->cfg, (uint32_t)off, buf, len);
     int err = pci_cfg_write(&dev->cfg, (uint32_t)off, buf, len);
@@ -85,6 +100,29 @@ static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t
     irq_cfg_written(dev, (uint32_t)off, len);
     if (dev->ops.cfg_write)
         dev->ops.cfg_write(dev, dev->opaque, (uint32_t)off, len);
+    return 0;
+}
+
+/* An access that spans claimed and library-owned bytes is split between them. */
+static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
+{
+    if (!ufio_range_ok(off, len, dev->cfg.size))
+        return -EINVAL;
+    if (!dev->ncfg_claims)
+        return config_plain(dev, off, buf, len, is_write);
+    uint8_t *p = buf;
+    while (len) {
+        uint64_t extent;
+        const struct ufio_cfg_claim *c = claim_at(dev, off, len, &extent);
+        uint32_t n = extent < len ? (uint32_t)extent : len;
+        int err = c ? c->fn(dev, c->opaque, UFIO_PCI_CONFIG_REGION, off, p, n, is_write)
+                    : config_plain(dev, off, p, n, is_write);
+        if (err)
+            return err > 0 ? -EIO : err;
+        p += n;
+        off += n;
+        len -= n;
+    }
     return 0;
 }
 
