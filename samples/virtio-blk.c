@@ -835,8 +835,8 @@ static bool device_live(const struct vblk *vb)
     return (vb->status & ready) == ready && !vb->broken;
 }
 
-/* An access to BAR4; a peek is a read without side effects (see pci_cfg_window). */
-static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, bool is_write, bool peek)
+/* An access to BAR4 (trapped, or through the PCI_CFG window). */
+static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, bool is_write)
 {
     uint32_t page = (uint32_t)(off & ~0xfffull), in = (uint32_t)(off & 0xfff);
     if ((off & 0xfff) + len > 0x1000)
@@ -854,7 +854,7 @@ static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, b
     case ISR_OFF:
         if (!is_write) {
             read_image(&vb->isr, 1, in, b, len);
-            if (in == 0 && !peek)
+            if (in == 0)
                 vb->isr = 0; /* reading ISR acknowledges it */
         }
         return 0;
@@ -884,39 +884,39 @@ static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, b
 static int vblk_bar_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
                            uint32_t len, bool is_write)
 {
-    return bar_access(opaque, off, buf, len, is_write, false);
+    return bar_access(opaque, off, buf, len, is_write);
 }
 
 /*
  * VIRTIO_PCI_CAP_PCI_CFG: a window into BAR4 through config space (firmware
- * uses it when it cannot reach the BAR). A write to pci_cfg_data is a BAR
- * write. Config reads come from the library's copy of config space, which
- * the device cannot intercept, so a read is served from a value fetched
- * whenever the driver points the window somewhere (writes bar, offset or
- * length): drivers set the window up right before each read. That fetch is a
- * peek, so ISR read through the window does not clear.
+ * uses it when it cannot reach the BAR). The driver sets bar, offset and
+ * length, then reads or writes pci_cfg_data: those bytes are claimed from the
+ * library (ufio_dev_claim_config), so a read is a real BAR read at that
+ * moment (ISR read through the window acknowledges it, as through the BAR)
+ * and a write a BAR write of `length` bytes. A window onto another BAR, a
+ * length other than 1, 2 or 4 or a misaligned offset reads 0, writes nothing.
  */
-static void pci_cfg_window(struct ufio_dev *dev, void *opaque, uint32_t off, uint32_t len)
+static int pci_cfg_data(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
+                        uint32_t len, bool is_write)
 {
     struct vblk *vb = opaque;
-    uint32_t cap = vb->pci_cfg_cap;
-    if (!cap || off + len <= cap + PCI_CFG_BAR || off >= cap + PCI_CFG_END)
-        return;
-    uint8_t f[PCI_CFG_END];
-    if (ufio_dev_config_read(dev, cap, f, sizeof(f)))
-        return;
+    uint32_t in = (uint32_t)(off - (vb->pci_cfg_cap + PCI_CFG_DATA));
+    uint8_t f[PCI_CFG_DATA];
+    if (ufio_dev_config_read(dev, vb->pci_cfg_cap, f, sizeof(f)))
+        return -EIO;
     uint32_t where = (uint32_t)get_le(f + PCI_CFG_OFFSET, 4), n = (uint32_t)get_le(f + PCI_CFG_LENGTH, 4);
     bool usable = f[PCI_CFG_BAR] == VIRTIO_BAR && (n == 1 || n == 2 || n == 4) && where % n == 0 &&
                   where < VIRTIO_BAR_SIZE;
-    if (off + len > cap + PCI_CFG_DATA) {
-        if (usable)
-            bar_access(vb, where, f + PCI_CFG_DATA, n, true, false);
-        return;
+    if (is_write) {
+        if (usable && in == 0 && len >= n)
+            bar_access(vb, where, buf, n, true);
+        return 0;
     }
     uint8_t data[4] = { 0 };
     if (usable)
-        bar_access(vb, where, data, n, false, true);
-    ufio_dev_config_write_raw(dev, cap + PCI_CFG_DATA, data, sizeof(data));
+        bar_access(vb, where, data, n, false);
+    memcpy(buf, data + in, len);
+    return 0;
 }
 
 /* ---- the PCI device ------------------------------------------------------------------------------ */
@@ -961,6 +961,8 @@ static int build(struct ufio_dev *dev, struct vblk *vb)
         (err = add_pci_cfg_cap(dev)) < 0)
         return err;
     vb->pci_cfg_cap = (uint32_t)err;
+    if ((err = ufio_dev_claim_config(dev, vb->pci_cfg_cap + PCI_CFG_DATA, 4, pci_cfg_data, vb)))
+        return err;
     if ((err = ufio_dev_add_cap_pcie(dev, 0)) < 0)
         return err;
     /* QEMU's vfio-pci wires up error and request notification when offered */
@@ -1125,7 +1127,7 @@ int main(int argc, char **argv)
         .subsys_vendor_id = VIRTIO_VENDOR, .subsys_id = VIRTIO_SUBSYS_ID,
         .class_code = 0x018000, .revision = 1,
     };
-    const struct ufio_dev_ops ops = { .reset = vblk_dev_reset, .detach = vblk_detach, .cfg_write = pci_cfg_window };
+    const struct ufio_dev_ops ops = { .reset = vblk_dev_reset, .detach = vblk_detach,  };
     struct ufio_dev *dev = NULL;
     err = ufio_dev_create(PROG, &ids, &ops, &vb, &dev);
     if (!err)

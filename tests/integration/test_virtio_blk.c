@@ -847,7 +847,7 @@ static void test_random_driver(void **st)
     stop(&d);
 }
 
-/* Without MSI-X: INTx, and the reason in ISR, which a read clears. */
+/* Without MSI-X: INTx, and the reason in ISR, which a read clears (through the BAR or the window). */
 static void test_intx_isr(void **st)
 {
     struct drv d;
@@ -869,6 +869,13 @@ static void test_intx_isr(void **st)
     assert_int_equal(request(&d, T_IN, 1, 512, true, NULL), ST_OK);
     expect_irq(intx, "INTx completion");
     assert_int_equal(rd(&d, d.isr, 1), 1);
+    assert_int_equal(rd(&d, d.isr, 1), 0);
+    /* read through the PCI_CFG window, ISR acknowledges just the same */
+    assert_int_equal(ufio_client_irq_action(d.c, UFIO_IRQ_INTX, 0, 1, UFIO_IRQ_ACTION_UNMASK), 0);
+    assert_int_equal(request(&d, T_IN, 1, 512, true, NULL), ST_OK);
+    expect_irq(intx, "INTx completion");
+    uint32_t cap = find_pci_cfg_cap(&d);
+    assert_int_equal(window_read(&d, cap, (uint8_t)d.bar, d.isr, 1), 1);
     assert_int_equal(rd(&d, d.isr, 1), 0);
     /* NEEDS_RESET raises the configuration bit */
     assert_int_equal(ufio_client_irq_action(d.c, UFIO_IRQ_INTX, 0, 1, UFIO_IRQ_ACTION_UNMASK), 0);
