@@ -103,20 +103,20 @@ static int config_plain(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t 
     return 0;
 }
 
-/* An access that spans claimed and library-owned bytes is split between them. */
-static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write)
+/*
+ * One piece of an access, at most len bytes from off, all with one owner:
+ * does it and says in *done how many bytes that was.
+ */
+typedef int (*piece_fn)(struct ufio_dev *dev, unsigned index, uint64_t off, uint8_t *p, uint32_t len,
+                        bool is_write, uint32_t *done);
+
+/* An access that spans several owners is split between them, in order. */
+static int split_access(struct ufio_dev *dev, unsigned index, uint64_t off, uint8_t *p, uint32_t len,
+                        bool is_write, piece_fn piece)
 {
-    if (!ufio_range_ok(off, len, dev->cfg.size))
-        return -EINVAL;
-    if (!dev->ncfg_claims)
-        return config_plain(dev, off, buf, len, is_write);
-    uint8_t *p = buf;
     while (len) {
-        uint64_t extent;
-        const struct ufio_cfg_claim *c = claim_at(dev, off, len, &extent);
-        uint32_t n = extent < len ? (uint32_t)extent : len;
-        int err = c ? c->fn(dev, c->opaque, UFIO_PCI_CONFIG_REGION, off, p, n, is_write)
-                    : config_plain(dev, off, p, n, is_write);
+        uint32_t n = 0;
+        int err = piece(dev, index, off, p, len, is_write, &n);
         if (err)
             return err > 0 ? -EIO : err;
         p += n;
@@ -126,44 +126,59 @@ static int config_access(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t
     return 0;
 }
 
+/* Config space: claimed ranges go to the device, the rest is the library's. */
+static int config_piece(struct ufio_dev *dev, unsigned index, uint64_t off, uint8_t *p, uint32_t len,
+                        bool is_write, uint32_t *done)
+{
+    uint64_t extent;
+    const struct ufio_cfg_claim *c = claim_at(dev, off, len, &extent);
+    *done = extent < len ? (uint32_t)extent : len;
+    return c ? c->fn(dev, c->opaque, UFIO_PCI_CONFIG_REGION, off, p, *done, is_write)
+             : config_plain(dev, off, p, *done, is_write);
+}
+
+/* A BAR or the ROM: shared memory, the emulated MSI-X table/PBA, or the device's callback. */
+static int bar_piece(struct ufio_dev *dev, unsigned index, uint64_t off, uint8_t *p, uint32_t len,
+                     bool is_write, uint32_t *done)
+{
+    struct ufio_region *r = &dev->regions[index];
+    uint64_t extent;
+    if (r->mem && area_at(r, off, &extent)) {
+        *done = extent < len ? (uint32_t)extent : len;
+        if (is_write)
+            memcpy(r->mem + off, p, *done);
+        else
+            memcpy(p, r->mem + off, *done);
+        return 0;
+    }
+    if (msix_claims(dev, index, off, &extent)) {
+        *done = extent < len ? (uint32_t)extent : len;
+        return msix_access(dev, index, off, p, *done, is_write);
+    }
+    *done = (uint32_t)plain_extent(dev, index, off, len);
+    if (r->fn)
+        return r->fn(dev, r->opaque, index, off, p, *done, is_write);
+    if (!is_write)
+        memset(p, 0, *done);
+    return 0;
+}
+
 int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,
                   uint32_t len, bool is_write)
 {
     if (index >= UFIO_PCI_NUM_REGIONS || len == 0)
         return -EINVAL;
-    if (index == UFIO_PCI_CONFIG_REGION)
-        return config_access(dev, off, buf, len, is_write);
+    if (index == UFIO_PCI_CONFIG_REGION) {
+        if (!ufio_range_ok(off, len, dev->cfg.size))
+            return -EINVAL;
+        if (!dev->ncfg_claims)
+            return config_plain(dev, off, buf, len, is_write);
+        return split_access(dev, index, off, buf, len, is_write, config_piece);
+    }
     struct ufio_region *r = &dev->regions[index];
     if (!r->size || !ufio_range_ok(off, len, r->size))
         return -EINVAL;
     if (is_write && !(r->info_flags & VFIO_REGION_INFO_FLAG_WRITE))
         return -EPERM;
-    uint8_t *p = buf;
-    while (len) {
-        uint64_t extent;
-        uint32_t n;
-        int err = 0;
-        if (r->mem && area_at(r, off, &extent)) {
-            n = extent < len ? (uint32_t)extent : len;
-            if (is_write)
-                memcpy(r->mem + off, p, n);
-            else
-                memcpy(p, r->mem + off, n);
-        } else if (msix_claims(dev, index, off, &extent)) {
-            n = extent < len ? (uint32_t)extent : len;
-            err = msix_access(dev, index, off, p, n, is_write);
-        } else {
-            n = (uint32_t)plain_extent(dev, index, off, len);
-            if (r->fn)
-                err = r->fn(dev, r->opaque, index, off, p, n, is_write);
-            else if (!is_write)
-                memset(p, 0, n);
-        }
-        if (err)
-            return err > 0 ? -EIO : err;
-        p += n;
-        off += n;
-        len -= n;
-    }
-    return 0;
+    return split_access(dev, index, off, buf, len, is_write, bar_piece);
 }

@@ -340,59 +340,123 @@ static void test_dma_mapped_memory(void **st)
     cclose(fd);
 }
 
-/* A big DMA_READ reply is received straight into the device's buffer, and only
- * when its head echoes the request; otherwise the device sees the error. */
-static void test_dma_messages_big(void **st)
+/* ---- DMA by message: the sample's DMA engine, served by hand ---------------------- */
+
+/* DMA_MAP without an fd: the device must ask for [iova, iova+size) by message. */
+static void map_by_message(int fd, uint64_t iova, uint64_t size)
 {
-    int fd = track(raw_connect(S.path));
-    assert_int_equal(raw_version(fd, "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}", &R), 0);
-    assert_int_equal(R.nfds, 1);
-    int twin = track(R.fds[0]);
     uint8_t p[32];
     put32(p, 32);
     put32(p + 4, 3);
     put64(p + 8, 0);
-    put64(p + 16, 0x200000);
-    put64(p + 24, 0x10000);
+    put64(p + 16, iova);
+    put64(p + 24, size);
     assert_int_equal(xfer(fd, 50, DMA_MAP, p, 32, NULL, 0, &R), 0);
-    region_write32(fd, 0, 0x18, 0x200000);
-    region_write32(fd, 0, 0x1c, 0);
-    region_write32(fd, 0, 0x20, 0x208000);
-    region_write32(fd, 0, 0x24, 0);
-    region_write32(fd, 0, 0x28, 0x8000);
-    static uint8_t rep[16 + 16 + 0x8000];
-    static struct rmsg D;
+    assert_int_equal(R.flags, 1);
+}
+
+/* Programs the sample's DMA (docs/sample-device.md) and starts it with a posted
+ * write: no reply comes, the device's requests do. */
+static void start_dma(int fd, uint64_t src, uint64_t dst, uint32_t len)
+{
+    region_write32(fd, 0, 0x18, (uint32_t)src);
+    region_write32(fd, 0, 0x1c, (uint32_t)(src >> 32));
+    region_write32(fd, 0, 0x20, (uint32_t)dst);
+    region_write32(fd, 0, 0x24, (uint32_t)(dst >> 32));
+    region_write32(fd, 0, 0x28, len);
+    uint8_t w[64], wp[20];
+    put64(wp, 0x2c);
+    put32(wp + 8, 0);
+    put32(wp + 12, 4);
+    put32(wp + 16, 1);
+    size_t n = mk(w, 51, REGION_WRITE, 0x10, wp, 20);
+    assert_int_equal(raw_send(fd, w, n, NULL, 0), 0);
+}
+
+static struct rmsg D;
+static uint8_t dma_rep[16 + 16 + 0x8000];
+
+/* Receives the device's DMA_READ of len bytes at addr on sock and answers it
+ * with data, under a head that names head_addr (addr, unless testing a lie). */
+static void answer_dma_read(int sock, uint64_t addr, uint64_t head_addr, const uint8_t *data, uint32_t len)
+{
+    assert_int_equal(raw_recv(sock, &D, 5000), 0);
+    assert_int_equal(D.cmd, DMA_READ);
+    assert_int_equal(D.flags, 0);
+    assert_int_equal(D.len, 16);
+    assert_int_equal(get64(D.payload), addr);
+    assert_int_equal(get64(D.payload + 8), len);
+    put64(dma_rep + 16, head_addr);
+    put64(dma_rep + 24, len);
+    memcpy(dma_rep + 32, data, len);
+    size_t n = mk(dma_rep, D.id, DMA_READ, 1, dma_rep + 16, 16 + len);
+    assert_int_equal(raw_send(sock, dma_rep, n, NULL, 0), 0);
+}
+
+/* Receives the device's DMA_WRITE at addr on sock (its data is then in D) and
+ * acknowledges it; count_u32: the 12-byte reply QEMU sends. */
+static void answer_dma_write(int sock, uint64_t addr, uint32_t len, bool count_u32)
+{
+    assert_int_equal(raw_recv(sock, &D, 5000), 0);
+    assert_int_equal(D.cmd, DMA_WRITE);
+    assert_int_equal(D.len, 16 + len);
+    assert_int_equal(get64(D.payload), addr);
+    uint8_t head[16];
+    put64(head, addr);
+    put64(head + 8, len);
+    size_t n = mk(dma_rep, D.id, DMA_WRITE, 1, head, count_u32 ? 12 : 16);
+    assert_int_equal(raw_send(sock, dma_rep, n, NULL, 0), 0);
+}
+
+static int twin_conn(void)
+{
+    int fd = track(raw_connect(S.path));
+    assert_int_equal(raw_version(fd, "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}", &R), 0);
+    assert_int_equal(R.nfds, 1);
+    assert_non_null(strstr((char *)R.payload + 4, "\"fd_index\":0"));
+    return fd;
+}
+
+/* DMA without an fd goes through DMA_READ/DMA_WRITE on the twin socket. */
+static void test_dma_messages_twin_socket(void **st)
+{
+    int fd = twin_conn();
+    int twin = track(R.fds[0]);
+    map_by_message(fd, 0x200000, 0x2000);
+    static uint8_t guest[0x1000];
+    for (int i = 0; i < 0x1000; i++)
+        guest[i] = (uint8_t)(i + 3);
+    start_dma(fd, 0x200000, 0x201000, 0x1000);
+    answer_dma_read(twin, 0x200000, 0x200000, guest, 0x1000);
+    answer_dma_write(twin, 0x201000, 0x1000, true);
+    for (int i = 0; i < 0x1000; i++)
+        assert_int_equal(D.payload[16 + i], (uint8_t)(i + 3) ^ 0x5a);
+    /* the posted write got no reply; the next request's reply is the next message */
+    assert_int_equal(region_read32(fd, 0, 0x30), 1);
+    cclose(twin);
+    cclose(fd);
+}
+
+/* A big DMA_READ reply is received straight into the device's buffer, and only
+ * when its head echoes the request; otherwise the device sees the error. */
+static void test_dma_messages_big(void **st)
+{
+    int fd = twin_conn();
+    int twin = track(R.fds[0]);
+    map_by_message(fd, 0x200000, 0x10000);
+    static uint8_t data[0x8000];
     for (int bad = 0; bad < 2; bad++) {
-        uint8_t w[64], wp[20];
-        put64(wp, 0x2c);
-        put32(wp + 8, 0);
-        put32(wp + 12, 4);
-        put32(wp + 16, 1);
-        size_t n = mk(w, 51, REGION_WRITE, 0x10, wp, 20);
-        assert_int_equal(raw_send(fd, w, n, NULL, 0), 0);
-        assert_int_equal(raw_recv(twin, &D, 5000), 0);
-        assert_int_equal(D.cmd, DMA_READ);
-        assert_int_equal(get64(D.payload + 8), 0x8000);
-        put64(rep + 16, bad ? 0x200001 : 0x200000);
-        put64(rep + 24, 0x8000);
         for (int i = 0; i < 0x8000; i++)
-            rep[32 + i] = (uint8_t)(i * 5 + bad);
-        n = mk(rep, D.id, DMA_READ, 1, rep + 16, 16 + 0x8000);
-        assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
+            data[i] = (uint8_t)(i * 5 + bad);
+        start_dma(fd, 0x200000, 0x208000, 0x8000);
+        answer_dma_read(twin, 0x200000, bad ? 0x200001 : 0x200000, data, 0x8000);
         if (bad) {
             assert_int_equal(region_read32(fd, 0, 0x30), 0x80000000u | EINVAL);
             break;
         }
-        assert_int_equal(raw_recv(twin, &D, 5000), 0);
-        assert_int_equal(D.cmd, DMA_WRITE);
-        assert_int_equal(D.len, 16 + 0x8000);
+        answer_dma_write(twin, 0x208000, 0x8000, false);
         for (int i = 0; i < 0x8000; i++)
             assert_int_equal(D.payload[16 + i], (uint8_t)(i * 5) ^ 0x5a);
-        uint8_t head[16];
-        put64(head, 0x208000);
-        put64(head + 8, 0x8000);
-        n = mk(w, D.id, DMA_WRITE, 1, head, 16);
-        assert_int_equal(raw_send(twin, w, n, NULL, 0), 0);
         assert_int_equal(region_read32(fd, 0, 0x30), 1);
     }
     cclose(twin);
@@ -406,7 +470,6 @@ static void test_dma_messages_big(void **st)
 static void test_big_write_waits_behind_dma(void **st)
 {
     int fd = conn();
-    int twin = fd;
     uint8_t p[32] = { 0 };
     put32(p, 256);
     put32(p + 8, 2);
@@ -416,26 +479,9 @@ static void test_big_write_waits_behind_dma(void **st)
     assert_true(mem != MAP_FAILED);
     close(R.fds[0]);
     memset(mem, 0x5c, 65536);
-    put32(p, 32);
-    put32(p + 4, 3);
-    put64(p + 8, 0);
-    put64(p + 16, 0x200000);
-    put64(p + 24, 0x2000);
-    assert_int_equal(xfer(fd, 50, DMA_MAP, p, 32, NULL, 0, &R), 0);
-    region_write32(fd, 0, 0x18, 0x200000);
-    region_write32(fd, 0, 0x1c, 0);
-    region_write32(fd, 0, 0x20, 0x201000);
-    region_write32(fd, 0, 0x24, 0);
-    region_write32(fd, 0, 0x28, 0x1000);
-    uint8_t w[64], wp[20];
-    put64(wp, 0x2c);
-    put32(wp + 8, 0);
-    put32(wp + 12, 4);
-    put32(wp + 16, 1);
-    size_t n = mk(w, 51, REGION_WRITE, 0x10, wp, 20);
-    assert_int_equal(raw_send(fd, w, n, NULL, 0), 0);
-    static struct rmsg D;
-    assert_int_equal(raw_recv(twin, &D, 5000), 0);
+    map_by_message(fd, 0x200000, 0x2000);
+    start_dma(fd, 0x200000, 0x201000, 0x1000);
+    assert_int_equal(raw_recv(fd, &D, 5000), 0);
     assert_int_equal(D.cmd, DMA_READ);
     /* the device is inside its DMA now: a 32 KiB write to BAR2 comes in */
     static uint8_t big[16 + 16 + 0x8000];
@@ -444,24 +490,17 @@ static void test_big_write_waits_behind_dma(void **st)
     put32(bp + 8, 2);
     put32(bp + 12, 0x8000);
     memset(bp + 16, 0xab, 0x8000);
-    n = mk(big, 60, REGION_WRITE, 0, bp, 16 + 0x8000);
+    size_t n = mk(big, 60, REGION_WRITE, 0, bp, 16 + 0x8000);
     assert_int_equal(raw_send(fd, big, n, NULL, 0), 0);
     usleep(100 * 1000);
     assert_int_equal(mem[0], 0x5c);
     assert_int_equal(mem[0x7fff], 0x5c);
     /* answer the DMA: the device finishes, then the write is applied and answered */
-    static uint8_t rep[16 + 16 + 0x1000];
-    put64(rep + 16, 0x200000);
-    put64(rep + 24, 0x1000);
-    n = mk(rep, D.id, DMA_READ, 1, rep + 16, 16 + 0x1000);
-    assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
-    assert_int_equal(raw_recv(twin, &D, 5000), 0);
-    assert_int_equal(D.cmd, DMA_WRITE);
-    uint8_t head[16];
-    put64(head, 0x201000);
-    put64(head + 8, 0x1000);
-    n = mk(rep, D.id, DMA_WRITE, 1, head, 16);
-    assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
+    put64(dma_rep + 16, 0x200000);
+    put64(dma_rep + 24, 0x1000);
+    n = mk(dma_rep, D.id, DMA_READ, 1, dma_rep + 16, 16 + 0x1000);
+    assert_int_equal(raw_send(fd, dma_rep, n, NULL, 0), 0);
+    answer_dma_write(fd, 0x201000, 0x1000, false);
     assert_int_equal(raw_recv(fd, &R, 5000), 0);
     assert_int_equal(R.id, 60);
     assert_int_equal(R.flags, 1);
@@ -469,74 +508,6 @@ static void test_big_write_waits_behind_dma(void **st)
     assert_int_equal(mem[0x7fff], 0xab);
     assert_int_equal(mem[0x8000], 0x5c);
     munmap(mem, 65536);
-}
-
-/* DMA without an fd goes through DMA_READ/DMA_WRITE on the twin socket. */
-static void test_dma_messages_twin_socket(void **st)
-{
-    int fd = track(raw_connect(S.path));
-    assert_int_equal(raw_version(fd, "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}", &R), 0);
-    assert_int_equal(R.nfds, 1);
-    assert_non_null(strstr((char *)R.payload + 4, "\"fd_index\":0"));
-    int twin = track(R.fds[0]);
-    uint8_t p[32];
-    put32(p, 32);
-    put32(p + 4, 3);
-    put64(p + 8, 0);
-    put64(p + 16, 0x200000);
-    put64(p + 24, 0x2000);
-    assert_int_equal(xfer(fd, 50, DMA_MAP, p, 32, NULL, 0, &R), 0);
-    assert_int_equal(R.flags, 1);
-
-    static uint8_t guest[0x2000];
-    for (int i = 0; i < 0x1000; i++)
-        guest[i] = (uint8_t)(i + 3);
-    /* program a DMA from 0x200000 to 0x201000, 0x1000 bytes; then trigger with a posted
-     * write (no reply expected) and serve the device's requests on the twin socket */
-    region_write32(fd, 0, 0x18, 0x200000);
-    region_write32(fd, 0, 0x1c, 0);
-    region_write32(fd, 0, 0x20, 0x201000);
-    region_write32(fd, 0, 0x24, 0);
-    region_write32(fd, 0, 0x28, 0x1000);
-    uint8_t w[64];
-    uint8_t wp[20];
-    put64(wp, 0x2c);
-    put32(wp + 8, 0);
-    put32(wp + 12, 4);
-    put32(wp + 16, 1);
-    size_t n = mk(w, 51, REGION_WRITE, 0x10, wp, 20);
-    assert_int_equal(raw_send(fd, w, n, NULL, 0), 0);
-
-    static struct rmsg D;
-    assert_int_equal(raw_recv(twin, &D, 5000), 0);
-    assert_int_equal(D.cmd, DMA_READ);
-    assert_int_equal(D.flags, 0);
-    assert_int_equal(D.len, 16);
-    assert_int_equal(get64(D.payload), 0x200000);
-    assert_int_equal(get64(D.payload + 8), 0x1000);
-    static uint8_t rep[16 + 16 + 0x1000];
-    uint8_t head[16];
-    put64(head, 0x200000);
-    put64(head + 8, 0x1000);
-    memcpy(rep + 16, head, 16);
-    memcpy(rep + 32, guest, 0x1000);
-    n = mk(rep, D.id, DMA_READ, 1, rep + 16, 16 + 0x1000);
-    assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
-
-    assert_int_equal(raw_recv(twin, &D, 5000), 0);
-    assert_int_equal(D.cmd, DMA_WRITE);
-    assert_int_equal(D.len, 16 + 0x1000);
-    assert_int_equal(get64(D.payload), 0x201000);
-    for (int i = 0; i < 0x1000; i++)
-        assert_int_equal(D.payload[16 + i], (uint8_t)(i + 3) ^ 0x5a);
-    put64(head, 0x201000);
-    put32(head + 8, 0x1000);
-    n = mk(rep, D.id, DMA_WRITE, 1, head, 12);
-    assert_int_equal(raw_send(twin, rep, n, NULL, 0), 0);
-    /* the posted write got no reply; the next request's reply is the next message */
-    assert_int_equal(region_read32(fd, 0, 0x30), 1);
-    cclose(twin);
-    cclose(fd);
 }
 
 static void test_posted_writes_in_order(void **st)
