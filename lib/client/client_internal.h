@@ -10,6 +10,8 @@
 #include "transport/transport.h"
 
 #define CL_MAX_PENDING 64
+/* longest wait in recvmsg before the reader looks at timeouts and the twin socket */
+#define CL_WAIT_MS 20
 
 struct cl_pending {
     bool used;

@@ -153,6 +153,9 @@ int cl_negotiate(struct ufio_client *c, int fd)
         .twin_socket = twin >= 0,
         .write_multiple = rv.caps.write_multiple,
     };
+    /* read_turn() may wait in recvmsg on the main socket (CL_WAIT_MS at a time) */
+    if (ufio_conn_set_blocking(&c->conn, CL_WAIT_MS))
+        UFIO_WARN("client", "socket stays non-blocking: replies are waited for in poll()");
     c->connected = true;
     return 0;
 fail_n:
@@ -368,6 +371,15 @@ static bool try_read(struct ufio_client *c, int *err)
     return true;
 }
 
+/* Registered memory without an fd: the server can only reach it by asking us. */
+static bool may_be_asked(const struct ufio_client *c)
+{
+    for (size_t i = 0; i < c->ndma; i++)
+        if (c->dma[i].fd < 0)
+            return true;
+    return false;
+}
+
 /* One turn as the reader: wait up to ms for input and dispatch it. lock held on entry/exit. */
 static int read_turn(struct ufio_client *c, int ms)
 {
@@ -407,6 +419,21 @@ static int read_turn(struct ufio_client *c, int ms)
         if (n > 1 && ufio_conn_ready(&c->twin))
             p[1].revents |= POLLIN;
         r++;
+    } else if (ms > 0 && c->conn.fd_blocking && !c->conn.in_body && !(c->has_twin && may_be_asked(c))) {
+        /*
+         * Nothing can come on the twin socket (no memory the server must ask
+         * us for): wait in recvmsg on the main one, which costs less than a
+         * poll() and then a recvmsg. The wait only fills the read-ahead
+         * buffer; messages are parsed below, under the lock. A server that
+         * asks anyway is answered when the wait times out (CL_WAIT_MS).
+         */
+        pthread_mutex_unlock(&c->lock);
+        int fr = ufio_conn_fill_wait(&c->conn);
+        pthread_mutex_lock(&c->lock);
+        r = 1;
+        p[0].revents = fr ? POLLIN : 0;
+        if (n > 1)
+            p[1].revents = fr ? 0 : POLLIN;
     } else {
         pthread_mutex_unlock(&c->lock);
         r = poll(p, (nfds_t)n, ms);

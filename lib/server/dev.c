@@ -18,6 +18,8 @@
 #include "common/log.h"
 
 #define DEV_MSGS_PER_STEP 64
+/* longest sleep in recvmsg before ufio_dev_run() looks for a stop request */
+#define DEV_WAIT_MS 100
 
 static size_t dev_max_msg(const struct ufio_dev *dev)
 {
@@ -146,6 +148,10 @@ static int dev_take_conn(struct ufio_dev *dev, int fd)
 {
     ufio_conn_init(&dev->conn, fd, dev_max_msg(dev), dev->lim.max_msg_fds);
     dev->conn.send_timeout_ms = dev->lim.reply_timeout_ms;
+    /* ufio_dev_run() sleeps in recvmsg on this socket (see there) */
+    if (ufio_conn_set_blocking(&dev->conn, DEV_WAIT_MS))
+        UFIO_WARN(dev->name, "socket stays non-blocking: the run loop waits in epoll");
+    dev->conn.block_body = dev->in_run;
     dev->sink = (struct ufio_conn_sink){ .prefix = 16, .place = dev_sink_place, .opaque = dev };
     dev->conn.sink = &dev->sink;
     int err = ep_set(dev, fd, EPOLL_CTL_ADD, 2);
@@ -441,44 +447,80 @@ UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec)
     return 0;
 }
 
+/* Takes a stop request made while the loop slept somewhere other than epoll. */
+static bool dev_stop_requested(struct ufio_dev *dev)
+{
+    if (!dev->stop_req)
+        return false;
+    uint64_t junk;
+    ssize_t r = read(dev->stop_efd, &junk, sizeof(junk)); /* or the next run stops at once */
+    (void)r;
+    dev->stop_req = 0;
+    dev->stopping = true;
+    return true;
+}
+
 /*
- * The loop sleeps in epoll_wait, except that after handling a message it
- * keeps polling the socket for up to poll_us: back-to-back accesses then find
- * the server awake instead of paying a scheduler wake-up each (tens of µs
- * across CPUs), while an idle device goes back to sleep once the budget is
- * spent.
+ * The loop sleeps, except that after handling a message it keeps polling the
+ * socket for up to poll_us: back-to-back accesses then find the server awake
+ * instead of paying a scheduler wake-up each (tens of µs across CPUs), while
+ * an idle device goes back to sleep once the budget is spent.
+ *
+ * With a client attached it sleeps in recvmsg on the client's socket (a
+ * wake-up there costs less than epoll_wait's; see ufio_conn_set_blocking),
+ * for at most DEV_WAIT_MS at a time so that a ufio_dev_stop() from another
+ * thread is seen (one from a signal handler interrupts the wait at once).
+ * Without a client, or with a big body half-read, it sleeps in epoll_wait.
  */
 UFIO_API int ufio_dev_run(struct ufio_dev *dev)
 {
     dev->stopping = false;
+    dev->in_run = true;
+    dev->conn.block_body = dev->connected;
+    int ret = 0;
     uint64_t spin_until = 0;
-    while (!dev->stopping) {
+    while (!dev->stopping && !dev_stop_requested(dev)) {
         if (!dev->poll_us || now_ns() >= spin_until) {
+            if (dev->connected && dev->conn.fd_blocking && !dev->nqueued && !dev->conn.in_body &&
+                !ufio_conn_ready(&dev->conn)) {
+                ufio_conn_fill_wait(&dev->conn); /* errors surface in dev_step's recv */
+                if (dev_stop_requested(dev))
+                    break;
+                goto step;
+            }
             struct epoll_event ev[4];
             int n = epoll_wait(dev->epfd, ev, 4, -1);
             if (n < 0 && errno != EINTR)
                 return -errno;
             for (int i = 0; i < n; i++) {
                 uint64_t junk;
-                if (ev[i].data.u32 == 0 && read(dev->stop_efd, &junk, sizeof(junk)) == sizeof(junk))
+                if (ev[i].data.u32 == 0 && read(dev->stop_efd, &junk, sizeof(junk)) == sizeof(junk)) {
                     dev->stopping = true;
+                    dev->stop_req = 0;
+                }
             }
             if (dev->stopping)
                 break;
         }
+    step:;
         int r = dev_step(dev);
-        if (r < 0)
-            return r == -ENOTCONN ? 0 : r;
+        if (r < 0) {
+            ret = r == -ENOTCONN ? 0 : r;
+            break;
+        }
         if (r > 0 && dev->poll_us)
             spin_until = now_ns() + (uint64_t)dev->poll_us * 1000u;
         else if (r == 0 && dev->poll_us)
             sched_yield(); /* a client on this same CPU must get to run to answer */
     }
-    return 0;
+    dev->in_run = false;
+    dev->conn.block_body = false;
+    return ret;
 }
 
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev)
 {
+    dev->stop_req = 1;
     uint64_t one = 1;
     ssize_t r = write(dev->stop_efd, &one, sizeof(one));
     (void)r;

@@ -8,6 +8,8 @@
 #ifndef UFIO_SERVER_DEV_INTERNAL_H
 #define UFIO_SERVER_DEV_INTERNAL_H
 
+#include <signal.h>
+
 #include <ufio/server.h>
 #include <ufio/migration.h>
 
@@ -111,6 +113,8 @@ struct ufio_dev {
     int epfd;
     int stop_efd;
     bool stopping;
+    volatile sig_atomic_t stop_req; /* set by ufio_dev_stop() beside its eventfd */
+    bool in_run;            /* inside ufio_dev_run(): waits may block */
     struct ufio_conn conn;
     bool connected;
     bool negotiated;

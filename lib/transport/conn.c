@@ -59,6 +59,8 @@ void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max
     c->max_fds = max_fds > UFIO_TRANSPORT_MAX_FDS ? UFIO_TRANSPORT_MAX_FDS : max_fds;
     c->send_timeout_ms = 5000;
     c->sink = NULL;
+    c->fd_blocking = false;
+    c->block_body = false;
     c->rx_off = 0;
     c->rx_len = 0;
     c->rx_pend.n = 0;
@@ -167,8 +169,10 @@ static void collect_fds(struct ufio_conn *c, struct msghdr *mh)
     }
 }
 
-/* One recvmsg of at most len bytes: >0 bytes, 0 would block, <0 error. */
-static ssize_t conn_read(struct ufio_conn *c, void *buf, size_t len)
+/* One recvmsg of at most len bytes: >0 bytes, 0 would block (or timed out,
+ * or a signal came), <0 error. flags: MSG_DONTWAIT, or 0 / MSG_WAITALL to
+ * wait on a blocking fd. */
+static ssize_t conn_read_flags(struct ufio_conn *c, void *buf, size_t len, int flags)
 {
     union {
         char b[CMSG_SPACE(sizeof(int) * UFIO_TRANSPORT_MAX_FDS)];
@@ -178,12 +182,12 @@ static ssize_t conn_read(struct ufio_conn *c, void *buf, size_t len)
     for (;;) {
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
                              .msg_controllen = sizeof(cm.b) };
-        ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | flags);
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR && (flags & MSG_DONTWAIT))
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                return 0; /* a waiting caller gets to look at why it was woken */
             return -errno;
         }
         collect_fds(c, &mh);
@@ -191,6 +195,23 @@ static ssize_t conn_read(struct ufio_conn *c, void *buf, size_t len)
             return -ECONNRESET;
         return n;
     }
+}
+
+static ssize_t conn_read(struct ufio_conn *c, void *buf, size_t len)
+{
+    return conn_read_flags(c, buf, len, MSG_DONTWAIT);
+}
+
+int ufio_conn_set_blocking(struct ufio_conn *c, int timeout_ms)
+{
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return -errno;
+    int err = ufio_set_nonblock(c->fd, false);
+    if (err)
+        return err;
+    c->fd_blocking = true;
+    return 0;
 }
 
 static void parse_hdr(const uint8_t *b, struct vfio_user_header *h)
@@ -301,6 +322,9 @@ direct:
 /* Reads the rest of a direct body: 1 when complete, 0 would block, <0 error. */
 static int read_direct(struct ufio_conn *c)
 {
+    /* the peer is sending this body now: waiting for all of it in the kernel
+     * saves a wake-up per segment (one wait per call, bounded by the timeout) */
+    int flags = c->fd_blocking && c->block_body ? MSG_WAITALL : MSG_DONTWAIT;
     while (c->body_got < c->body_want) {
         size_t want = c->body_want - c->body_got;
         uint8_t *dst;
@@ -311,12 +335,38 @@ static int read_direct(struct ufio_conn *c)
             if (want > sizeof(c->rx))
                 want = sizeof(c->rx);
         }
-        ssize_t n = conn_read(c, dst, want);
+        ssize_t n = conn_read_flags(c, dst, want, flags);
+        flags = MSG_DONTWAIT; /* one wait per call: the caller's loop decides about more */
         give_fds(c, &c->cur, &c->rx_pend);
         if (n <= 0)
             return (int)n;
         c->body_got += (size_t)n;
     }
+    return 1;
+}
+
+int ufio_conn_fill_wait(struct ufio_conn *c)
+{
+    if (c->fd < 0)
+        return -ENOTCONN;
+    if (!c->fd_blocking || c->in_body || ufio_conn_ready(c))
+        return 1; /* nothing to wait for here: let ufio_conn_recv() look */
+    /* as in ufio_conn_recv(): only an incomplete first message is in rx */
+    give_fds(c, &c->cur, &c->rx_pend);
+    if (c->rx_off) {
+        memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
+        c->rx_len -= c->rx_off;
+        c->rx_off = 0;
+    }
+    if (c->rx_len == sizeof(c->rx))
+        return 1;
+    ssize_t n = conn_read_flags(c, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, 0);
+    if (n <= 0) {
+        give_fds(c, &c->cur, &c->rx_pend);
+        return (int)n;
+    }
+    c->rx_len += (size_t)n;
+    c->rx_pend.last = c->rx_len - 1;
     return 1;
 }
 
