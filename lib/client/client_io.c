@@ -153,8 +153,9 @@ int cl_negotiate(struct ufio_client *c, int fd)
         .twin_socket = twin >= 0,
         .write_multiple = rv.caps.write_multiple,
     };
-    /* read_turn() may wait in recvmsg on the main socket (CL_WAIT_MS at a time) */
-    if (ufio_conn_set_blocking(&c->conn, CL_WAIT_MS))
+    /* read_turn() may wait in recvmsg on the main socket (CL_WAIT_MS at a time),
+     * unless the server shares our one CPU: then poll() is the cheaper wait */
+    if (!ufio_sock_peer_on_my_cpu(c->conn.fd) && ufio_conn_set_blocking(&c->conn, CL_WAIT_MS))
         UFIO_WARN("client", "socket stays non-blocking: replies are waited for in poll()");
     c->connected = true;
     return 0;

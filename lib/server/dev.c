@@ -148,8 +148,11 @@ static int dev_take_conn(struct ufio_dev *dev, int fd)
 {
     ufio_conn_init(&dev->conn, fd, dev_max_msg(dev), dev->lim.max_msg_fds);
     dev->conn.send_timeout_ms = dev->lim.reply_timeout_ms;
-    /* ufio_dev_run() sleeps in recvmsg on this socket (see there) */
-    if (ufio_conn_set_blocking(&dev->conn, DEV_WAIT_MS))
+    /* ufio_dev_run() sleeps in recvmsg on this socket (see there), unless the
+     * client shares our one CPU: then epoll is the cheaper wait */
+    if (ufio_sock_peer_on_my_cpu(fd))
+        UFIO_DBG(dev->name, "client pinned to our CPU: the run loop waits in epoll");
+    else if (ufio_conn_set_blocking(&dev->conn, DEV_WAIT_MS))
         UFIO_WARN(dev->name, "socket stays non-blocking: the run loop waits in epoll");
     dev->conn.block_body = dev->in_run;
     dev->sink = (struct ufio_conn_sink){ .prefix = 16, .place = dev_sink_place, .opaque = dev };

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +13,25 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * Both ends pinned to the same single CPU? Then a peer woken in poll/epoll
+ * runs first and the waiter finds its answer without sleeping (measured:
+ * 8.8 vs 9.8 µs per round trip), while across CPUs waiting in recvmsg saves a
+ * wake-up (5-15 µs). Unpinned peers count as apart: the scheduler spreads
+ * them when it can. A peer in another pid namespace (pid 0) counts as apart.
+ */
+bool ufio_sock_peer_on_my_cpu(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.pid <= 0)
+        return false;
+    cpu_set_t mine, theirs;
+    if (sched_getaffinity(0, sizeof(mine), &mine) || sched_getaffinity(cr.pid, sizeof(theirs), &theirs))
+        return false;
+    return CPU_COUNT(&mine) == 1 && CPU_EQUAL(&mine, &theirs);
+}
 
 int ufio_set_nonblock(int fd, bool on)
 {

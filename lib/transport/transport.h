@@ -193,5 +193,7 @@ int ufio_sock_connect(const char *path, int timeout_ms, int *out_fd);
 /* A connected pair, both non-blocking and CLOEXEC. */
 int ufio_sock_pair(int fds[2]);
 int ufio_set_nonblock(int fd, bool on);
+/* The peer of a connected socket and we are pinned to the same one CPU. */
+bool ufio_sock_peer_on_my_cpu(int fd);
 
 #endif

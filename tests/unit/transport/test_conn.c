@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -398,6 +399,28 @@ static void test_sink(void **st)
     ufio_conn_close(&b);
 }
 
+/* Placement: both ends pinned to one CPU (here: one process, both ends of a pair). */
+static void test_peer_on_my_cpu(void **st)
+{
+    cpu_set_t saved, one;
+    assert_int_equal(sched_getaffinity(0, sizeof(saved), &saved), 0);
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    CPU_ZERO(&one);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &saved)) {
+            CPU_SET(i, &one);
+            break;
+        }
+    assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+    assert_true(ufio_sock_peer_on_my_cpu(sv[0]));
+    assert_int_equal(sched_setaffinity(0, sizeof(saved), &saved), 0);
+    assert_int_equal(ufio_sock_peer_on_my_cpu(sv[0]), CPU_COUNT(&saved) == 1);
+    assert_false(ufio_sock_peer_on_my_cpu(-1));
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_send_to_dead_and_stuck_peer(void **st)
 {
     int sv[2];
@@ -461,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_read_ahead_fds),
         cmocka_unit_test(test_sink),
+        cmocka_unit_test(test_peer_on_my_cpu),
         cmocka_unit_test(test_send_to_dead_and_stuck_peer),
         cmocka_unit_test(test_sockets),
     };
