@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -165,23 +166,33 @@ struct raw_peer {
     pid_t pid;
     int fd;
     size_t req, rep;
+    bool poll_waits; /* both sides wait in poll() then read, not in read() */
 };
 
 static uint8_t raw_buf[(1 << 20) + 64];
 
-static void raw_start(struct raw_peer *rp, int scpu, size_t req, size_t rep)
+static void wait_in(int fd, bool poll_first)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (poll_first)
+        poll(&p, 1, -1);
+}
+
+static void raw_start_ex(struct raw_peer *rp, int scpu, size_t req, size_t rep, bool poll_waits)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
         exit(1);
     rp->req = req;
     rp->rep = rep;
+    rp->poll_waits = poll_waits;
     rp->pid = fork();
     if (rp->pid == 0) {
         pin(scpu);
         close(sv[0]);
         for (;;) {
             for (size_t got = 0; got < req;) {
+                wait_in(sv[1], poll_waits);
                 ssize_t n = read(sv[1], raw_buf, req - got);
                 if (n <= 0)
                     _exit(0);
@@ -197,6 +208,11 @@ static void raw_start(struct raw_peer *rp, int scpu, size_t req, size_t rep)
     }
     close(sv[1]);
     rp->fd = sv[0];
+}
+
+static void raw_start(struct raw_peer *rp, int scpu, size_t req, size_t rep)
+{
+    raw_start_ex(rp, scpu, req, rep, false);
 }
 
 static void raw_stop(struct raw_peer *rp)
@@ -218,6 +234,7 @@ static double raw_batch(struct raw_peer *rp, int iters)
             sent += (size_t)n;
         }
         for (size_t got = 0; got < rp->rep;) {
+            wait_in(rp->fd, rp->poll_waits);
             ssize_t n = read(rp->fd, raw_buf, rp->rep - got);
             if (n <= 0)
                 exit(1);
@@ -329,15 +346,19 @@ struct place {
  */
 static void latency_rows(struct ufio_client *c, const struct place *pl, bool polling, unsigned poll_us, int iters)
 {
-    struct raw_peer rp;
-    double raw[ROUNDS], rd[ROUNDS], wr[ROUNDS];
+    struct raw_peer rp, rpp;
+    double raw[ROUNDS], rawp[ROUNDS], rd[ROUNDS], wr[ROUNDS];
     int per = iters / ROUNDS > 10 ? iters / ROUNDS : 10;
-    if (!polling)
+    if (!polling) {
         raw_start(&rp, pl->scpu, 32, 36);
+        raw_start_ex(&rpp, pl->scpu, 32, 36, true);
+    }
     rtt(c, false, per / 10 + 1); /* warm up */
     for (int r = 0; r < ROUNDS; r++) {
-        if (!polling)
+        if (!polling) {
             raw[r] = raw_batch(&rp, per);
+            rawp[r] = raw_batch(&rpp, per);
+        }
         rd[r] = rtt(c, false, per);
         wr[r] = rtt(c, true, per);
     }
@@ -345,7 +366,11 @@ static void latency_rows(struct ufio_client *c, const struct place *pl, bool pol
     if (!polling) {
         rawm = median(raw, ROUNDS);
         raw_stop(&rp);
+        raw_stop(&rpp);
         add("us", rawm, "raw socketpair ping-pong, %s", pl->name);
+        /* what waiting in poll() before each read costs, raw: why ufio waits in recvmsg */
+        add("us", median(rawp, ROUNDS), "raw ping-pong waiting in poll() first, %s", pl->name);
+        against_raw(rawm);
     }
     char mode[32];
     snprintf(mode, sizeof(mode), polling ? "polling on (%u us)" : "polling off", poll_us);

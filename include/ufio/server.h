@@ -220,7 +220,14 @@ UFIO_API int ufio_dev_get_poll_fd(struct ufio_dev *dev);
  */
 UFIO_API int ufio_dev_run_once(struct ufio_dev *dev);
 
-/* Blocking loop around run_once until ufio_dev_stop(); returns 0 then. */
+/*
+ * Blocking loop around run_once until ufio_dev_stop(); returns 0 then. With a
+ * client attached it sleeps in recvmsg on the client's socket (cheaper to
+ * wake than epoll_wait; see docs/performance.md), at most 100 ms at a time,
+ * unless client and device are pinned to the same single CPU. The device's
+ * socket is then in blocking mode; the library itself never blocks on it
+ * outside this loop.
+ */
 UFIO_API int ufio_dev_run(struct ufio_dev *dev);
 /*
  * Adaptive polling for ufio_dev_run(): after handling a message, keep polling
@@ -231,7 +238,8 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev);
 #define UFIO_MAX_POLL_US 100000
 UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec);
 
-/* Async-signal-safe: makes ufio_dev_run() return. */
+/* Async-signal-safe: makes ufio_dev_run() return: at once from a signal
+ * handler on the loop's thread, within 100 ms from any other thread. */
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev);
 
 UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev);
