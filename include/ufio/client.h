@@ -33,8 +33,10 @@ struct ufio_client_opts {
     bool no_twin_socket;         /* do not propose a twin socket */
     uint32_t max_data_xfer_size; /* what we accept; default 1 MiB */
     uint32_t max_msg_fds;        /* what we accept; default 16 */
-    /* busy-poll for a reply up to this many microseconds before sleeping in
-     * poll(): saves the wake-up (tens of µs across CPUs) on short requests */
+    /* busy-poll for a reply up to this many microseconds before sleeping
+     * (in recvmsg, or in poll() while the server may ask us for fd-less
+     * memory or shares our one CPU): saves the wake-up (tens of µs across
+     * CPUs) on short requests */
     unsigned poll_us;
 };
 
