@@ -3,7 +3,8 @@
  * thread of this process, our client on the other end of a socketpair.
  * Claimed bytes are computed by the device when read, writes reach it
  * unmasked, accesses that straddle a claim are split, and the claims that
- * would let a device break what the library emulates are refused.
+ * would let a device break what the library emulates are refused. And the run
+ * loop's sleep in recvmsg still sees a stop from another thread.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,8 +12,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -126,8 +129,66 @@ static void test_claims(void **st)
     ufio_dev_destroy(dev);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+struct runner {
+    struct ufio_dev *dev;
+    int ret;
+    double returned_at;
+};
+
+static void *run_and_time(void *arg)
+{
+    struct runner *r = arg;
+    r->ret = ufio_dev_run(r->dev);
+    r->returned_at = now_ms();
+    return NULL;
+}
+
+/* ufio_dev_run() sleeps in recvmsg while a client is attached: a stop from another
+ * thread is still seen (within the 100 ms the wait lasts), requests are still served
+ * at once, and the loop can be run again afterwards. */
+static void test_stop_while_waiting_in_recvmsg(void **st)
+{
+    static const struct ufio_pci_ids ids = { 0x5546, 0x00c2, 0x5546, 0x00c2, 0xff0000, 1 };
+    struct ufio_dev *dev;
+    assert_int_equal(ufio_dev_create("stop", &ids, NULL, NULL, &dev), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(ufio_dev_attach_fd(dev, sv[0]), 0);
+    double slow = getenv("UFIO_INSTRUMENTED") ? 10 : 1; /* valgrind, sanitizers */
+    for (int round = 0; round < 2; round++) {
+        struct runner r = { .dev = dev, .ret = -1 };
+        pthread_t th;
+        pthread_create(&th, NULL, run_and_time, &r);
+        static struct ufio_client *c;
+        if (round == 0)
+            assert_int_equal(ufio_client_attach_fd(sv[1], NULL, &c), 0);
+        uint32_t id;
+        double t0 = now_ms();
+        assert_int_equal(ufio_client_region_read(c, UFIO_PCI_CONFIG_REGION, 0, &id, 4), 0);
+        assert_int_equal(id, 0x00c25546);
+        assert_true(now_ms() - t0 < 50 * slow); /* served at once, not at the end of a wait */
+        usleep(30 * 1000); /* the loop is asleep in recvmsg again */
+        double asked = now_ms();
+        ufio_dev_stop(dev);
+        pthread_join(th, NULL);
+        assert_int_equal(r.ret, 0);
+        assert_true(r.returned_at - asked < 300 * slow);
+        if (round == 1)
+            ufio_client_destroy(c);
+    }
+    ufio_dev_destroy(dev);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_claims) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_claims),
+                                        cmocka_unit_test(test_stop_while_waiting_in_recvmsg) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
