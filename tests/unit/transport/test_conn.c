@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -421,6 +422,82 @@ static void test_peer_on_my_cpu(void **st)
     close(sv[1]);
 }
 
+struct late_writer {
+    int fd;
+    const uint8_t *buf;
+    size_t len;
+    int delay_ms;
+};
+
+static void *write_late(void *arg)
+{
+    struct late_writer *w = arg;
+    usleep((useconds_t)w->delay_ms * 1000);
+    size_t half = w->len / 2;
+    assert_int_equal(write(w->fd, w->buf, half), (ssize_t)half);
+    usleep((useconds_t)w->delay_ms * 1000);
+    assert_int_equal(write(w->fd, w->buf + half, w->len - half), (ssize_t)(w->len - half));
+    return NULL;
+}
+
+/* Blocking waits: fill_wait sleeps in recvmsg until bytes come (or its timeout), and
+ * with block_body the rest of a big body is awaited in the kernel in one call. */
+static void test_blocking_waits(void **st)
+{
+    int base = nfds_open();
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    assert_int_equal(ufio_conn_fill_wait(&b), 1); /* not blocking: nothing to wait for here */
+    assert_int_equal(ufio_conn_set_blocking(&b, 50), 0);
+    /* nothing comes: back after the timeout with 0 */
+    assert_int_equal(ufio_conn_fill_wait(&b), 0);
+    /* a message with an fd: the wait stores it, recv parses it */
+    uint8_t m[24];
+    hdr(m, 5, 2, 24, 0);
+    memset(m + 16, 0x44, 8);
+    int e = eventfd(0, EFD_CLOEXEC);
+    raw_send_fds(sv[0], m, 24, &e, 1);
+    close(e);
+    assert_int_equal(ufio_conn_fill_wait(&b), 1);
+    assert_true(ufio_conn_ready(&b));
+    assert_int_equal(ufio_conn_fill_wait(&b), 1); /* a whole message waits: returns at once */
+    struct ufio_msg msg;
+    ufio_msg_init(&msg);
+    assert_int_equal(ufio_conn_recv(&b, &msg), 1);
+    assert_int_equal(msg.hdr.msg_id, 5);
+    assert_int_equal(msg.nfds, 1);
+    ufio_msg_release(&msg);
+    /* a big body sent in two halves 30 ms apart: one recv call gets all of it */
+    size_t len = 16 + 200000;
+    uint8_t *big = malloc(len);
+    hdr(big, 6, 9, (uint32_t)len, 0);
+    for (size_t i = 16; i < len; i++)
+        big[i] = (uint8_t)(i * 3);
+    b.block_body = true;
+    ufio_set_nonblock(sv[0], false);
+    struct late_writer w = { sv[0], big, len, 30 };
+    pthread_t th;
+    pthread_create(&th, NULL, write_late, &w);
+    assert_int_equal(ufio_conn_fill_wait(&b), 1);
+    int r, calls = 0;
+    while ((r = ufio_conn_recv(&b, &msg)) == 0)
+        calls++;
+    assert_int_equal(r, 1);
+    assert_true(calls <= 1); /* the header and part of the body, then the rest in one wait */
+    assert_int_equal(msg.len, 200000);
+    assert_memory_equal(msg.payload, big + 16, 200000);
+    ufio_msg_release(&msg);
+    pthread_join(th, NULL);
+    free(big);
+    /* EOF while waiting */
+    close(sv[0]);
+    assert_int_equal(ufio_conn_fill_wait(&b), -ECONNRESET);
+    ufio_conn_close(&b);
+    assert_int_equal(nfds_open(), base);
+}
+
 static void test_send_to_dead_and_stuck_peer(void **st)
 {
     int sv[2];
@@ -485,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_read_ahead_fds),
         cmocka_unit_test(test_sink),
         cmocka_unit_test(test_peer_on_my_cpu),
+        cmocka_unit_test(test_blocking_waits),
         cmocka_unit_test(test_send_to_dead_and_stuck_peer),
         cmocka_unit_test(test_sockets),
     };
