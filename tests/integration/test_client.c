@@ -469,6 +469,129 @@ static void test_big_read_replies(void **st)
     close(sv[1]);
 }
 
+/* ---- an unmap while a DMA_WRITE is being received into that memory ---------------- */
+
+struct unmap_race {
+    int fd;              /* the fake server's main socket */
+    int twin_err;        /* the error the client answered the DMA_WRITE with */
+    int step;            /* how far the script got */
+    int got_cmd;
+    int twin;            /* our end of the twin socket, closed by the test at the end */
+};
+
+static void *unmap_race_server(void *arg)
+{
+    struct unmap_race *u = arg;
+    static struct rmsg R;
+    static uint8_t rep[16 + 16 + 65536];
+    int tw[2];
+    if (raw_recv(u->fd, &R, 5000) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tw))
+        return NULL;
+    uint8_t v[128];
+    put16(v, 0);
+    put16(v + 2, 0);
+    const char *j = "{\"capabilities\":{\"max_msg_fds\":8,\"twin_socket\":{\"supported\":true,\"fd_index\":0}}}";
+    memcpy(v + 4, j, strlen(j) + 1);
+    size_t n = mk(rep, R.id, 1, 1, v, 4 + strlen(j) + 1);
+    raw_send(u->fd, rep, n, &tw[1], 1);
+    close(tw[1]);
+    int twin = tw[0];
+    u->twin = twin;
+    if (raw_recv(u->fd, &R, 5000) || R.cmd != 2) /* DMA_MAP */
+        goto out;
+    n = mk(rep, R.id, 2, 1, NULL, 0);
+    raw_send(u->fd, rep, n, NULL, 0);
+    if (raw_recv(u->fd, &R, 5000) || R.cmd != 9) /* the REGION_READ whose reader will serve us */
+        goto out;
+    uint16_t read_id = R.id;
+    /* a 64 KiB DMA_WRITE into the fd-less memory, first part only */
+    uint8_t *b = rep + 16;
+    put64(b, 0x30000000);
+    put64(b + 8, 65536);
+    memset(b + 16, 0xee, 65536);
+    n = mk(rep, 500, 12 /* DMA_WRITE */, 0, b, 16 + 65536);
+    raw_send(twin, rep, 20000, NULL, 0);
+    u->step = 1;
+    int rr0 = raw_recv(u->fd, &R, 5000);
+    u->got_cmd = rr0 ? rr0 : R.cmd;
+    if (rr0 || R.cmd != 3) /* the unmap, meanwhile */
+        goto out;
+    u->step = 2;
+    uint8_t um[16];
+    memcpy(um, rep, 16); /* keep the DMA_WRITE's header */
+    size_t dn = n;
+    n = mk(v, R.id, 3, 1, NULL, 0);
+    raw_send(u->fd, v, n, NULL, 0);
+    usleep(100 * 1000); /* the client has forgotten the memory by now */
+    memcpy(rep, um, 16);
+    raw_send(twin, rep + 20000, dn - 20000, NULL, 0);
+    if (!raw_recv(twin, &R, 5000) && R.cmd == 12 && R.id == 500)
+        u->twin_err = (R.flags & 0x20) ? (int)R.err : 0;
+    uint32_t word = 0x12345678;
+    uint8_t rr[20];
+    put64(rr, 0);
+    put32(rr + 8, 0);
+    put32(rr + 12, 4);
+    memcpy(rr + 16, &word, 4);
+    n = mk(rep, read_id, 9, 1, rr, 20);
+    raw_send(u->fd, rep, n, NULL, 0);
+    u->step = 3;
+out:
+    return NULL;
+}
+
+struct reader_arg {
+    struct ufio_client *c;
+    uint32_t v;
+    int err;
+};
+
+static void *read_one(void *arg)
+{
+    struct reader_arg *a = arg;
+    a->err = ufio_client_region_read(a->c, 0, 0, &a->v, 4);
+    return NULL;
+}
+
+static void test_unmap_during_dma_write(void **st)
+{
+    int base = self_fd_count();
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct unmap_race u = { .fd = sv[1], .twin_err = -1, .twin = -1 };
+    pthread_t srv;
+    pthread_create(&srv, NULL, unmap_race_server, &u);
+    struct ufio_client_opts o = { .timeout_ms = 3000 };
+    struct ufio_client *c;
+    assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
+    static uint8_t mem[65536]; /* no fd: the server must write it by message */
+    assert_int_equal(ufio_client_dma_map(c, 0x30000000, sizeof(mem), UFIO_DMA_WRITE, mem, -1, 0), 0);
+    struct reader_arg ra = { .c = c, .err = 1 };
+    pthread_t rd;
+    pthread_create(&rd, NULL, read_one, &ra);
+    /* wait until the reader is receiving the DMA_WRITE into mem, then take mem back */
+    volatile uint8_t *first = mem;
+    for (int i = 0; i < 3000 && *first != 0xee; i++)
+        usleep(1000);
+    assert_int_equal(*first, 0xee);
+    assert_int_equal(ufio_client_dma_unmap(c, 0x30000000, sizeof(mem)), 0);
+    pthread_join(rd, NULL);
+    pthread_join(srv, NULL);
+    if (ra.err)
+        fprintf(stderr, "fake server stopped at step %d (got cmd %d)\n", u.step, u.got_cmd);
+    assert_int_equal(ra.err, 0);
+    assert_int_equal(ra.v, 0x12345678);
+    /* what came before the unmap is in mem; nothing after it was written */
+    assert_int_equal(mem[1000], 0xee);
+    assert_int_equal(mem[30000], 0);
+    assert_int_equal(mem[65535], 0);
+    assert_int_equal(u.twin_err, EFAULT); /* and the server was told */
+    ufio_client_destroy(c);
+    close(u.twin);
+    close(sv[1]);
+    assert_int_equal(self_fd_count(), base);
+}
+
 /* The server side vanishes at every byte of its answers: the client errors cleanly. */
 struct cutter {
     int fd;
@@ -547,6 +670,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_reconnect_after_server_restart),
         cmocka_unit_test(test_misbehaving_server),
         cmocka_unit_test(test_big_read_replies),
+        cmocka_unit_test(test_unmap_during_dma_write),
         cmocka_unit_test(test_server_vanishes_at_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
