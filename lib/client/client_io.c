@@ -431,8 +431,10 @@ static int read_turn(struct ufio_client *c, int ms)
         pthread_mutex_unlock(&c->lock);
         int fr = ufio_conn_fill_wait(&c->conn);
         pthread_mutex_lock(&c->lock);
+        /* after a timeout both are looked at, main first: a reply that came just
+         * before the twin socket closed is still delivered */
         r = 1;
-        p[0].revents = fr ? POLLIN : 0;
+        p[0].revents = POLLIN;
         if (n > 1)
             p[1].revents = fr ? 0 : POLLIN;
     } else {
