@@ -336,9 +336,16 @@ int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t p
             continue;
         uint64_t lo = r->iova > iova ? r->iova : iova;
         uint64_t hi = r->iova + r->size < end ? r->iova + r->size : end;
-        for (uint64_t p = (lo - r->iova) / lp; r->iova + p * lp < hi; p++) {
+        /* pages [first, stop) touch [lo, hi); counted in pages so that skipping ahead cannot wrap an address */
+        uint64_t span = hi - r->iova, stop = span / lp + (span % lp != 0);
+        for (uint64_t p = (lo - r->iova) / lp; p < stop; p++) {
             uint64_t *w = &r->dirty[p / 64], bit = 1ull << (p % 64);
-            if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & bit))
+            uint64_t word = __atomic_load_n(w, __ATOMIC_RELAXED);
+            if (!word) {
+                p |= 63; /* a clean word: its other pages too (a peer can ask about terabytes) */
+                continue;
+            }
+            if (!(word & bit))
                 continue;
             uint64_t a = r->iova + p * lp, b = a + lp;
             if (a >= iova && b <= end)
