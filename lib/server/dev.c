@@ -186,7 +186,10 @@ void dev_client_gone(struct ufio_dev *dev, const char *why)
     for (size_t i = 0; i < dev->nqueued; i++)
         ufio_msg_release(&dev->queued[i]);
     dev->nqueued = 0;
-    /* The spec: drop the client's DMA mappings and IRQ fds, keep device state. */
+    /* The spec: drop the client's DMA mappings and IRQ fds, keep device state.
+     * Dirty logging is the client's too (the kernel stops it when the device fd
+     * closes): the next client starts without it. */
+    dma_log_stop(dev);
     dma_unmap_all(dev);
     irq_drop_client_fds(dev);
     bool was_negotiated = dev->negotiated;

@@ -479,6 +479,14 @@ static void test_dirty_logging(void **st)
     assert_int_equal(ufio_client_dirty_log_stop(a), -EINVAL);
     assert_int_equal(ufio_client_dirty_log_start(a, 4096, &bad, 1), -EINVAL);
     assert_int_equal(ufio_client_dirty_log_start(a, 4097, NULL, 0), -EINVAL);
+    /* logging belongs to the client that started it: a client that leaves with it on
+     * leaves none behind for the next one */
+    assert_int_equal(ufio_client_dirty_log_start(a, 4096, NULL, 0), 0);
+    ufio_client_destroy(a);
+    a = cl(&A);
+    assert_int_equal(ufio_client_dma_map(a, 0x40000000, 1 << 20, 3, g, mfd, 0), 0);
+    assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 4096, bm), -EINVAL);
+    assert_int_equal(ufio_client_dirty_log_start(a, 4096, NULL, 0), 0);
     ufio_client_destroy(a);
     munmap(g, 1 << 20);
     close(mfd);
