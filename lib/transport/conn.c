@@ -197,11 +197,6 @@ static ssize_t conn_read_flags(struct ufio_conn *c, void *buf, size_t len, int f
     }
 }
 
-static ssize_t conn_read(struct ufio_conn *c, void *buf, size_t len)
-{
-    return conn_read_flags(c, buf, len, MSG_DONTWAIT);
-}
-
 int ufio_conn_set_blocking(struct ufio_conn *c, int timeout_ms)
 {
     struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
@@ -345,29 +340,38 @@ static int read_direct(struct ufio_conn *c)
     return 1;
 }
 
-int ufio_conn_fill_wait(struct ufio_conn *c)
+/*
+ * One read into the free end of rx. Only an incomplete first message is in
+ * rx then, so fds of earlier reads are its own; the fds of this read belong
+ * to whichever message holds its last byte (rx_pend.last). flags as for
+ * conn_read_flags(). >0 bytes, 0 nothing (would block, timeout), <0 error.
+ */
+static ssize_t fill_rx(struct ufio_conn *c, int flags)
 {
-    if (c->fd < 0)
-        return -ENOTCONN;
-    if (!c->fd_blocking || c->in_body || ufio_conn_ready(c))
-        return 1; /* nothing to wait for here: let ufio_conn_recv() look */
-    /* as in ufio_conn_recv(): only an incomplete first message is in rx */
     give_fds(c, &c->cur, &c->rx_pend);
     if (c->rx_off) {
         memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
         c->rx_len -= c->rx_off;
         c->rx_off = 0;
     }
-    if (c->rx_len == sizeof(c->rx))
-        return 1;
-    ssize_t n = conn_read_flags(c, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, 0);
+    ssize_t n = conn_read_flags(c, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, flags);
     if (n <= 0) {
         give_fds(c, &c->cur, &c->rx_pend);
-        return (int)n;
+        return n;
     }
     c->rx_len += (size_t)n;
     c->rx_pend.last = c->rx_len - 1;
-    return 1;
+    return n;
+}
+
+int ufio_conn_fill_wait(struct ufio_conn *c)
+{
+    if (c->fd < 0)
+        return -ENOTCONN;
+    if (!c->fd_blocking || c->in_body || ufio_conn_ready(c) || c->rx_len - c->rx_off == sizeof(c->rx))
+        return 1; /* nothing to wait for here: let ufio_conn_recv() look */
+    ssize_t n = fill_rx(c, 0);
+    return n > 0 ? 1 : (int)n;
 }
 
 int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
@@ -412,23 +416,12 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
                     continue;
             }
         }
-        /* Only an incomplete first message is in rx: fds of earlier reads are its own. */
-        give_fds(c, &c->cur, &c->rx_pend);
-        if (c->rx_off) {
-            memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
-            c->rx_len -= c->rx_off;
-            c->rx_off = 0;
-        }
-        ssize_t n = conn_read(c, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len);
+        ssize_t n = fill_rx(c, MSG_DONTWAIT);
         if (n <= 0) {
             if (n < 0)
                 conn_reset_rx(c);
-            else
-                give_fds(c, &c->cur, &c->rx_pend);
             return (int)n;
         }
-        c->rx_len += (size_t)n;
-        c->rx_pend.last = c->rx_len - 1;
     }
 }
 
