@@ -134,19 +134,29 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint
     return 0;
 }
 
+/*
+ * The I/O BAR takes 1-, 2- and 4-byte accesses, naturally aligned, as port I/O
+ * from a real driver does (inb/inw/inl); a narrow write changes only its bytes.
+ */
 static int bar1_io_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
                           void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
-    if (len != 4 || off % 4)
+    if ((len != 1 && len != 2 && len != 4) || off % len)
         return -EINVAL;
+    uint8_t *b = buf;
+    unsigned first = (unsigned)(off % 4);
+    uint64_t reg = off - first;
     if (is_write) {
-        if (off == 4)
-            memcpy(&s->io_scratch, buf, 4);
+        for (unsigned i = 0; reg == 4 && i < len; i++) {
+            unsigned shift = (first + i) * 8;
+            s->io_scratch = (s->io_scratch & ~(0xffu << shift)) | (uint32_t)b[i] << shift;
+        }
         return 0;
     }
-    uint32_t v = off == 0 ? SAMPLE_ID : off == 4 ? s->io_scratch : 0;
-    memcpy(buf, &v, 4);
+    uint32_t v = reg == 0 ? SAMPLE_ID : reg == 4 ? s->io_scratch : 0;
+    for (unsigned i = 0; i < len; i++)
+        b[i] = (uint8_t)(v >> ((first + i) * 8)); /* registers are little-endian */
     return 0;
 }
 
