@@ -115,7 +115,7 @@ static void check_cap_bodies(const struct guest_dev *d, uint8_t id, size_t p)
     case PCI_CAP_MSIX: {
         uint32_t table = cfg32(d, p + 4), pba = cfg32(d, p + 8);
         check((ctl & 0x7ff) + 1 == 4, "cap-msix-table-size", "%u", (ctl & 0x7ff) + 1);
-        check(table == 4 && pba == (0x800 | 4), "cap-msix-location",
+        check(table == 4 && pba == (0x40 | 4), "cap-msix-location",
               "table BIR %u off 0x%x, PBA BIR %u off 0x%x", table & 7, table & ~7u, pba & 7, pba & ~7u);
         break;
     }
