@@ -237,6 +237,7 @@ UFIO_API int ufio_dev_dma_write(struct ufio_dev *dev, uint64_t iova, const void 
  * device keeps writing through the pointer across a dirty-log report).
  */
 UFIO_API void *ufio_dev_dma_ptr(struct ufio_dev *dev, uint64_t iova, size_t len, bool write);
+/* Marks the mapped parts of [iova, iova+len) dirty (holes between mappings are skipped). */
 UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_t len);
 
 /* ---- attaching and running ------------------------------------------- */
