@@ -26,6 +26,9 @@ die() { log "FAIL: $*"; exit 1; }
 
 VERSION=$(sed -n '1s/^ufio (\([^)]*\)).*/\1/p' "$SRC/debian/changelog")
 [ -n "$VERSION" ] || die "no version in debian/changelog"
+PROJECT=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRC/meson.build" | head -n 1)
+[ "$VERSION" = "$PROJECT" ] ||
+    die "debian/changelog says $VERSION, meson.build $PROJECT: add a changelog entry (dch -v $PROJECT)"
 WORK=$(mktemp -d /tmp/ufio-pkg.XXXXXX)
 M=$WORK/root
 cleanup() {
@@ -86,6 +89,7 @@ log "building and running the examples against the installed libufio-dev"
 chroot "$M" /usr/bin/env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp sh -eu -c '
     cd /tmp/ex
     pkg-config --exists ufio
+    [ "$(pkg-config --modversion ufio)" = "'"$VERSION"'" ]
     echo "ufio.pc: $(pkg-config --modversion ufio): $(pkg-config --cflags --libs ufio)"
     for e in *.c; do
         n=${e%.c}
