@@ -115,11 +115,16 @@ int main(int argc, char **argv)
         UFIO_SERVE_LONGOPTS,
         { 0 },
     };
-    struct ufio_serve_opts so;
-    ufio_serve_opts_init(&so);
+    /* static: reachable until exit on every early return, freed on the last */
+    static struct ufio_serve_opts *so;
+    so = ufio_serve_opts_new();
+    if (!so) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
-        int taken = ufio_serve_opt(&so, c, optarg, PROG);
+        int taken = ufio_serve_opt(so, c, optarg, PROG);
         if (taken < 0)
             return 2;
         if (taken)
@@ -178,7 +183,7 @@ int main(int argc, char **argv)
     if (!err)
         err = ufio_dev_set_poll_budget(dev, (unsigned)poll_us);
     if (!err)
-        err = ufio_serve_apply(dev, &so, false);
+        err = ufio_serve_apply(dev, so, false);
     if (err) {
         fprintf(stderr, PROG ": cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
@@ -187,7 +192,7 @@ int main(int argc, char **argv)
     }
     vb.dev = dev;
     err = ufio_dev_listen(dev, sock);
-    if (!err && (err = ufio_serve_apply(dev, &so, true)))
+    if (!err && (err = ufio_serve_apply(dev, so, true)))
         sock = "its management socket";
     if (err) {
         fprintf(stderr, PROG ": cannot listen on %s: %s\n", sock, strerror(-err));
@@ -208,6 +213,7 @@ int main(int argc, char **argv)
     err = ufio_dev_run(dev);
     the_dev = NULL;
     ufio_dev_destroy(dev);
+    ufio_serve_opts_free(so);
     print_stats(&vb);
     close(vb.fd);
     if (vb.direct_fd >= 0)
