@@ -90,6 +90,7 @@ struct ufio_reply {
 };
 
 struct ufio_mig;            /* server/migration.c */
+struct ufio_passthrough;    /* server/passthrough.c */
 
 struct ufio_dev {
     char name[64];
@@ -139,6 +140,7 @@ struct ufio_dev {
 
     struct ufio_mig *mig;   /* NULL unless migration callbacks registered */
     char *compat_json;      /* compatibility descriptor (built from ids if unset) */
+    struct ufio_passthrough *pt; /* NULL unless pass-through hooks are set */
 };
 
 /* dev.c */
@@ -188,5 +190,16 @@ int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, str
 int dev_mig_data_write(struct ufio_dev *dev, const struct ufio_mig_data *req);
 void dev_mig_reset(struct ufio_dev *dev);
 void dev_mig_free(struct ufio_dev *dev);
+
+/* passthrough.c: each pt_* returns false / does nothing without its hook */
+void pt_free(struct ufio_dev *dev);
+uint64_t pt_region_fd_offset(const struct ufio_dev *dev, unsigned region);
+bool pt_region_ext_fd(const struct ufio_dev *dev, unsigned region);
+bool pt_config(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write, int *err);
+bool pt_irq_set(struct ufio_dev *dev, const struct ufio_irq_set *s, struct ufio_msg *m, int *err);
+void pt_irq_drop(struct ufio_dev *dev);
+int pt_dma_map(struct ufio_dev *dev, const struct ufio_dma_region *r);
+void pt_dma_unmap(struct ufio_dev *dev, const struct ufio_dma_region *r);
+void pt_dirty_sync(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize);
 
 #endif

@@ -142,6 +142,7 @@ static int h_region_info(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_r
     ri.index = index;
     ri.size = r->size;
     ri.flags = r->size ? r->info_flags : 0;
+    ri.offset = pt_region_fd_offset(dev, index);
     if (r->memfd >= 0) {
         ri.nr_areas = r->nr_areas;
         memcpy(ri.areas, r->areas, r->nr_areas * sizeof(r->areas[0]));
@@ -199,6 +200,8 @@ static int h_set_irqs(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_repl
     struct ufio_irq_set s;
     int err = ufio_irq_set_decode(m->payload, m->len, m->nfds, &s);
     if (err)
+        return err;
+    if (pt_irq_set(dev, &s, m, &err))
         return err;
     return irq_set(dev, &s, m);
 }

@@ -45,6 +45,7 @@ static int region_log_alloc(struct ufio_dma_region *r, uint64_t pgsize)
 
 static void region_release(struct ufio_dev *dev, struct ufio_dma_region *r)
 {
+    pt_dma_unmap(dev, r);
     if (dev->ops.dma_unmap)
         dev->ops.dma_unmap(dev, dev->opaque, r->iova, r->size);
     if (r->map_base)
@@ -123,6 +124,14 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
         }
         t->r = nr;
         t->cap = ncap;
+    }
+    /* the last step that may fail: a pass-through device maps it into its IOMMU */
+    int perr = pt_dma_map(dev, &r);
+    if (perr) {
+        if (r.map_base)
+            munmap(r.map_base, r.map_len);
+        free(r.dirty);
+        return perr;
     }
     memmove(&t->r[i + 1], &t->r[i], (t->n - i) * sizeof(*t->r));
     t->r[i] = r;
@@ -329,6 +338,7 @@ int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t p
     struct ufio_dma_table *t = &dev->dma;
     if (!t->logging)
         return -EINVAL;
+    pt_dirty_sync(dev, iova, len, t->log_pgsize);
     uint64_t lp = t->log_pgsize, end = iova + len;
     for (size_t i = lower_bound(t, iova); i < t->n && t->r[i].iova < end; i++) {
         struct ufio_dma_region *r = &t->r[i];
