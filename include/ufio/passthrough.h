@@ -62,10 +62,12 @@ UFIO_API int ufio_dev_passthrough_irq(struct ufio_dev *dev, unsigned index, uint
  * client's fd (NULL when the client gave no fd: such memory is reachable
  * only through DMA_READ/WRITE messages, never by hardware).
  */
+#define UFIO_DMA_MAP_READ  0x1u
+#define UFIO_DMA_MAP_WRITE 0x2u
 struct ufio_dma_mapping {
     uint64_t iova;
     uint64_t size;
-    uint32_t prot;  /* UFIO_DMA_READ | UFIO_DMA_WRITE (as the client's) */
+    uint32_t prot;  /* UFIO_DMA_MAP_READ | UFIO_DMA_MAP_WRITE: what the device may do */
     void *vaddr;
 };
 /*
