@@ -5,6 +5,7 @@
  * device's IOMMU; this process answers config space, setup and migration.
  */
 #include <ufio/migration.h>
+#include <ufio/passthrough.h>
 #include <ufio/server.h>
 #include <ufio/vfio_host.h>
 
@@ -16,10 +17,14 @@
 #include <string.h>
 
 static struct ufio_dev *the_dev;
+static volatile sig_atomic_t stats_req, quit_req;
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (sig == SIGUSR1)
+        stats_req = 1;
+    else
+        quit_req = 1;
     if (the_dev)
         ufio_dev_stop(the_dev);
 }
@@ -40,7 +45,8 @@ static void usage(FILE *f)
             "  --no-migration           offer no migration\n"
             "  --poll-us=N              busy-poll up to N microseconds after each message\n"
             "  -v, --verbose            log protocol activity to stderr\n"
-            "  -h, --help               this text\n");
+            "  -h, --help               this text\n"
+            "SIGUSR1 prints \"stats N: M messages\" (the commands handled so far); SIGTERM/SIGINT stop.\n");
 }
 
 int main(int argc, char **argv)
@@ -125,12 +131,25 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     if (path)
         printf("listening on %s (migration: %s)\n", path, ufio_vfio_host_migration(h));
     else
         printf("serving fd %d (migration: %s)\n", fd, ufio_vfio_host_migration(h));
     fflush(stdout);
-    err = ufio_dev_run(dev);
+    /* SIGUSR1 stops the loop only to print the message count, numbered so a
+     * reader can wait for its own line */
+    unsigned stats_seq = 0;
+    for (;;) {
+        err = ufio_dev_run(dev);
+        if (err || quit_req)
+            break;
+        if (stats_req) {
+            stats_req = 0;
+            printf("stats %u: %llu messages\n", ++stats_seq, (unsigned long long)ufio_dev_msg_count(dev));
+            fflush(stdout);
+        }
+    }
     the_dev = NULL;
     ufio_vfio_host_close(h);
     if (err) {

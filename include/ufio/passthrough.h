@@ -90,6 +90,13 @@ typedef void (*ufio_dirty_sync_fn)(struct ufio_dev *dev, void *opaque, uint64_t 
                                    uint64_t page_size);
 UFIO_API int ufio_dev_set_dirty_sync(struct ufio_dev *dev, ufio_dirty_sync_fn fn, void *opaque);
 
+/*
+ * Commands the device has handled since it was created, all clients
+ * together: what proves that accesses through an mmap area (or interrupts
+ * delivered by the kernel) reach no server at all.
+ */
+UFIO_API uint64_t ufio_dev_msg_count(struct ufio_dev *dev);
+
 #ifdef __cplusplus
 }
 #endif

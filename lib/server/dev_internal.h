@@ -141,6 +141,7 @@ struct ufio_dev {
     struct ufio_mig *mig;   /* NULL unless migration callbacks registered */
     char *compat_json;      /* compatibility descriptor (built from ids if unset) */
     struct ufio_passthrough *pt; /* NULL unless pass-through hooks are set */
+    uint64_t msgs_handled;  /* commands dispatched (ufio_dev_msg_count) */
 };
 
 /* dev.c */

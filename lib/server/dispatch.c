@@ -410,6 +410,7 @@ void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m)
         UFIO_WARN(dev->name, "unexpected reply msg_id %u cmd %u dropped", h->msg_id, h->cmd);
         return;
     }
+    dev->msgs_handled++;
     struct ufio_reply rep;
     rep.head_len = 0;
     rep.iovcnt = 0;

@@ -248,3 +248,8 @@ void pt_dirty_sync(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t p
     if (dev->pt && dev->pt->dirty_sync)
         dev->pt->dirty_sync(dev, dev->pt->dirty_opaque, iova, len, pgsize);
 }
+
+UFIO_API uint64_t ufio_dev_msg_count(struct ufio_dev *dev)
+{
+    return dev->msgs_handled;
+}

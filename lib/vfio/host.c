@@ -278,8 +278,13 @@ static int setup_irqs(struct ufio_vfio_host *h, char *why, size_t why_len)
         struct vfio_irq_info *ii = &h->irqs[i];
         ii->argsz = sizeof(*ii);
         ii->index = i;
-        if (ioctl(h->device, VFIO_DEVICE_GET_IRQ_INFO, ii) < 0)
+        if (ioctl(h->device, VFIO_DEVICE_GET_IRQ_INFO, ii) < 0) {
+            if (errno == EINVAL) {
+                ii->count = 0; /* vfio-pci has ERR only for PCIe functions */
+                continue;
+            }
             return why_set(why, why_len, -errno, "IRQ %u info: %s", i, strerror(errno));
+        }
         if (ii->count)
             err = ufio_dev_passthrough_irq(h->dev, i, ii->count, ii->flags, irq_fn, h);
     }

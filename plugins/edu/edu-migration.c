@@ -12,6 +12,9 @@
  *   - the 4 KiB DMA buffer at device address 0x40000 is not visible in the
  *     BAR: it goes out and back in through the device's own DMA engine and a
  *     buffer the host maps into the device's IOMMU below the 28-bit DMA mask;
+ *   - the DMA command register keeps its last command minus the run bit
+ *     and takes no write without it: one more DMA with the saved bits puts
+ *     it back (on the source too, after the buffer went out);
  *   - interrupt status is restored by raising the saved bits (0x60), which
  *     signals the interrupt on the destination as the source had it pending.
  * STOP waits for a running factorial or DMA to finish (bounded), so the
@@ -43,6 +46,7 @@
 #define EDU_STATUS_IRQFACT   0x80u
 #define EDU_DMA_RUN          0x1u
 #define EDU_DMA_TO_PCI       0x2u
+#define EDU_DMA_IRQ          0x4u
 #define EDU_BUF_ADDR         0x40000u
 #define EDU_BUF_SIZE         4096u
 #define EDU_DMA_LIMIT        (1ull << 28) /* the device's default dma_mask + 1 */
@@ -112,16 +116,64 @@ static int wait_clear(struct edu *e, uint32_t reg, uint32_t mask)
     }
 }
 
-/* One DMA of the whole buffer between the device and the host's buffer. */
-static int edu_dma(struct edu *e, bool to_host)
+/* The PCI command register, through config space (VFIO region 7). */
+static int cmd_get(struct edu *e, uint16_t *v)
+{
+    return e->h->region_read(e->h->ctx, 7, 4, v, 2);
+}
+
+static int cmd_set(struct edu *e, uint16_t v)
+{
+    return e->h->region_write(e->h->ctx, 7, 4, &v, 2);
+}
+
+static int edu_dma_run(struct edu *e, bool to_host, uint32_t irq_bit);
+
+/* One DMA of the whole buffer between the device and the host's buffer, with
+ * bus mastering on for it (the client may not have enabled it yet). */
+static int edu_dma(struct edu *e, bool to_host, uint32_t irq_bit)
+{
+    uint16_t cmd;
+    int err = cmd_get(e, &cmd);
+    if (err)
+        return err;
+    if (!(cmd & 0x4) && (err = cmd_set(e, cmd | 0x4)))
+        return err;
+    err = edu_dma_run(e, to_host, irq_bit);
+    if (!(cmd & 0x4)) {
+        int err2 = cmd_set(e, cmd);
+        err = err ? err : err2;
+    }
+    return err;
+}
+
+static int edu_dma_run(struct edu *e, bool to_host, uint32_t irq_bit)
 {
     int err;
     uint64_t src = to_host ? EDU_BUF_ADDR : e->dma_iova, dst = to_host ? e->dma_iova : EDU_BUF_ADDR;
     if ((err = wr(e, EDU_DMA_SRC, (uint32_t)src)) || (err = wr(e, EDU_DMA_DST, (uint32_t)dst)) ||
         (err = wr(e, EDU_DMA_CNT, EDU_BUF_SIZE)) ||
-        (err = wr(e, EDU_DMA_CMD, EDU_DMA_RUN | (to_host ? EDU_DMA_TO_PCI : 0))))
+        (err = wr(e, EDU_DMA_CMD, EDU_DMA_RUN | (to_host ? EDU_DMA_TO_PCI : 0) | irq_bit)))
         return err;
     return wait_clear(e, EDU_DMA_CMD, EDU_DMA_RUN);
+}
+
+/*
+ * The command register takes writes only with the run bit, and keeps what
+ * was written minus that bit once the transfer is done: the saved direction
+ * and interrupt bits come back by running one more whole-buffer DMA with
+ * them. The host buffer holds the device buffer's bytes whenever this runs,
+ * so either direction leaves the data as it is. Its completion interrupt
+ * (when the saved command asked for one) is acknowledged unless the saved
+ * interrupt status had that bit anyway.
+ */
+static int put_back_cmd(struct edu *e, uint32_t cmd, uint32_t irq_status)
+{
+    uint32_t irq_bit = cmd & EDU_DMA_IRQ;
+    int err = edu_dma(e, cmd & EDU_DMA_TO_PCI, irq_bit);
+    if (!err && irq_bit && !(irq_status & 0x100))
+        err = wr(e, EDU_IRQ_ACK, 0x100);
+    return err;
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -152,11 +204,11 @@ static int snapshot(struct edu *e)
         put32(e->image + 4 * (I_LIVE + i), v[i]);
     put32(e->image + 4 * I_STATUS, v[2] & EDU_STATUS_IRQFACT);
     /* the buffer leaves through the device's DMA engine; the DMA registers are put back after */
-    if ((err = edu_dma(e, true)))
+    if ((err = edu_dma(e, true, 0)))
         return err;
     memcpy(e->image + IMAGE_HEAD, e->dma, EDU_BUF_SIZE);
-    if ((err = wr(e, EDU_DMA_SRC, v[4])) || (err = wr(e, EDU_DMA_DST, v[5])) || (err = wr(e, EDU_DMA_CNT, v[6])) ||
-        (err = wr(e, EDU_DMA_CMD, v[7] & ~EDU_DMA_RUN)))
+    if ((err = put_back_cmd(e, v[7], v[3])) || (err = wr(e, EDU_DMA_SRC, v[4])) || (err = wr(e, EDU_DMA_DST, v[5])) ||
+        (err = wr(e, EDU_DMA_CNT, v[6])))
         return err;
     e->image_len = IMAGE_SIZE;
     e->image_off = 0;
@@ -200,11 +252,11 @@ static int restore(struct edu *e)
         (err = wr(e, EDU_FACT, (uint32_t)n)) || (err = wait_clear(e, EDU_STATUS, EDU_STATUS_COMPUTING)))
         return err;
     memcpy(e->dma, im + IMAGE_HEAD, EDU_BUF_SIZE);
-    if ((err = wait_clear(e, EDU_DMA_CMD, EDU_DMA_RUN)) || (err = edu_dma(e, false)))
+    if ((err = wait_clear(e, EDU_DMA_CMD, EDU_DMA_RUN)) || (err = edu_dma(e, false, 0)) ||
+        (err = put_back_cmd(e, get32(im + 4 * I_CMD), 0)))
         return err;
     if ((err = wr(e, EDU_DMA_SRC, get32(im + 4 * I_SRC))) || (err = wr(e, EDU_DMA_DST, get32(im + 4 * I_DST))) ||
         (err = wr(e, EDU_DMA_CNT, get32(im + 4 * I_CNT))) ||
-        (err = wr(e, EDU_DMA_CMD, get32(im + 4 * I_CMD) & ~EDU_DMA_RUN)) ||
         (err = wr(e, EDU_LIVENESS, ~get32(im + 4 * I_LIVE))) ||
         (err = wr(e, EDU_STATUS, get32(im + 4 * I_STATUS) & EDU_STATUS_IRQFACT)) ||
         (err = wr(e, EDU_IRQ_ACK, 0xffffffffu)))
