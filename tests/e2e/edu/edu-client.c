@@ -397,11 +397,24 @@ static int read_state(struct edu *e, struct edu_state *s)
     if (mrd(e, EDU_DMA_CMD) & 1)
         return -ETIMEDOUT;
     memcpy(s->buf, e->mem + BUF_LEN, BUF_LEN);
+    /* the command register takes writes only with the run bit and keeps the
+     * rest: one more DMA with the saved bits puts it back, in a direction
+     * that changes no data (client memory holds the buffer's bytes now) */
+    bool to_ram = s->cmd & 0x2;
+    mwr(e, EDU_DMA_SRC, to_ram ? EDU_BUF : (uint32_t)(IOVA + BUF_LEN));
+    mwr(e, EDU_DMA_DST, to_ram ? (uint32_t)(IOVA + BUF_LEN) : EDU_BUF);
+    mwr(e, EDU_DMA_CMD, 0x1 | (s->cmd & 0x6));
+    deadline = now_s() + 5;
+    while ((mrd(e, EDU_DMA_CMD) & 1) && now_s() < deadline)
+        ;
+    if ((s->cmd & 0x4) && !(s->irq & 0x100))
+        mwr(e, EDU_IRQ_ACK, 0x100);
     err = err ? err : rwr(e, EDU_DMA_SRC, s->src);
     err = err ? err : rwr(e, EDU_DMA_DST, s->dst);
     err = err ? err : rwr(e, EDU_DMA_CNT, s->cnt);
-    err = err ? err : rwr(e, EDU_DMA_CMD, s->cmd);
-    return err;
+    uint32_t cmd = 0;
+    err = err ? err : rrd(e, EDU_DMA_CMD, &cmd);
+    return err ? err : cmd == s->cmd ? 0 : -EIO;
 }
 
 static void show(const char *who, const struct edu_state *s)
