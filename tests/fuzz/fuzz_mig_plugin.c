@@ -224,12 +224,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             send_msg(sv[1], VFIO_USER_MIG_DATA_READ, r, 8, -1);
             break;
         }
-        case 2: { /* MIG_DATA_WRITE of the next bytes */
-            size_t n = a < left ? a : left;
+        case 2: { /* MIG_DATA_WRITE of the bytes after the length byte */
+            size_t n = left ? (a < left - 1 ? a : left - 1) : 0;
             static uint8_t w[8 + 256];
             ufio_st32(w, (uint32_t)(8 + n));
             ufio_st32(w + 4, (uint32_t)n);
-            memcpy(w + 8, p, n);
+            memcpy(w + 8, p + 1, n);
             send_msg(sv[1], VFIO_USER_MIG_DATA_WRITE, w, 8 + n, -1);
             break;
         }
@@ -261,7 +261,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (ufio_dev_mig_state(dev) >= UFIO_MIG_NUM_STATES)
             abort(); /* a plugin must not be able to put the state machine outside its states */
-        size_t skip = op % 8 == 2 ? (size_t)(a < left ? a : left) + (left ? 1 : 0) : (left > 1 ? 2 : left);
+        size_t skip = op % 8 == 2 ? (left ? 1 + (a < left - 1 ? a : left - 1) : 0) : (left > 1 ? 2 : left);
         p += skip;
         left -= skip;
     }
