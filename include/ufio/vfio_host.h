@@ -22,7 +22,7 @@ extern "C" {
 struct ufio_vfio_host;
 
 struct ufio_vfio_host_opts {
-    uint32_t size;                  /* sizeof(struct ufio_vfio_host_opts) */
+    size_t size;                    /* sizeof(struct ufio_vfio_host_opts) in the caller's build */
     /* Serve BARs through REGION_READ/WRITE only: the client is not handed
      * the VFIO device fd (which also carries the device's ioctls). */
     bool no_mmap;

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 
 #define HOST_MAX_SCRATCH (16u << 20)
@@ -464,12 +465,11 @@ static int setup_migration(struct ufio_vfio_host *h, const struct ufio_vfio_host
 UFIO_API int ufio_vfio_host_open(const char *bdf, const char *name, const struct ufio_vfio_host_opts *opts,
                                  struct ufio_vfio_host **out, char *why, size_t why_len)
 {
-    static const struct ufio_vfio_host_opts defaults = { .size = sizeof(defaults) };
-    struct ufio_vfio_host_opts o = defaults;
+    struct ufio_vfio_host_opts o = { .size = sizeof(o) };
     if (opts) {
-        if (opts->size < offsetof(struct ufio_vfio_host_opts, no_migration))
-            return why_set(why, why_len, -EINVAL, "options struct too small");
-        memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
+        int aerr = abi_struct_in(&o, sizeof(o), opts);
+        if (aerr)
+            return why_set(why, why_len, aerr, "options struct of a size this library does not take");
     }
     if (why && why_len)
         why[0] = 0;
@@ -507,7 +507,7 @@ UFIO_API int ufio_vfio_host_open(const char *bdf, const char *name, const struct
         .class_code = (uint32_t)(hdr[9] | hdr[10] << 8 | hdr[11] << 16),
         .revision = hdr[8],
     };
-    const struct ufio_dev_ops ops = { .reset = reset_fn };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .reset = reset_fn };
     if ((err = ufio_dev_create(h->name, &ids, &ops, h, &h->dev))) {
         why_set(why, why_len, err, "device: %s", strerror(-err));
         goto fail;

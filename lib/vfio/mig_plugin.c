@@ -114,6 +114,7 @@ static void mp_estimate(struct ufio_dev *dev, void *opaque, uint64_t *initial, u
 void mp_mig_ops(const struct mp_binding *b, struct ufio_mig_ops *ops)
 {
     memset(ops, 0, sizeof(*ops));
+    ops->size = sizeof(*ops);
     ops->flags = b->p.flags;
     ops->transition = mp_transition;
     ops->save = mp_save;

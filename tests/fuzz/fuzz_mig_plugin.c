@@ -120,7 +120,7 @@ static void setup(void)
     binding.dev = dev;
     struct ufio_mig_ops ops;
     mp_mig_ops(&binding, &ops);
-    struct ufio_dev_limits l;
+    struct ufio_dev_limits l = { .size = sizeof(l) };
     ufio_dev_get_limits(dev, &l);
     l.max_data_xfer_size = 65536;
     if (ufio_dev_set_limits(dev, &l) || ufio_dev_setup_migration(dev, &ops, &binding) ||

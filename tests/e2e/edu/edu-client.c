@@ -136,7 +136,7 @@ static long server_msgs(struct edu *e)
 
 static int edu_attach(struct edu *e)
 {
-    struct ufio_client_opts o = { .timeout_ms = 10000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 10000 };
     int err = ufio_client_connect(e->sock, &o, &e->c);
     if (err)
         return err;
@@ -226,11 +226,11 @@ static void check_identity(struct edu *e, const char *tag)
     snprintf(name, sizeof(name), "%s-id-register", tag);
     check(!err && (id & 0xff) == 0xed && mrd(e, EDU_ID) == id, name, "REGION_READ %#x (err %d), mmap %#x", id, err,
           mrd(e, EDU_ID));
-    struct ufio_client_region_info ri;
+    struct ufio_client_region_info ri = { .size = sizeof(ri) };
     err = ufio_client_region_info(e->c, 0, &ri);
     snprintf(name, sizeof(name), "%s-bar0-mmap-area", tag);
-    check(!err && ri.size == 1u << 20 && (ri.flags & 4) && ri.fd >= 0, name, "size %#" PRIx64 " flags %#x fd %d",
-          ri.size, ri.flags, ri.fd);
+    check(!err && ri.region_size == 1u << 20 && (ri.flags & 4) && ri.fd >= 0, name, "size %#" PRIx64 " flags %#x fd %d",
+          ri.region_size, ri.flags, ri.fd);
 }
 
 static void check_liveness(struct edu *e)
@@ -468,9 +468,10 @@ static void check_migration(struct edu *e1, struct edu *e2, const char *plugin)
     /* the engine is the client of both ends now */
     edu_detach(e1);
     edu_detach(e2);
-    struct ufio_migrate_opts mo = { .src_path = e1->sock, .dst_path = e2->sock, .no_precopy = true,
+    struct ufio_migrate_opts mo = { .size = sizeof(mo), .src_path = e1->sock, .dst_path = e2->sock, .no_precopy = true,
                                     .timeout_ms = 10000 };
     static struct ufio_migrate_result res;
+    res.size = sizeof(res);
     err = ufio_migrate(&mo, &res);
     check(!err && res.compatible, "migration-engine", "err %d (%s), %" PRIu64 " bytes, downtime %.1f ms", err,
           res.error, res.bytes, res.downtime_ms);
