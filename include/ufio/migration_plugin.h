@@ -92,6 +92,10 @@ struct ufio_migration_plugin {
      * the host). May be NULL: then only DMA the server itself did is logged,
      * and the hardware's writes are not (say so in the plugin's docs). */
     int (*dirty_pages)(void *state, uint64_t iova, uint64_t len, uint64_t page_size, uint64_t *bitmap);
+    /* The client started (start, with the page size and the DMA ranges
+     * mapped then: nranges pairs of iova, length) or stopped dirty logging.
+     * A negative errno refuses the start. May be NULL (nothing to set up). */
+    int (*dirty_log)(void *state, bool start, uint64_t page_size, const uint64_t *ranges, uint32_t nranges);
 };
 
 typedef const struct ufio_migration_plugin *(*ufio_migration_plugin_entry_fn)(uint32_t host_abi_version);

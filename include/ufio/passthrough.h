@@ -11,6 +11,7 @@
 #ifndef UFIO_PASSTHROUGH_H
 #define UFIO_PASSTHROUGH_H
 
+#include <ufio/migration.h>
 #include <ufio/server.h>
 
 #ifdef __cplusplus
@@ -89,6 +90,18 @@ UFIO_API int ufio_dev_set_dma_hooks(struct ufio_dev *dev, ufio_dma_map_fn map, u
 typedef void (*ufio_dirty_sync_fn)(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len,
                                    uint64_t page_size);
 UFIO_API int ufio_dev_set_dirty_sync(struct ufio_dev *dev, ufio_dirty_sync_fn fn, void *opaque);
+
+/*
+ * The hardware's own dirty tracking follows the client's: start runs when
+ * the client starts DMA dirty logging (after the library set up its log),
+ * with the page size and the client's DMA mappings at that moment; a
+ * negative errno refuses the start (the library drops its log again and the
+ * client gets the errno). Stop runs when logging ends (the client's stop,
+ * the client gone), with no ranges.
+ */
+typedef int (*ufio_dirty_log_fn)(struct ufio_dev *dev, void *opaque, bool start, uint64_t page_size,
+                                 const struct ufio_iova_range *ranges, uint32_t nranges);
+UFIO_API int ufio_dev_set_dirty_log(struct ufio_dev *dev, ufio_dirty_log_fn fn, void *opaque);
 
 /*
  * Commands the device has handled since it was created, all clients

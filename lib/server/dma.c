@@ -314,12 +314,20 @@ int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
     }
     t->log_pgsize = pgsize;
     t->logging = true;
-    return 0;
+    int err = pt_dirty_log(dev, true, pgsize);
+    if (err) {
+        /* the hardware cannot track: no log at all, and no stop for a start it refused */
+        t->log_pgsize = 0;
+        dma_log_stop(dev);
+    }
+    return err;
 }
 
 void dma_log_stop(struct ufio_dev *dev)
 {
     struct ufio_dma_table *t = &dev->dma;
+    if (t->logging && t->log_pgsize)
+        (void)pt_dirty_log(dev, false, t->log_pgsize);
     for (size_t i = 0; i < t->n; i++) {
         free(t->r[i].dirty);
         t->r[i].dirty = NULL;

@@ -29,6 +29,8 @@ struct ufio_passthrough {
     void *dma_opaque;
     ufio_dirty_sync_fn dirty_sync;
     void *dirty_opaque;
+    ufio_dirty_log_fn dirty_log;
+    void *dirty_log_opaque;
 };
 
 static struct ufio_passthrough *pt_get(struct ufio_dev *dev)
@@ -252,4 +254,33 @@ void pt_dirty_sync(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t p
 UFIO_API uint64_t ufio_dev_msg_count(struct ufio_dev *dev)
 {
     return dev->msgs_handled;
+}
+
+UFIO_API int ufio_dev_set_dirty_log(struct ufio_dev *dev, ufio_dirty_log_fn fn, void *opaque)
+{
+    if (dev->built)
+        return -EBUSY;
+    struct ufio_passthrough *pt = pt_get(dev);
+    if (!pt)
+        return -ENOMEM;
+    pt->dirty_log = fn;
+    pt->dirty_log_opaque = opaque;
+    return 0;
+}
+
+int pt_dirty_log(struct ufio_dev *dev, bool start, uint64_t pgsize)
+{
+    if (!dev->pt || !dev->pt->dirty_log)
+        return 0;
+    if (!start)
+        return dev->pt->dirty_log(dev, dev->pt->dirty_log_opaque, false, pgsize, NULL, 0);
+    const struct ufio_dma_table *t = &dev->dma;
+    struct ufio_iova_range *r = calloc(t->n ? t->n : 1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++)
+        r[i] = (struct ufio_iova_range){ t->r[i].iova, t->r[i].size };
+    int err = dev->pt->dirty_log(dev, dev->pt->dirty_log_opaque, true, pgsize, r, (uint32_t)t->n);
+    free(r);
+    return err;
 }

@@ -454,6 +454,8 @@ static int setup_migration(struct ufio_vfio_host *h, const struct ufio_vfio_host
     err = ufio_dev_setup_migration(h->dev, &ops, &h->mp);
     if (!err && h->mp.p.dirty_pages)
         err = ufio_dev_set_dirty_sync(h->dev, mp_dirty_sync, &h->mp);
+    if (!err && h->mp.p.dirty_log)
+        err = ufio_dev_set_dirty_log(h->dev, mp_dirty_log, &h->mp);
     if (err)
         return why_set(why, why_len, err, "migration: %s", strerror(-err));
     h->has_mig = true;

@@ -45,9 +45,10 @@ static int feature(struct mig_kernel *k, uint32_t flags, void *payload, size_t p
     memset(&u, 0, sizeof(u));
     u.f.argsz = (uint32_t)(sizeof(u.f) + plen);
     u.f.flags = flags;
-    memcpy(u.f.data, payload, plen);
+    if (plen)
+        memcpy(u.f.data, payload, plen);
     int err = k->ioctl(k->ctx, k->device_fd, VFIO_DEVICE_FEATURE, &u.f);
-    if (!err)
+    if (!err && plen)
         memcpy(payload, u.f.data, plen);
     return err;
 }
@@ -161,6 +162,26 @@ static int mk_dirty_pages(void *state, uint64_t iova, uint64_t len, uint64_t pag
     return feature(k, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof(r));
 }
 
+static int mk_dirty_log(void *state, bool start, uint64_t page_size, const uint64_t *ranges, uint32_t nranges)
+{
+    struct mig_kernel *k = state;
+    if (!start)
+        return feature(k, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0);
+    if (!nranges)
+        return 0; /* nothing mapped: nothing the device can write */
+    struct vfio_device_feature_dma_logging_range *r = calloc(nranges, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < nranges; i++)
+        r[i] = (struct vfio_device_feature_dma_logging_range){ .iova = ranges[2 * i], .length = ranges[2 * i + 1] };
+    struct vfio_device_feature_dma_logging_control c = {
+        .page_size = page_size, .num_ranges = nranges, .ranges = (uint64_t)(uintptr_t)r,
+    };
+    int err = feature(k, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &c, sizeof(c));
+    free(r);
+    return err;
+}
+
 static void mk_fini(void *state)
 {
     drop_data_fd(state);
@@ -177,6 +198,7 @@ static const struct ufio_migration_plugin mk_plugin = {
     .load = mk_load,
     .estimate = mk_estimate,
     .dirty_pages = mk_dirty_pages,
+    .dirty_log = mk_dirty_log,
 };
 
 const struct ufio_migration_plugin *mig_kernel_plugin(void)

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -148,6 +149,29 @@ void mp_dirty_sync(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t l
         iova += n;
         len -= n;
     }
+}
+
+int mp_dirty_log(struct ufio_dev *dev, void *opaque, bool start, uint64_t page_size,
+                 const struct ufio_iova_range *ranges, uint32_t nranges)
+{
+    struct mp_binding *b = opaque;
+    if (!b->p.dirty_log)
+        return 0;
+    uint64_t *flat = NULL;
+    if (start && nranges) {
+        flat = calloc(nranges, 2 * sizeof(uint64_t));
+        if (!flat)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < nranges; i++) {
+            flat[2 * i] = ranges[i].iova;
+            flat[2 * i + 1] = ranges[i].length;
+        }
+    }
+    int err = mp_errno(b->p.dirty_log(b->state, start, page_size, flat, start ? nranges : 0));
+    free(flat);
+    if (err && start)
+        UFIO_WARN(mp_name(b), "dirty logging refused: %s", strerror(-err));
+    return start ? err : 0;
 }
 
 int mp_load(struct mp_binding *b, const char *path, char *why, size_t why_len)

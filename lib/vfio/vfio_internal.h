@@ -52,6 +52,9 @@ int mp_load(struct mp_binding *b, const char *path, char *why, size_t why_len);
 void mp_unload(struct mp_binding *b);
 /* Calls the plugin's dirty_pages and marks what it reports (a dirty-sync hook). */
 void mp_dirty_sync(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len, uint64_t page_size);
+/* Tells the plugin the client started/stopped dirty logging (a dirty-log hook). */
+int mp_dirty_log(struct ufio_dev *dev, void *opaque, bool start, uint64_t page_size,
+                 const struct ufio_iova_range *ranges, uint32_t nranges);
 
 /* ---- VFIO migration v2 forwarding (mig_kernel.c) -------------------------- */
 

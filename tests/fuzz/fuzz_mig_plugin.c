@@ -89,6 +89,15 @@ static int f_dirty(void *s, uint64_t iova, uint64_t len, uint64_t page_size, uin
     return next() % 4 == 3 ? -EIO : 0;
 }
 
+static int f_dirty_log(void *s, bool start, uint64_t page_size, const uint64_t *ranges, uint32_t nranges)
+{
+    for (uint32_t i = 0; i < nranges; i++)
+        if (ranges[2 * i + 1] == 0)
+            abort(); /* the host never hands an empty range */
+    static const int r[] = { 0, 0, -EOPNOTSUPP, 3 };
+    return r[next() % 4];
+}
+
 static const struct ufio_migration_plugin fake = {
     .abi_version = UFIO_MP_ABI_VERSION,
     .size = sizeof(struct ufio_migration_plugin),
@@ -99,6 +108,7 @@ static const struct ufio_migration_plugin fake = {
     .load = f_load,
     .estimate = f_estimate,
     .dirty_pages = f_dirty,
+    .dirty_log = f_dirty_log,
 };
 
 /* ---- the device and its client connection -------------------------------------- */
@@ -124,7 +134,7 @@ static void setup(void)
     ufio_dev_get_limits(dev, &l);
     l.max_data_xfer_size = 65536;
     if (ufio_dev_set_limits(dev, &l) || ufio_dev_setup_migration(dev, &ops, &binding) ||
-        ufio_dev_set_dirty_sync(dev, mp_dirty_sync, &binding))
+        ufio_dev_set_dirty_sync(dev, mp_dirty_sync, &binding) || ufio_dev_set_dirty_log(dev, mp_dirty_log, &binding))
         abort();
     mfd = memfd_create("guest", MFD_CLOEXEC);
     if (mfd < 0 || ftruncate(mfd, GUEST_SIZE))

@@ -16,12 +16,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <ufio/client.h>
 #include <ufio/migration.h>
+#include <ufio/passthrough.h>
 #include <ufio/server.h>
 
 #include "vfio/vfio_internal.h"
@@ -39,6 +41,12 @@ struct fake {
     uint8_t got[8192];
     size_t got_len;
     int fd_closes;
+    /* dirty tracking */
+    int log_refuse;             /* errno for DMA_LOGGING_START, 0 = accept */
+    bool logging;
+    uint64_t log_pgsize, log_iova, log_len;
+    uint32_t log_nranges;
+    unsigned reports;
 };
 
 static int fake_ioctl(void *ctx, int fd, unsigned long req, void *arg)
@@ -55,6 +63,32 @@ static int fake_ioctl(void *ctx, int fd, unsigned long req, void *arg)
     if (index == UFIO_VFIO_FEATURE_MIG_DATA_SIZE && (df->flags & VFIO_DEVICE_FEATURE_GET)) {
         uint64_t n = sizeof(f->payload);
         memcpy(df->data, &n, 8);
+        return 0;
+    }
+    if (index == VFIO_DEVICE_FEATURE_DMA_LOGGING_START && (df->flags & VFIO_DEVICE_FEATURE_SET)) {
+        if (f->log_refuse)
+            return -f->log_refuse;
+        struct vfio_device_feature_dma_logging_control c;
+        memcpy(&c, df->data, sizeof(c));
+        const struct vfio_device_feature_dma_logging_range *r = (const void *)(uintptr_t)c.ranges;
+        f->log_pgsize = c.page_size;
+        f->log_nranges = c.num_ranges;
+        f->log_iova = r[0].iova;
+        f->log_len = r[0].length;
+        f->logging = true;
+        return 0;
+    }
+    if (index == VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP && (df->flags & VFIO_DEVICE_FEATURE_SET)) {
+        f->logging = false;
+        return 0;
+    }
+    if (index == VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT && (df->flags & VFIO_DEVICE_FEATURE_GET)) {
+        if (!f->logging)
+            return -EINVAL;
+        struct vfio_device_feature_dma_logging_report r;
+        memcpy(&r, df->data, sizeof(r));
+        f->reports++;
+        ((uint64_t *)(uintptr_t)r.bitmap)[0] |= 2; /* the device wrote the range's second page */
         return 0;
     }
     if (index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && (df->flags & VFIO_DEVICE_FEATURE_SET)) {
@@ -138,6 +172,8 @@ static void side_start(struct side *s, const char *tag)
     struct ufio_mig_ops ops;
     mp_mig_ops(&s->b, &ops);
     assert_int_equal(ufio_dev_setup_migration(s->dev, &ops, &s->b), 0);
+    assert_int_equal(ufio_dev_set_dirty_sync(s->dev, mp_dirty_sync, &s->b), 0);
+    assert_int_equal(ufio_dev_set_dirty_log(s->dev, mp_dirty_log, &s->b), 0);
     snprintf(s->path, sizeof(s->path), "/tmp/ufio-vfio-pci-unit-%s-%d.sock", tag, (int)getpid());
     assert_int_equal(ufio_dev_listen(s->dev, s->path), 0);
     assert_int_equal(pthread_create(&s->th, NULL, run, s), 0);
@@ -207,6 +243,44 @@ static void test_forwarding(void **st)
     assert_int_equal(src.fake.state, UFIO_MIG_RUNNING);
     side_stop(&src);
     side_stop(&dst);
+}
+
+/* DMA logging: START with the client's mappings, REPORT merged into ufio's log, STOP. */
+static void test_dirty_logging(void **st)
+{
+    static struct side s;
+    side_start(&s, "log");
+    int mfd = memfd_create("guest", 0);
+    assert_int_equal(ftruncate(mfd, 16 * 4096), 0);
+    void *local = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    assert_true(local != MAP_FAILED);
+    assert_int_equal(ufio_client_dma_map(s.c, 0x10000, 16 * 4096, UFIO_DMA_READ | UFIO_DMA_WRITE, local, mfd, 0), 0);
+
+    s.fake.log_refuse = EOPNOTSUPP;
+    assert_int_equal(ufio_client_dirty_log_start(s.c, 4096, NULL, 0), -EOPNOTSUPP);
+    uint64_t bm[1] = { 0 };
+    /* refused: no log on ufio's side either */
+    assert_int_equal(ufio_client_dirty_log_report(s.c, 0x10000, 16 * 4096, 4096, bm), -EINVAL);
+
+    s.fake.log_refuse = 0;
+    assert_int_equal(ufio_client_dirty_log_start(s.c, 4096, NULL, 0), 0);
+    assert_true(s.fake.logging);
+    assert_int_equal(s.fake.log_pgsize, 4096);
+    assert_int_equal(s.fake.log_nranges, 1);
+    assert_int_equal(s.fake.log_iova, 0x10000);
+    assert_int_equal(s.fake.log_len, 16 * 4096);
+    assert_int_equal(ufio_client_dirty_log_report(s.c, 0x10000, 16 * 4096, 4096, bm), 0);
+    assert_int_equal(s.fake.reports, 1);
+    assert_int_equal(bm[0], 2); /* what the hardware reported, and nothing else */
+    bm[0] = 0;
+    /* a report of the second half: the driver's page 1 of that range is page 9 of the mapping */
+    assert_int_equal(ufio_client_dirty_log_report(s.c, 0x10000 + 8 * 4096, 8 * 4096, 4096, bm), 0);
+    assert_int_equal(bm[0], 2);
+    assert_int_equal(ufio_client_dirty_log_stop(s.c), 0);
+    assert_false(s.fake.logging);
+    munmap(local, 16 * 4096);
+    close(mfd);
+    side_stop(&s);
 }
 
 static void test_probe_without_migration(void **st)
@@ -290,6 +364,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forwarding),
+        cmocka_unit_test(test_dirty_logging),
         cmocka_unit_test(test_probe_without_migration),
         cmocka_unit_test(test_binding_checks),
     };
