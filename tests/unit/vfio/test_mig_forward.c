@@ -360,13 +360,42 @@ static void test_binding_checks(void **st)
     assert_int_equal(ops.transition(NULL, &b, UFIO_MIG_RUNNING, UFIO_MIG_STOP), -EIO);
 }
 
-int main(void)
+/* Loading shared objects: the edu plugin, a file that is none, a library without the entry point. */
+static const char *edu_so, *lib_so;
+
+static void test_loading(void **st)
 {
+    if (!edu_so)
+        skip();
+    struct mp_binding b = { 0 };
+    char why[256];
+    assert_int_equal(mp_load(&b, edu_so, why, sizeof(why)), 0);
+    assert_string_equal(b.p.name, "edu");
+    assert_int_equal(b.p.flags, UFIO_MIG_F_STOP_COPY);
+    assert_non_null(b.p.init);
+    assert_null(b.p.dirty_pages);
+    /* its init refuses a device that is not an edu, before touching it */
+    struct ufio_mp_host h = { .abi_version = UFIO_MP_ABI_VERSION, .size = sizeof(h), .vendor_id = 0x8086,
+                              .device_id = 0x1234, .region_read = (void *)1, .region_write = (void *)1,
+                              .dma_alloc = (void *)1 };
+    void *state = NULL;
+    assert_int_equal(b.p.init(&h, &state), -ENODEV);
+    mp_unload(&b);
+    assert_int_equal(mp_load(&b, "/nonexistent/plugin.so", why, sizeof(why)), -ENOENT);
+    assert_int_equal(mp_load(&b, lib_so, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, UFIO_MIGRATION_PLUGIN_SYMBOL));
+}
+
+int main(int argc, char **argv)
+{
+    edu_so = argc > 1 ? argv[1] : NULL;
+    lib_so = argc > 2 ? argv[2] : NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forwarding),
         cmocka_unit_test(test_dirty_logging),
         cmocka_unit_test(test_probe_without_migration),
         cmocka_unit_test(test_binding_checks),
+        cmocka_unit_test(test_loading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
