@@ -511,6 +511,10 @@ static int run_test(char **argv)
     check_factorial(&e1);
     check_dma(&e1, 1, "edu1");
     check_bad_dma(&e1);
+    /* DEVICE_RESET is VFIO_DEVICE_RESET: the guest kernel has no reset method for an edu on
+     * the root bus, and its errno is the client's */
+    int rerr = ufio_client_reset(e1.c);
+    check(rerr == -ENOTTY, "reset-is-the-kernels", "DEVICE_RESET: %d (%s)", rerr, strerror(-rerr));
     check_migration(&e1, &e2, argv[6]);
     if (e1.c)
         edu_detach(&e1); /* one client at a time: the raw connection is next */
