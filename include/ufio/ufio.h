@@ -42,6 +42,20 @@ extern "C" {
 UFIO_API unsigned ufio_version(void);
 UFIO_API const char *ufio_version_string(void);
 
+/*
+ * Marks a callback parameter the device does not use, so -Wextra
+ * (-Wunused-parameter) stays quiet without a (void) cast per parameter.
+ * It goes before the parameter:
+ *     static int my_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque);
+ * Callbacks keep their full signatures on purpose: a device that needs the
+ * device handle or the region index later need not change its prototype.
+ */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define UFIO_UNUSED [[maybe_unused]]
+#else
+#define UFIO_UNUSED __attribute__((unused))
+#endif
+
 /* vfio PCI region indices */
 enum ufio_pci_region {
     UFIO_PCI_BAR0_REGION = 0,

@@ -94,6 +94,8 @@ UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts
     err = c->path ? ufio_sock_connect(path, c->opts.timeout_ms, &fd) : -ENOMEM;
     if (!err)
         err = cl_negotiate(c, fd);
+    if (!err)
+        err = cl_identity_read(c, &c->ident);
     if (err) {
         ufio_client_destroy(c);
         return err;
@@ -136,6 +138,7 @@ UFIO_API void ufio_client_destroy(struct ufio_client *c)
     }
     free(c->post);
     free(c->path);
+    cl_identity_free(&c->ident);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->send_lock);
     pthread_mutex_destroy(&c->post_lock);
@@ -745,6 +748,22 @@ UFIO_API int ufio_client_reconnect(struct ufio_client *c, int timeout_ms)
     pthread_mutex_unlock(&c->lock);
     if (err)
         return err;
+    /* another device at the path gets none of the guest's memory or eventfds */
+    struct cl_identity now;
+    err = cl_identity_read(c, &now);
+    char why[512];
+    if (!err && (err = cl_identity_compare(&c->ident, &now, why, sizeof(why))) != 0)
+        UFIO_WARN("client", "reconnect to %s refused: not the device attached before: %s", c->path, why);
+    cl_identity_free(&now);
+    if (err) {
+        pthread_mutex_lock(&c->lock);
+        cl_disconnect(c);
+        while (c->reader_active)
+            pthread_cond_wait(&c->cond, &c->lock);
+        close_conns(c);
+        pthread_mutex_unlock(&c->lock);
+        return err;
+    }
     /* restore the mappings and eventfds the device had from us */
     pthread_mutex_lock(&c->lock);
     size_t nd = c->ndma;

@@ -5,6 +5,7 @@
  * argsz, flags, overflow) -> the handler's device-specific checks.
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -301,7 +302,7 @@ static int h_reset(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *
     irq_reset(dev);
     dev_mig_reset(dev);
     if (dev->ops.reset)
-        return dev->ops.reset(dev, dev->opaque);
+        return dev_cb_result(dev->name, "reset", dev->ops.reset(dev, dev->opaque), 0);
     return 0;
 }
 

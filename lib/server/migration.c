@@ -4,6 +4,7 @@
  * and ufio's extensions (precopy info, compatibility descriptor).
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -313,13 +314,14 @@ static int resume_finish(struct ufio_dev *dev)
     size_t off = 0;
     for (size_t i = 0; i < m->rx.nrec; i++) {
         size_t n = m->rx.rec_len[i];
-        int err = m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec);
+        int err = dev_cb_result(dev->name, "migration load",
+                                m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec), 0);
         if (err)
             return err;
         off += n;
     }
     if (m->rx.nrec == 0) {
-        int err = m->ops.load(dev, m->opaque, NULL, 0, true);
+        int err = dev_cb_result(dev->name, "migration load", m->ops.load(dev, m->opaque, NULL, 0, true), 0);
         if (err)
             return err;
     }
@@ -347,7 +349,7 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
         }
     }
     if (m->ops.transition) {
-        err = m->ops.transition(dev, m->opaque, from, to);
+        err = dev_cb_result(dev->name, "migration transition", m->ops.transition(dev, m->opaque, from, to), 0);
         if (err)
             return err;
     }
