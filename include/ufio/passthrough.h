@@ -104,6 +104,13 @@ typedef int (*ufio_dirty_log_fn)(struct ufio_dev *dev, void *opaque, bool start,
 UFIO_API int ufio_dev_set_dirty_log(struct ufio_dev *dev, ufio_dirty_log_fn fn, void *opaque);
 
 /*
+ * Whether DEVICE_GET_INFO advertises a reset (VFIO_DEVICE_FLAGS_RESET); the
+ * default is yes. Hardware that cannot be reset says no, so a VMM does not
+ * count on one (DEVICE_RESET still reaches ops->reset and its errno).
+ */
+UFIO_API int ufio_dev_set_resettable(struct ufio_dev *dev, bool resettable);
+
+/*
  * Commands the device has handled since it was created, all clients
  * together: what proves that accesses through an mmap area (or interrupts
  * delivered by the kernel) reach no server at all.

@@ -203,5 +203,6 @@ int pt_dma_map(struct ufio_dev *dev, const struct ufio_dma_region *r);
 void pt_dma_unmap(struct ufio_dev *dev, const struct ufio_dma_region *r);
 void pt_dirty_sync(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize);
 int pt_dirty_log(struct ufio_dev *dev, bool start, uint64_t pgsize);
+bool pt_resettable(const struct ufio_dev *dev);
 
 #endif

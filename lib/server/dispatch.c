@@ -124,7 +124,7 @@ static int h_get_info(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_repl
         return err;
     struct ufio_device_info out = {
         .argsz = 16,
-        .flags = VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI,
+        .flags = (pt_resettable(dev) ? VFIO_DEVICE_FLAGS_RESET : 0) | VFIO_DEVICE_FLAGS_PCI,
         .num_regions = UFIO_PCI_NUM_REGIONS,
         .num_irqs = UFIO_IRQ_NUM,
     };

@@ -31,6 +31,7 @@ struct ufio_passthrough {
     void *dirty_opaque;
     ufio_dirty_log_fn dirty_log;
     void *dirty_log_opaque;
+    bool no_reset;
 };
 
 static struct ufio_passthrough *pt_get(struct ufio_dev *dev)
@@ -283,4 +284,20 @@ int pt_dirty_log(struct ufio_dev *dev, bool start, uint64_t pgsize)
     int err = dev->pt->dirty_log(dev, dev->pt->dirty_log_opaque, true, pgsize, r, (uint32_t)t->n);
     free(r);
     return err;
+}
+
+UFIO_API int ufio_dev_set_resettable(struct ufio_dev *dev, bool resettable)
+{
+    if (dev->built)
+        return -EBUSY;
+    struct ufio_passthrough *pt = pt_get(dev);
+    if (!pt)
+        return -ENOMEM;
+    pt->no_reset = !resettable;
+    return 0;
+}
+
+bool pt_resettable(const struct ufio_dev *dev)
+{
+    return !dev->pt || !dev->pt->no_reset;
 }

@@ -516,6 +516,10 @@ UFIO_API int ufio_vfio_host_open(const char *bdf, const char *name, const struct
     }
     if ((err = setup_regions(h, o.no_mmap, why, why_len)) || (err = setup_irqs(h, why, why_len)))
         goto fail;
+    if ((err = ufio_dev_set_resettable(h->dev, h->info.flags & VFIO_DEVICE_FLAGS_RESET))) {
+        why_set(why, why_len, err, "reset flag: %s", strerror(-err));
+        goto fail;
+    }
     if ((err = ufio_dev_set_dma_hooks(h->dev, dma_map_fn, dma_unmap_fn, h))) {
         why_set(why, why_len, err, "DMA hooks: %s", strerror(-err));
         goto fail;

@@ -144,6 +144,7 @@ static int setup(void **st)
                                               irq_fn, NULL), 0);
     assert_int_equal(ufio_dev_set_dma_hooks(dev, map_fn, NULL, NULL), -EINVAL);
     assert_int_equal(ufio_dev_set_dma_hooks(dev, map_fn, unmap_fn, NULL), 0);
+    assert_int_equal(ufio_dev_set_resettable(dev, false), 0);
     dma.refuse_iova = 0x200000;
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -190,6 +191,14 @@ static void test_mmap_on_device_fd(void **st)
     assert_int_equal(r[1], 0x55);
     assert_int_equal(bar_calls, before + 1);
     munmap(p, 2 * PG);
+}
+
+static void test_no_reset_advertised(void **st)
+{
+    struct ufio_client_device_info di = { .size = sizeof(di) };
+    assert_int_equal(ufio_client_device_info(c, &di), 0);
+    assert_int_equal(di.flags & 1, 0); /* VFIO_DEVICE_FLAGS_RESET */
+    assert_int_equal(di.flags & 2, 2); /* still PCI */
 }
 
 static void test_config_forwarded(void **st)
@@ -273,6 +282,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mmap_on_device_fd),
+        cmocka_unit_test(test_no_reset_advertised),
         cmocka_unit_test(test_config_forwarded),
         cmocka_unit_test(test_irq_forwarded),
         cmocka_unit_test(test_dma_hooks),

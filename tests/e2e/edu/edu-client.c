@@ -513,8 +513,11 @@ static int run_test(char **argv)
     check_bad_dma(&e1);
     /* DEVICE_RESET is VFIO_DEVICE_RESET: the guest kernel has no reset method for an edu on
      * the root bus, and its errno is the client's */
+    struct ufio_client_device_info di = { .size = sizeof(di) };
+    int ierr = ufio_client_device_info(e1.c, &di);
     int rerr = ufio_client_reset(e1.c);
-    check(rerr == -ENOTTY, "reset-is-the-kernels", "DEVICE_RESET: %d (%s)", rerr, strerror(-rerr));
+    check(!ierr && !(di.flags & 1) && rerr == -ENOTTY, "reset-is-the-kernels",
+          "GET_INFO flags %#x (no reset advertised), DEVICE_RESET: %d (%s)", di.flags, rerr, strerror(-rerr));
     check_migration(&e1, &e2, argv[6]);
     if (e1.c)
         edu_detach(&e1); /* one client at a time: the raw connection is next */
