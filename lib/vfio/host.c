@@ -26,6 +26,8 @@
 #include "common/log.h"
 
 #define HOST_MAX_SCRATCH (16u << 20)
+/* REGION_INFO with its capability chain (sparse areas, types) */
+#define REGION_INFO_BUF 4096u
 
 struct host_region {
     uint64_t size, offset;  /* in the device fd */
@@ -156,9 +158,13 @@ static int add_areas(struct ufio_vfio_host *h, unsigned index, const struct vfio
     long pg = sysconf(_SC_PAGESIZE);
     if (!(ri->flags & VFIO_REGION_INFO_FLAG_MMAP))
         return 0;
-    if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS) || !ri->cap_offset)
+    if (!(ri->flags & VFIO_REGION_INFO_FLAG_CAPS))
         return ri->size % (uint64_t)pg ? 0 : ufio_dev_add_mmap_area_fd(h->dev, index, 0, ri->size, h->device,
                                                                         ri->offset);
+    if (!ri->cap_offset)
+        return 0; /* capabilities that did not fit: no mmap rather than a guess at the areas */
+    if (argsz > REGION_INFO_BUF)
+        return 0; /* the same: the chain was cut */
     /* walk the capability chain, bounded by argsz and a hop count */
     const uint8_t *base = (const uint8_t *)ri;
     uint32_t off = ri->cap_offset;
@@ -204,7 +210,7 @@ static int setup_regions(struct ufio_vfio_host *h, bool no_mmap, char *why, size
     for (unsigned i = 0; i < VFIO_PCI_NUM_REGIONS && i < h->info.num_regions; i++) {
         union {
             struct vfio_region_info ri;
-            uint8_t raw[4096];
+            uint8_t raw[REGION_INFO_BUF];
         } u;
         memset(&u, 0, sizeof(u));
         u.ri.argsz = sizeof(u);
@@ -214,7 +220,7 @@ static int setup_regions(struct ufio_vfio_host *h, bool no_mmap, char *why, size
                 continue; /* no such region on this device */
             return why_set(why, why_len, -errno, "region %u info: %s", i, strerror(errno));
         }
-        size_t argsz = u.ri.argsz < sizeof(u) ? u.ri.argsz : sizeof(u);
+        size_t argsz = u.ri.argsz; /* above sizeof(u): the kernel had more to say than fitted */
         h->regions[i] = (struct host_region){ .size = u.ri.size, .offset = u.ri.offset, .flags = u.ri.flags };
         if (!u.ri.size || i == VFIO_PCI_CONFIG_REGION_INDEX || i == VFIO_PCI_VGA_REGION_INDEX)
             continue;
