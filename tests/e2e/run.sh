@@ -2,10 +2,13 @@
 # Real-guest end-to-end test: a Linux guest in QEMU (Debian sid, TCG) drives
 # the ufio sample device through QEMU's vfio-user-pci, and reports one line
 # per check on its serial console. With --virtio-blk the guest's own virtio
-# drivers run ufio-virtio-blk instead (three boots, see docs/e2e.md).
+# drivers run ufio-virtio-blk instead (three boots, see docs/e2e.md). With
+# --vfio-pci the guest itself runs ufio-vfio-pci in front of two QEMU edu
+# devices bound to vfio-pci, and ufio's client drives and migrates them
+# (docs/vfio-pci.md).
 #
 #   tests/e2e/run.sh [--build DIR] [--server CMD] [--no-device] [--no-viommu]
-#                    [--virtio-blk] [--disk-mib N] [--timeout S] [--keep] [--trace]
+#                    [--virtio-blk | --vfio-pci] [--disk-mib N] [--timeout S] [--keep] [--trace]
 #
 #   --build DIR    meson build directory (default: ./build, set up and built if needed)
 #   --server CMD   device server command; "--socket-path=SOCK" is appended
@@ -14,6 +17,10 @@
 #   --virtio-blk   the virtio-blk test: write + read back, a second boot reads the
 #                  first boot's data, the host compares the backing file, and the
 #                  same guest runs on QEMU's built-in virtio-blk for comparison
+#   --vfio-pci     ufio-vfio-pci inside the guest serving two edu devices through the
+#                  guest's VFIO (emulated Intel IOMMU): registers, MSI, DMA, mmap'd BAR
+#                  with no messages, migration edu #1 -> #2 through the edu plugin, bad
+#                  input; then a benchmark (mmap vs REGION_READ, interrupt latency)
 #   --disk-mib N   size of the virtio-blk backing file (default 32, at least 24)
 #   --no-device    boot without the device (checks the boot/verdict/teardown path;
 #                  the guest then reports FAIL "device not found")
@@ -42,9 +49,10 @@ TRACE=0
 VIOMMU=1
 SKIP_UNPREPARED=0
 VBLK=0
+VFIOPCI=0
 DISK_MIB=32
 
-usage() { sed -n '2,34s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,42s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --build) BUILD=$2; shift ;;
@@ -54,6 +62,7 @@ while [ $# -gt 0 ]; do
         --no-device) DEVICE=0 ;;
         --no-viommu) VIOMMU=0 ;;
         --virtio-blk) VBLK=1 ;;
+        --vfio-pci) VFIOPCI=1 ;;
         --disk-mib) DISK_MIB=$2; shift ;;
         --disk-mib=*) DISK_MIB=${1#*=} ;;
         --timeout) TIMEOUT=$2; shift ;;
@@ -67,6 +76,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+[ "$VBLK" = 0 ] || [ "$VFIOPCI" = 0 ] || { echo "run.sh: --virtio-blk and --vfio-pci exclude each other" >&2; exit 2; }
 if [ "$VBLK" = 1 ]; then
     case $DISK_MIB in ''|*[!0-9]*) echo "run.sh: bad --disk-mib '$DISK_MIB'" >&2; exit 2 ;; esac
     [ "$DISK_MIB" -ge 24 ] || { echo "run.sh: --disk-mib must be at least 24" >&2; exit 2; }
@@ -141,7 +151,17 @@ fi
 # 2. What we build: the device server and the static guest program.
 SERVER_BIN=ufio-sample
 [ "$VBLK" = 0 ] || SERVER_BIN=ufio-virtio-blk
-if [ "$DEVICE" = 1 ] && [ -z "$SERVER" ]; then
+if [ "$VFIOPCI" = 1 ]; then
+    # everything runs in the guest: the server, the plugin and the client
+    if [ ! -f "$BUILD/build.ninja" ]; then
+        meson setup "$BUILD" "$SRC" >"$WORK/build.log" 2>&1 ||
+            { tail -n 30 "$WORK/build.log" >&2; fail_early "meson setup $BUILD failed"; }
+    fi
+    ninja -C "$BUILD" tools/ufio-vfio-pci plugins/ufio-edu-migration.so tests/e2e/ufio-e2e-edu-client \
+        >>"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; fail_early "building the vfio-pci programs failed"; }
+    UFIO_E2E_EXTRA="$BUILD/tools/ufio-vfio-pci $BUILD/plugins/ufio-edu-migration.so $BUILD/tests/e2e/ufio-e2e-edu-client"
+    export UFIO_E2E_EXTRA
+elif [ "$DEVICE" = 1 ] && [ -z "$SERVER" ]; then
     if [ ! -f "$BUILD/build.ninja" ]; then
         meson setup "$BUILD" "$SRC" >"$WORK/build.log" 2>&1 ||
             { tail -n 30 "$WORK/build.log" >&2; fail_early "meson setup $BUILD failed"; }
@@ -353,8 +373,23 @@ run_virtio_blk() {
     fi
 }
 
+# Two edu devices on the root bus (one IOMMU group each) behind the emulated
+# Intel IOMMU, which gives the guest's vfio-pci DMA remapping and interrupt
+# remapping; ufio-vfio-pci serves them inside the guest.
+run_vfio_pci() {
+    LOGTAG=-vfio-pci
+    boot "intel_iommu=on ufio.args=edu" -device intel-iommu,intremap=on \
+        -device edu,id=edu1 -device edu,id=edu2
+    sed -n 's/^UFIO-E2E: # bench \(.*\)/e2e: bench (guest, TCG): \1/p' "$WORK/serial$LOGTAG.txt" >&2
+    if [ "$BOOT_OK" = 1 ]; then
+        log "guest verdict: PASS"
+    fi
+}
+
 if [ "$VBLK" = 1 ]; then
     run_virtio_blk
+elif [ "$VFIOPCI" = 1 ]; then
+    run_vfio_pci
 else
     run_sample
 fi
