@@ -165,6 +165,8 @@ int main(int argc, char **argv)
     if (!err)
         err = build(dev, &vb);
     if (!err)
+        err = vblk_setup_migration(dev, &vb);
+    if (!err)
         err = ufio_dev_set_poll_budget(dev, (unsigned)poll_us);
     if (err) {
         fprintf(stderr, PROG ": cannot build the device: %s\n", strerror(-err));
