@@ -190,7 +190,9 @@ UFIO_API int ufio_migrate(const struct ufio_migrate_opts *o, struct ufio_migrate
     memset(r, 0, sizeof(*r));
     double t0 = now_ms();
     struct ctx x = { .o = o, .r = r };
-    struct ufio_client_opts co = { .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000 };
+    /* a controller, through the management socket when there is one: the VMM may hold the device */
+    struct ufio_client_opts co = { .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000,
+                                   .role = UFIO_ROLE_CONTROLLER_REQ };
     int err = ufio_client_connect(o->src_path, &co, &x.src);
     if (err) {
         snprintf(r->error, sizeof(r->error), "source %s: %s", o->src_path, strerror(-err));

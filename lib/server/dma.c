@@ -1,5 +1,5 @@
 /*
- * The client's DMA mappings: a sorted table of non-overlapping ranges, each
+ * The owner's DMA mappings: a sorted table of non-overlapping ranges, each
  * either mmap'd from the fd the client passed or served by DMA_READ/DMA_WRITE
  * messages; bounds-checked translation; dirty-page logging of device writes.
  */
@@ -204,8 +204,10 @@ static int dma_msg(struct ufio_dev *dev, bool write, uint64_t iova, void *buf, u
     struct iovec iov[2] = { { head, (size_t)hl }, { buf, (size_t)n } };
     struct ufio_msg reply;
     /* a DMA_READ reply's data is received straight into buf */
-    int err = dev_send_request(dev, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, iov,
-                               write ? 2 : 1, write ? NULL : buf, (size_t)n, &reply);
+    if (!dev->request)
+        return -ENOTCONN;
+    int err = dev->request(dev->request_opaque, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, iov,
+                           write ? 2 : 1, write ? NULL : buf, (size_t)n, &reply);
     if (err)
         return err;
     if (reply.hdr.flags & VFIO_USER_F_ERROR) {
@@ -228,10 +230,10 @@ static int dma_msg(struct ufio_dev *dev, bool write, uint64_t iova, void *buf, u
 
 static int dma_rw(struct ufio_dev *dev, uint64_t iova, uint8_t *buf, size_t len, bool write)
 {
-    if (!dev->connected)
-        return -ENOTCONN;
+    if (!dev->request)
+        return -ENOTCONN; /* no owner: nobody's memory to reach */
     uint32_t need = write ? VFIO_USER_F_DMA_REGION_WRITE : VFIO_USER_F_DMA_REGION_READ;
-    uint64_t xfer = dev->peer.max_data_xfer_size;
+    uint64_t xfer = dev->peer_xfer;
     if (xfer > dev->lim.max_data_xfer_size)
         xfer = dev->lim.max_data_xfer_size;
     /* check the whole range first so a failure leaves nothing half-done */
