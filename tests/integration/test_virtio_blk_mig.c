@@ -5,14 +5,17 @@
  * destination without a new notify; data checked against a model of the disk
  * and the file itself, device state (features, status, queue layout,
  * vectors, MSI-X enable) read back on both ends, interrupts arriving from the
- * destination on the same eventfd. Incompatible destinations and damaged
- * device records are refused and the source goes on.
+ * destination on the same eventfd. The same with ufio-migrate as the
+ * migration controller on the management sockets while the driver keeps
+ * the source busy. Incompatible destinations and damaged device records are
+ * refused and the source goes on.
  *
  * The driver here keeps many requests in flight (one slot of three
  * descriptors each) and owns the "guest memory" (a memfd both servers map),
  * as a VMM that migrates its device does over its own connection.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +36,7 @@
 #include "harness.h"
 #include "proto/mig_stream.h"
 
-static const char *server_bin;
+static const char *server_bin, *migrate_bin;
 
 /* virtio 1.x facts (from the specification) */
 #define S_ACK 1
@@ -491,15 +494,23 @@ static void test_busy_migration(void **st)
     assert_int_equal(get64(sb.common + C_QDEVICE), MEM_IOVA + USED_OFF);
     assert_int_equal(get32(sb.common + C_GF), 1); /* gfselect 1: VERSION_1 */
 
+    /* (within a queue of where it stopped) the stopped source never touches the rings again: not on a notify, nor
+     * when its driver leaves (the device then runs again, without the memory) */
+    uint16_t end = used_idx();
+    publish(0, 1, true);
+    notify(&a);
+    assert_int_equal(used_idx(), end);
+    side_stop(&a);
+    assert_int_equal(used_idx(), end);
+    notify(&b);
+    assert_int_equal(reap(), 1);
+
     /* the I/O goes on at the destination, from where the source left the rings */
     for (int i = 0; i < 8; i++)
         burst(&b, SLOTS);
     verify_disk(&b);
-    /* the stopped source never touches the rings again */
-    uint16_t end = used_idx();
-    notify(&a);
-    assert_int_equal(used_idx(), end);
-    side_stop(&a);
+    burst(&b, SLOTS);
+    verify_disk(&b);
     side_stop(&b);
 }
 
@@ -656,17 +667,101 @@ static void test_damaged_record_refused(void **st)
     side_stop(&b);
 }
 
+
+/* ufio-migrate moves the device while the driver keeps the source busy: the
+ * driver's notify during STOP_COPY waits (held) and is answered once the
+ * migration is over; the destination has served what was published by then;
+ * the rest is served after a notify to the destination. */
+static void test_tool_migrates_busy_device(void **st)
+{
+    if (!migrate_bin)
+        skip();
+    struct side a, b;
+    side_start(&a, disk, NULL);
+    side_start(&b, disk, NULL);
+    bring_up(&a);
+    for (int i = 0; i < 4; i++)
+        burst(&a, SLOTS);
+    struct snap sa, sb;
+    snapshot(&a, &sa);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        execl(migrate_bin, migrate_bin, "--from", a.srv.path, "--to", b.srv.path, "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    /* busy until a burst is not (wholly) served by the source, or the tool is done */
+    unsigned bursts = 0, pending = 0;
+    int status = 0;
+    bool exited = false;
+    for (;;) {
+        for (unsigned i = 0; i < SLOTS; i++)
+            publish(i, (uint32_t)((g.seq * 5 + i * 17) % BLOCKS), i % 4 != 3);
+        notify(&a);
+        unsigned got = reap();
+        bursts++;
+        if (got < SLOTS) {
+            pending = SLOTS - got;
+            break;
+        }
+        uint64_t v;
+        while (read(g.irq[1], &v, 8) == 8)
+            ;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            exited = true;
+            break;
+        }
+    }
+    if (!exited)
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(bursts >= 1);
+    /* the source rests stopped; the destination runs */
+    assert_int_equal(mig_state(&a), UFIO_MIG_STOP);
+    assert_int_equal(mig_state(&b), UFIO_MIG_RUNNING);
+    if (pending) {
+        notify(&b);
+        assert_int_equal(reap(), pending);
+    }
+    /* from outside: an observer sees the destination's config space with MSI-X on */
+    struct ufio_client_opts o = { .role = UFIO_ROLE_OBSERVER_REQ };
+    struct ufio_client *obs = NULL;
+    assert_int_equal(ufio_client_connect(b.srv.path, &o, &obs), 0);
+    uint8_t cfg_a[256], cfg_b[256];
+    assert_int_equal(ufio_client_region_read(obs, UFIO_PCI_CONFIG_REGION, 0, cfg_b, sizeof(cfg_b)), 0);
+    assert_int_equal(ufio_client_region_read(a.c, UFIO_PCI_CONFIG_REGION, 0, cfg_a, sizeof(cfg_a)), 0);
+    assert_memory_equal(cfg_a, cfg_b, sizeof(cfg_a));
+    unsigned ost;
+    assert_int_equal(ufio_client_mig_get_state(obs, &ost), 0);
+    assert_int_equal(ost, UFIO_MIG_RUNNING);
+    ufio_client_destroy(obs);
+    snapshot(&b, &sb);
+    assert_memory_equal(sa.common + C_MSIX, sb.common + C_MSIX, C_END - C_MSIX);
+    assert_int_equal(sa.msix_ctl, sb.msix_ctl);
+    for (int i = 0; i < 4; i++)
+        burst(&b, SLOTS);
+    verify_disk(&b);
+    side_stop(&a);
+    side_stop(&b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s UFIO_VIRTIO_BLK_BINARY\n", argv[0]);
+        fprintf(stderr, "usage: %s UFIO_VIRTIO_BLK_BINARY [UFIO_MIGRATE_BINARY]\n", argv[0]);
         return 2;
     }
     server_bin = argv[1];
+    migrate_bin = argc > 2 ? argv[2] : NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_busy_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incompatible_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tool_migrates_busy_device, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
