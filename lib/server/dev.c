@@ -121,7 +121,6 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
         free(ss);
     }
     dma_unmap_all(dev);
-    free(dev->dma.r);
     dev_mig_free(dev);
     free(dev->compat_json);
     irq_free_all(dev);

@@ -72,9 +72,11 @@ struct ufio_dma_region {
     uint64_t *dirty;        /* dirty bitmap at log_pgsize, when logging */
 };
 
+struct dma_node;                /* server/dma_tree.c */
+
 struct ufio_dma_table {
-    struct ufio_dma_region *r;  /* sorted by iova, non-overlapping */
-    size_t n, cap;
+    struct dma_node *root;      /* AVL tree by iova, ranges do not overlap */
+    size_t n;
     bool logging;
     uint64_t log_pgsize;
 };
@@ -146,6 +148,20 @@ void irq_cfg_written(struct ufio_dev *dev, uint32_t off, uint32_t len);
 bool msix_claims(struct ufio_dev *dev, unsigned bar, uint64_t off, uint64_t *extent);
 int msix_access(struct ufio_dev *dev, unsigned bar, uint64_t off, void *buf, uint32_t len, bool is_write);
 void irq_free_all(struct ufio_dev *dev);
+
+/* dma_tree.c: O(log n) map, unmap, lookup */
+/* The region holding iova, else the first one above it, else NULL. */
+struct ufio_dma_region *dma_tree_lower_bound(const struct ufio_dma_table *t, uint64_t iova);
+int dma_tree_insert(struct ufio_dma_table *t, const struct ufio_dma_region *r);
+/* r must be in t; it is freed. */
+void dma_tree_remove(struct ufio_dma_table *t, struct ufio_dma_region *r);
+/* Calls fn on every region meeting [from, to), in iova order, until it returns false. */
+void dma_tree_walk(const struct ufio_dma_table *t, uint64_t from, uint64_t to,
+                   bool (*fn)(struct ufio_dma_region *r, void *opaque), void *opaque);
+/* For tests: the tree's height (0 when empty). */
+int dma_tree_height(const struct ufio_dma_table *t);
+/* Calls fn on every region, then frees them all. */
+void dma_tree_clear(struct ufio_dma_table *t, void (*fn)(struct ufio_dma_region *r, void *opaque), void *opaque);
 
 /* dma.c */
 int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd);
