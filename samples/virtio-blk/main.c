@@ -75,7 +75,9 @@ static void usage(FILE *f)
             UFIO_SERVE_USAGE
             "  -v, --verbose       log driver activity and protocol errors to stderr\n"
             "  -h, --help          this text\n"
-            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
+            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n"
+            "Migrates (STOP_COPY and PRE_COPY; the backing file must be the destination's too):\n"
+            "see docs/virtio-blk.md \"Migration\".\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
