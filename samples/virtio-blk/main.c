@@ -75,7 +75,9 @@ static void usage(FILE *f)
             UFIO_SERVE_USAGE
             "  -v, --verbose       log driver activity and protocol errors to stderr\n"
             "  -h, --help          this text\n"
-            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
+            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n"
+            "Migrates (STOP_COPY and PRE_COPY; the backing file must be the destination's too):\n"
+            "see docs/virtio-blk.md \"Migration\".\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -180,6 +182,8 @@ int main(int argc, char **argv)
     err = ufio_dev_create(PROG, &ids, &ops, &vb, &dev);
     if (!err)
         err = build(dev, &vb);
+    if (!err)
+        err = vblk_setup_migration(dev, &vb);
     if (!err)
         err = ufio_dev_set_poll_budget(dev, (unsigned)poll_us);
     if (!err)
