@@ -103,7 +103,7 @@ static void rig_stop(struct rig *r)
 static void test_callback_returns(UFIO_UNUSED void **st)
 {
     static const struct ufio_pci_ids ids = { 0x5546, 0x00a1, 0x5546, 0x00a1, 0xff0000, 1 };
-    const struct ufio_dev_ops ops = { .reset = reset_cb };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .reset = reset_cb };
     struct rig r;
     assert_int_equal(ufio_dev_create("api", &ids, &ops, NULL, &r.dev), 0);
     assert_int_equal(ufio_dev_add_bar(r.dev, 0, 4096, UFIO_BAR_MEM32, bar0, NULL), 0);
@@ -236,9 +236,9 @@ static void test_msix_helper_new_bar(UFIO_UNUSED void **st)
     assert_int_equal(t, 0);
     assert_int_equal(p, 300 * 16);
     rig_start(&r);
-    struct ufio_client_region_info ri;
+    struct ufio_client_region_info ri = { .size = sizeof(ri) };
     assert_int_equal(ufio_client_region_info(r.c, 4, &ri), 0);
-    assert_int_equal(ri.size, 8192); /* 4800 + 40 bytes: the next power of two */
+    assert_int_equal(ri.region_size, 8192); /* 4800 + 40 bytes: the next power of two */
     assert_int_equal(ri.flags & 3, 3);
     assert_int_equal(cfg32(r.c, (uint64_t)cap + 8), (300 * 16) | 4);
     /* the BAR register sizes as a 32-bit memory BAR of 8 KiB */

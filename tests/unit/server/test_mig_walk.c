@@ -49,7 +49,7 @@ static struct ufio_dev *make(uint64_t flags)
     static const struct ufio_pci_ids ids = { 0x5546, 0x0a1c, 0x5546, 0x0a1c, 0xff0000, 1 };
     struct ufio_dev *dev;
     assert_int_equal(ufio_dev_create("walk", &ids, NULL, NULL, &dev), 0);
-    const struct ufio_mig_ops ops = { .flags = flags, .transition = transition, .save = save, .load = load };
+    const struct ufio_mig_ops ops = { .size = sizeof(ops), .flags = flags, .transition = transition, .save = save, .load = load };
     assert_int_equal(ufio_dev_setup_migration(dev, &ops, NULL), 0);
     return dev;
 }
@@ -191,7 +191,7 @@ static void test_transition_return_convention(void **st)
     static const struct ufio_pci_ids ids = { 0x5546, 0x0a1d, 0x5546, 0x0a1d, 0xff0000, 1 };
     struct ufio_dev *dev;
     assert_int_equal(ufio_dev_create("walk2", &ids, NULL, NULL, &dev), 0);
-    const struct ufio_mig_ops ops = { .flags = UFIO_MIG_F_STOP_COPY, .transition = positive, .save = save,
+    const struct ufio_mig_ops ops = { .size = sizeof(ops), .flags = UFIO_MIG_F_STOP_COPY, .transition = positive, .save = save,
                                       .load = load };
     assert_int_equal(ufio_dev_setup_migration(dev, &ops, NULL), 0);
     assert_int_equal(set_state(dev, UFIO_MIG_STOP), -EIO);
