@@ -75,7 +75,7 @@ static int dma(uint64_t src, uint64_t dst, const uint8_t *src_mem, const uint8_t
 
 static int run(const char *path)
 {
-    struct ufio_client_opts o = { .timeout_ms = 2000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 2000 };
     int e = ufio_client_connect(path, &o, &c);
     CHECK(!e, "%s", strerror(-e));
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
