@@ -6,8 +6,11 @@
 # Returns 1 if the server exited, or said nothing in time, first.
 srv_up() {
     local fifo line ok=1 fd
-    fifo=$(mktemp -u "${TMPDIR:-/tmp}/ufio-ready.XXXXXX") || return 1
-    mkfifo "$fifo" || return 1
+    # (no mktemp: the tests run under valgrind --trace-children, and mktemp -u leaks)
+    local tries=0
+    until fifo="${TMPDIR:-/tmp}/ufio-ready.$$.$RANDOM$RANDOM"; mkfifo -m 600 "$fifo" 2>/dev/null; do
+        tries=$((tries + 1)); [ $tries -lt 20 ] || return 1
+    done
     "$@" >"$fifo" 2>"${SRV_ERR:-/dev/null}" &
     SRV_PID=$!
     exec {fd}<"$fifo"
