@@ -58,8 +58,9 @@ v2=$("$lspci_tool" -vv "$dir/v.sock")
 check "lspci -vv: CommonCfg location" 'grep -A1 "VirtIO: CommonCfg" <<<"$v2" | grep -q "BAR=4 offset=00000000 size=00000038"'
 check "lspci -vv: Notify with its multiplier" 'grep -A1 "VirtIO: Notify" <<<"$v2" | grep -q "BAR=4 offset=00003000 size=00000004 multiplier=00000004"'
 check "lspci -vv: ISR and DeviceCfg locations" 'grep -A1 "VirtIO: ISR" <<<"$v2" | grep -q "BAR=4 offset=00001000 size=00000001" && grep -A1 "VirtIO: DeviceCfg" <<<"$v2" | grep -q "BAR=4 offset=00002000 size=00000024"'
-vj=$("$lspci_tool" --json "$dir/v.sock")
-check "--json decodes virtio capabilities" 'python3 -c "import json,sys; d=json.load(sys.stdin); v=[c[\"virtio\"] for c in d[\"capabilities\"] if \"virtio\" in c]; assert [x[\"type\"] for x in v]==[\"CommonCfg\",\"ISR\",\"DeviceCfg\",\"Notify\",\"PCICfg\"] and v[3][\"notify_off_multiplier\"]==4 and v[3][\"offset\"]==0x3000" <<<"$vj"'
+vj=$("$lspci_tool" --json "$dir/v.sock" | tr -d ' \n')
+# (grep, not python: under valgrind --trace-children each python3 costs minutes)
+check "--json decodes virtio capabilities" 'grep -q "\"virtio\":{\"type\":\"CommonCfg\",\"bar\":4,\"offset\":0,\"length\":56}" <<<"$vj" && grep -q "\"virtio\":{\"type\":\"Notify\",\"bar\":4,\"offset\":12288,\"length\":4,\"notify_off_multiplier\":4}" <<<"$vj" && [ "$(grep -o "\"virtio\":{\"type\":\"[A-Za-z]*\"" <<<"$vj" | cut -d\" -f6 | tr "\n" " ")" = "CommonCfg ISR DeviceCfg Notify PCICfg " ]'
 if command -v lspci >/dev/null; then
     "$lspci_tool" -xxxx "$dir/v.sock" >"$dir/vdump"
     # pciutils decodes the same capabilities the same way (3.9 calls PCICfg <unknown>: left out)
