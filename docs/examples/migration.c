@@ -22,8 +22,8 @@ struct state {
     bool sent;
 };
 
-static int reg_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
-                      uint32_t len, bool is_write)
+static int reg_access(struct ufio_dev *dev, UFIO_UNUSED void *opaque, UFIO_UNUSED unsigned region,
+                      uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     struct state *s = ufio_dev_opaque(dev);
     if (off != 0 || len != 4)
@@ -36,7 +36,7 @@ static int reg_access(struct ufio_dev *dev, void *opaque, unsigned region, uint6
 }
 
 /* STOP_COPY: the register once, then 0 = complete */
-static ssize_t save(struct ufio_dev *dev, void *opaque, void *buf, size_t len)
+static ssize_t save(UFIO_UNUSED struct ufio_dev *dev, void *opaque, void *buf, size_t len)
 {
     struct state *s = opaque;
     if (s->sent || len < 4)
@@ -47,7 +47,7 @@ static ssize_t save(struct ufio_dev *dev, void *opaque, void *buf, size_t len)
 }
 
 /* the library has verified the whole stream (framing, CRC) before this runs */
-static int load(struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last)
+static int load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last)
 {
     struct state *s = opaque;
     if (len != 4 || !last)
@@ -56,7 +56,7 @@ static int load(struct ufio_dev *dev, void *opaque, const void *buf, size_t len,
     return 0;
 }
 
-static int transition(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
+static int transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned from, unsigned to)
 {
     if (to == UFIO_MIG_STOP_COPY)
         ((struct state *)opaque)->sent = false;
