@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+
+#include <ufio/serve_opts.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,7 +302,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [--sw-version=X.Y.Z]\n"
-            "                   [--compat-file=FILE] [-v]\n"
+            "                   [--compat-file=FILE] [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
             "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
             "  --fd=N              serve an already-connected socket (exits when it closes)\n"
@@ -308,6 +310,7 @@ static void usage(FILE *f)
             "                      sleeping (default 0: always sleep)\n"
             "  --sw-version=X.Y.Z  software version in the migration descriptor (default 1.0.0)\n"
             "  --compat-file=FILE  use this JSON compatibility descriptor instead\n"
+            UFIO_SERVE_USAGE
             "  -v, --verbose       log protocol activity to stderr\n"
             "  -h, --help          this text\n"
             "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
@@ -388,10 +391,18 @@ int main(int argc, char **argv)
         { "compat-file", required_argument, NULL, 'C' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        UFIO_SERVE_LONGOPTS,
         { 0 },
     };
+    struct ufio_serve_opts so;
+    ufio_serve_opts_init(&so);
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int taken = ufio_serve_opt(&so, c, optarg, "ufio-sample");
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         switch (c) {
         case 's': path = optarg; break;
         case 'f': {
@@ -447,12 +458,16 @@ int main(int argc, char **argv)
         err = build(dev, &s);
     if (!err)
         err = ufio_dev_set_poll_budget(dev, poll_us);
+    if (!err)
+        err = ufio_serve_apply(dev, &so, false);
     if (err) {
         fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
         return 1;
     }
     err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
+    if (!err && fd < 0 && (err = ufio_serve_apply(dev, &so, true)))
+        path = ufio_dev_mgmt_socket(dev) ? ufio_dev_mgmt_socket(dev) : "the management socket";
     if (err) {
         fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on",
                 fd >= 0 ? "" : path, strerror(-err));

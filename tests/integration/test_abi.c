@@ -156,7 +156,7 @@ static void test_limits(void **st)
     assert_int_equal(ufio_dev_create("abi", &ids, NULL, NULL, &dev), 0);
     struct ufio_dev_limits l = { .size = sizeof(l) };
     assert_int_equal(ufio_dev_get_limits(dev, &l), 0);
-    assert_int_equal(l.max_dma_maps, 1024);
+    assert_int_equal(l.max_dma_maps, 65535);
     assert_int_equal(l.max_mig_stream, 1ull << 30);
     l.max_mig_stream = 2ull << 30;
     assert_int_equal(ufio_dev_set_limits(dev, &l), 0);
@@ -168,7 +168,7 @@ static void test_limits(void **st)
     old.l.size = offsetof(struct ufio_dev_limits, max_mig_stream);
     assert_int_equal(ufio_dev_get_limits(dev, &old.l), 0);
     assert_int_equal(old.l.size, offsetof(struct ufio_dev_limits, max_mig_stream));
-    assert_int_equal(old.l.max_dma_maps, 1024);
+    assert_int_equal(old.l.max_dma_maps, 65535);
     for (size_t i = offsetof(struct ufio_dev_limits, max_mig_stream); i < sizeof(old); i++)
         assert_int_equal(old.raw[i], 0xa5);
     old.l.max_dma_maps = 77;

@@ -98,7 +98,7 @@ check "help texts" '"$migrate" --help | grep -q max-downtime && "$compat" --help
 # out of file descriptors: the server refuses what it must, answers, and does not spin
 # (not under valgrind: it needs file descriptors of its own)
 if command -v prlimit >/dev/null && [ -z "${UFIO_UNDER_VALGRIND:-}" ]; then
-    SRV_ERR="$dir/tight.log" srv_up prlimit --nofile=9 "$sample" --socket-path="$dir/tight.sock"
+    SRV_ERR="$dir/tight.log" srv_up prlimit --nofile=9 "$sample" --socket-path="$dir/tight.sock" --mgmt-socket=none
     tp=$SRV_PID; pids+=($tp)
     check "a server without spare fds still serves (no twin socket)" '"$lspci_tool" -v "$dir/tight.sock" | grep -q "twin socket no"'
     "$lspci_tool" "$dir/tight.sock" >/dev/null 2>&1 &
