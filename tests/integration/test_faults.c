@@ -121,7 +121,9 @@ static void test_disconnect_at_every_byte(void **st)
     assert_true(srv_alive(&S));
     assert_int_equal(settled_fds(), base);
     assert_serving();
-    assert_true(rss_kib() - rss0 < 4096);
+    /* RSS flat only uninstrumented: ASan's and valgrind's quarantines grow it (UFIO_NO_RSS_CHECK) */
+    if (!getenv("UFIO_NO_RSS_CHECK"))
+        assert_true(rss_kib() - rss0 < 4096);
 }
 
 /* Every command with fds it must not take: error reply, fds closed. */
