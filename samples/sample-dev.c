@@ -4,13 +4,14 @@
  * It shows every part of the server API: a config space with PM, MSI,
  * MSI-X, PCIe, vendor-specific and DSN capabilities; a trapped register BAR
  * that raises interrupts and performs DMA; an I/O BAR; a BAR of shared
- * memory the client may mmap; and the MSI-X table in its own BAR.
+ * memory the client may mmap; and the MSI-X table in its own BAR (placed by
+ * ufio_dev_add_msix()).
  * The register map is in docs/sample-device.md.
  */
 #include <errno.h>
 #include <getopt.h>
 
-#include <ufio/serve_opts.h>
+#include "common/serve_opts.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +97,7 @@ static void do_dma(struct ufio_dev *dev, struct sample *s)
     raise_irq(dev, s, 0);
 }
 
-static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
+static int bar0_access(struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned region, uint64_t off,
                        void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
@@ -136,23 +137,33 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint
     return 0;
 }
 
-static int bar1_io_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
-                          void *buf, uint32_t len, bool is_write)
+/*
+ * The I/O BAR takes 1-, 2- and 4-byte accesses, naturally aligned, as port I/O
+ * from a real driver does (inb/inw/inl); a narrow write changes only its bytes.
+ */
+static int bar1_io_access(UFIO_UNUSED struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned region,
+                          uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
-    if (len != 4 || off % 4)
+    if ((len != 1 && len != 2 && len != 4) || off % len)
         return -EINVAL;
+    uint8_t *b = buf;
+    unsigned first = (unsigned)(off % 4);
+    uint64_t reg = off - first;
     if (is_write) {
-        if (off == 4)
-            memcpy(&s->io_scratch, buf, 4);
+        for (unsigned i = 0; reg == 4 && i < len; i++) {
+            unsigned shift = (first + i) * 8;
+            s->io_scratch = (s->io_scratch & ~(0xffu << shift)) | (uint32_t)b[i] << shift;
+        }
         return 0;
     }
-    uint32_t v = off == 0 ? SAMPLE_ID : off == 4 ? s->io_scratch : 0;
-    memcpy(buf, &v, 4);
+    uint32_t v = reg == 0 ? SAMPLE_ID : reg == 4 ? s->io_scratch : 0;
+    for (unsigned i = 0; i < len; i++)
+        b[i] = (uint8_t)(v >> ((first + i) * 8)); /* registers are little-endian */
     return 0;
 }
 
-static int sample_reset(struct ufio_dev *dev, void *opaque)
+static int sample_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
 {
     struct sample *s = opaque;
     s->dma_status = 0;
@@ -164,7 +175,7 @@ static int sample_reset(struct ufio_dev *dev, void *opaque)
 
 enum { REC_RAM_FULL = 1, REC_REGS = 2, REC_PAGE = 3 };
 
-static int mig_transition(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
+static int mig_transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
 {
     struct sample *s = opaque;
     if ((from == UFIO_MIG_RUNNING || from == UFIO_MIG_STOP) &&
@@ -234,7 +245,7 @@ static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t le
     return (ssize_t)off;
 }
 
-static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
+static int mig_load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
 {
     struct sample *s = opaque;
     const uint8_t *b = in;
@@ -270,7 +281,7 @@ static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t l
     return 0;
 }
 
-static void mig_estimate(struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
+static void mig_estimate(UFIO_UNUSED struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
                          uint64_t *stop_copy)
 {
     struct sample *s = opaque;
@@ -338,7 +349,6 @@ static int build(struct ufio_dev *dev, struct sample *s)
     if ((err = ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, bar0_access, s)) ||
         (err = ufio_dev_add_bar(dev, 1, 256, UFIO_BAR_IO, bar1_io_access, s)) ||
         (err = ufio_dev_add_bar(dev, 2, 64 * 1024, UFIO_BAR_MEM32, NULL, NULL)) ||
-        (err = ufio_dev_add_bar(dev, 4, 4096, UFIO_BAR_MEM32, NULL, NULL)) ||
         (err = ufio_dev_add_mmap_area(dev, 2, 0, 64 * 1024, &ram)))
         return err;
     s->ram = ram;
@@ -346,7 +356,7 @@ static int build(struct ufio_dev *dev, struct sample *s)
         s->ram[i] = (uint8_t)i;
     if ((err = ufio_dev_add_cap_pm(dev)) < 0 ||
         (err = ufio_dev_add_cap_msi(dev, 1, UFIO_MSI_64BIT | UFIO_MSI_MASKABLE)) < 0 ||
-        (err = ufio_dev_add_cap_msix(dev, 4, 4, 0x000, 4, 0x800)) < 0 ||
+        (err = ufio_dev_add_msix(dev, 4, 4, 0, NULL, NULL)) < 0 || /* BAR4 of its own, laid out by the library */
         (err = ufio_dev_add_cap_pcie(dev, 0)) < 0 ||
         (err = ufio_dev_add_cap_vendor(dev, vendor_body, sizeof(vendor_body))) < 0 ||
         (err = ufio_dev_add_ext_cap_dsn(dev, 0x0123456789abcdefull)) < 0)
@@ -354,6 +364,7 @@ static int build(struct ufio_dev *dev, struct sample *s)
     if ((err = ufio_dev_setup_irq(dev, UFIO_IRQ_ERR, 1)) || (err = ufio_dev_setup_irq(dev, UFIO_IRQ_REQ, 1)))
         return err;
     static const struct ufio_mig_ops mig = {
+        .size = sizeof(mig),
         .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
         .transition = mig_transition,
         .save = mig_save,
@@ -440,7 +451,7 @@ int main(int argc, char **argv)
         .subsys_vendor_id = 0x5546, .subsys_id = 0x0001,
         .class_code = 0xff0000, .revision = 1,
     };
-    const struct ufio_dev_ops ops = { .reset = sample_reset };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .reset = sample_reset };
     struct ufio_dev *dev;
     int err = ufio_dev_create("ufio-sample", &ids, &ops, &s, &dev);
     if (!err)

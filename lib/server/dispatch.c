@@ -5,6 +5,7 @@
  * argsz, flags, overflow) -> the handler's device-specific checks.
  */
 #include "server/session.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -63,7 +64,7 @@ static int h_version(struct ufio_session *s, struct ufio_msg *m, struct ufio_rep
     struct ufio_sessions *ss = s->ss;
     if (s->negotiated)
         return -EINVAL;
-    struct ufio_version cv, sv = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR }, rv;
+    struct ufio_version cv, sv = { .major = UFIO_PROTO_MAJOR, .minor = UFIO_PROTO_MINOR }, rv;
     int err = ufio_version_decode(m->payload, m->len, &cv);
     if (err)
         return err;
@@ -269,8 +270,12 @@ static int h_region_read(struct ufio_session *s, struct ufio_msg *m, struct ufio
         return err;
     if (a.count == 0)
         return -EINVAL;
-    if (s->role != UFIO_ROLE_OWNER && a.region != UFIO_PCI_CONFIG_REGION)
-        return -EACCES; /* a BAR read can have side effects (a FIFO, a clear-on-read status) */
+    uint64_t extent;
+    /* a BAR read can have side effects (a FIFO, a clear-on-read status): observers
+     * read config space and the MSI-X table and PBA, which the library emulates */
+    if (s->role != UFIO_ROLE_OWNER && a.region != UFIO_PCI_CONFIG_REGION &&
+        !(a.region < UFIO_PCI_ROM_REGION && msix_claims(dev, a.region, a.offset, &extent) && extent >= a.count))
+        return -EACCES;
     const uint8_t *direct = region_direct(dev, a.region, a.offset, a.count);
     if (direct) {
         rep_data(rep, direct, a.count); /* straight from shared memory, no staging copy */
@@ -358,7 +363,7 @@ static int h_reset(struct ufio_session *s, struct ufio_msg *m, struct ufio_reply
     dev_mig_reset(dev);
     sess_mig_changed(s->ss, s);
     if (dev->ops.reset)
-        return dev->ops.reset(dev, dev->opaque);
+        return dev_cb_result(dev->name, "reset", dev->ops.reset(dev, dev->opaque), 0);
     return 0;
 }
 

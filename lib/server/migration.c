@@ -4,11 +4,13 @@
  * and ufio's extensions (precopy info, compatibility descriptor).
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 #include "proto/mig_stream.h"
 #include "server/compat.h"
@@ -38,13 +40,20 @@ UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mi
 {
     if (dev->built || dev->mig)
         return -EBUSY;
-    if (!ops || !ops->save || !ops->load || !(ops->flags & UFIO_MIG_F_STOP_COPY) ||
+    if (!ops)
+        return -EINVAL;
+    struct ufio_mig_ops known;
+    int err = abi_struct_in(&known, sizeof(known), ops);
+    if (err)
+        return err;
+    ops = &known;
+    if (!ops->save || !ops->load || !(ops->flags & UFIO_MIG_F_STOP_COPY) ||
         (ops->flags & ~(uint64_t)(UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_P2P | UFIO_MIG_F_PRE_COPY)))
         return -EINVAL;
     struct ufio_mig *m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
-    m->ops = *ops;
+    m->ops = known;
     m->opaque = opaque;
     m->state = UFIO_MIG_RUNNING;
     m->max_stream = MIG_MAX_STATE;
@@ -328,13 +337,14 @@ static int resume_finish(struct ufio_dev *dev)
     size_t off = 0;
     for (size_t i = 0; i < m->rx.nrec; i++) {
         size_t n = m->rx.rec_len[i];
-        int err = m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec);
+        int err = dev_cb_result(dev->name, "migration load",
+                                m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec), 0);
         if (err)
             return err;
         off += n;
     }
     if (m->rx.nrec == 0) {
-        int err = m->ops.load(dev, m->opaque, NULL, 0, true);
+        int err = dev_cb_result(dev->name, "migration load", m->ops.load(dev, m->opaque, NULL, 0, true), 0);
         if (err)
             return err;
     }
@@ -362,7 +372,7 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
         }
     }
     if (m->ops.transition) {
-        err = m->ops.transition(dev, m->opaque, from, to);
+        err = dev_cb_result(dev->name, "migration transition", m->ops.transition(dev, m->opaque, from, to), 0);
         if (err)
             return err;
     }

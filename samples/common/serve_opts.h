@@ -15,6 +15,10 @@
  * getopt returns to ufio_serve_opt() first (1 = it was one of these), call
  * ufio_serve_apply() after ufio_dev_create() and again, with listening =
  * true, after ufio_dev_listen(), and print UFIO_SERVE_USAGE in --help.
+ *
+ * Not part of libufio's ABI: a helper the programs in this tree share (copy
+ * it); the library calls behind it are ufio_dev_listen_mgmt(),
+ * ufio_dev_allow_uid() and the limits' handshake/msg timeouts.
  */
 #ifndef UFIO_SERVE_OPTS_H
 #define UFIO_SERVE_OPTS_H
@@ -58,19 +62,19 @@ struct ufio_serve_opts {
 };
 
 /* Fills in the defaults. */
-UFIO_API void ufio_serve_opts_init(struct ufio_serve_opts *o);
+void ufio_serve_opts_init(struct ufio_serve_opts *o);
 /*
  * Takes one getopt result: 1 when it was one of these options (applied to o),
  * 0 when it is the program's own, -EINVAL for a bad value (a message went to
  * stderr, prefixed with prog).
  */
-UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg, const char *prog);
+int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg, const char *prog);
 /*
  * Applies o to dev. Before listening (listening = false): the allow-list and
  * the time limits. After ufio_dev_listen() (listening = true): opens the
  * management socket unless it is off. Returns 0 or a negative errno.
  */
-UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts *o, bool listening);
+int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts *o, bool listening);
 
 #ifdef __cplusplus
 }

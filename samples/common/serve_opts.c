@@ -1,12 +1,12 @@
 /* The options every ufio server program shares (include/ufio/serve_opts.h). */
-#include <ufio/serve_opts.h>
+#include "serve_opts.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-UFIO_API void ufio_serve_opts_init(struct ufio_serve_opts *o)
+void ufio_serve_opts_init(struct ufio_serve_opts *o)
 {
     memset(o, 0, sizeof(*o));
     o->handshake_ms = -1;
@@ -24,7 +24,7 @@ static int parse_uint(const char *arg, unsigned long max, unsigned long *out)
     return 0;
 }
 
-UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg, const char *prog)
+int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg, const char *prog)
 {
     unsigned long v;
     switch (opt) {
@@ -63,7 +63,7 @@ UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg,
     }
 }
 
-UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts *o, bool listening)
+int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts *o, bool listening)
 {
     if (listening) {
         if (o->mgmt_path && !strcmp(o->mgmt_path, "none"))
@@ -76,8 +76,10 @@ UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts
             return err;
     }
     if (o->handshake_ms >= 0 || o->msg_ms >= 0) {
-        struct ufio_dev_limits l;
-        ufio_dev_get_limits(dev, &l);
+        struct ufio_dev_limits l = { .size = sizeof(l) };
+        int err = ufio_dev_get_limits(dev, &l);
+        if (err)
+            return err;
         if (o->handshake_ms >= 0)
             l.handshake_timeout_ms = o->handshake_ms;
         if (o->msg_ms >= 0)
