@@ -117,7 +117,10 @@ static void test_disconnect_at_every_byte(void **st)
     assert_true(srv_alive(&S));
     assert_int_equal(settled_fds(), base);
     assert_serving();
-    assert_true(rss_kib() - rss0 < 4096);
+    /* a session is allocated per connection: ASan's quarantine keeps freed ones resident,
+     * so instrumented runs check leaks with their own tools instead (UFIO_NO_RSS_CHECK=1) */
+    if (!getenv("UFIO_NO_RSS_CHECK"))
+        assert_true(rss_kib() - rss0 < 4096);
 }
 
 /* Every command with fds it must not take: error reply, fds closed. */
