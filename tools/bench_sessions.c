@@ -106,10 +106,9 @@ static pid_t start_device(const char *path, int cpu, uint32_t max_maps)
         return pid;
     pin(cpu);
     static const struct ufio_pci_ids ids = { 0x5546, 0x0003, 0x5546, 0x0003, 0xff0000, 1 };
-    struct ufio_dev_limits l;
-    if (ufio_dev_create("bench-sessions", &ids, NULL, NULL, &sdev))
+    struct ufio_dev_limits l = { .size = sizeof(l) };
+    if (ufio_dev_create("bench-sessions", &ids, NULL, NULL, &sdev) || ufio_dev_get_limits(sdev, &l))
         _exit(1);
-    ufio_dev_get_limits(sdev, &l);
     l.max_dma_maps = max_maps;
     if (ufio_dev_set_limits(sdev, &l) || ufio_dev_add_bar(sdev, 0, 4096, 0, bar0, NULL) ||
         ufio_dev_listen(sdev, path) || ufio_dev_listen_mgmt(sdev, NULL))
@@ -128,7 +127,7 @@ static void stop_device(pid_t pid)
 
 static struct ufio_client *connect_role(const char *path, unsigned role)
 {
-    struct ufio_client_opts o = { .role = role, .timeout_ms = 10000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .role = role, .timeout_ms = 10000 };
     struct ufio_client *c = NULL;
     for (int i = 0; i < 100 && ufio_client_connect(path, &o, &c); i++)
         usleep(20000); /* the device process is starting: not a test, a tool */

@@ -46,7 +46,7 @@ struct ufio_client_opts {
      * socket PATH.mgmt when it exists, else PATH itself; a device with an
      * owner attached is reached that way. A second owner or controller is
      * refused with -EBUSY. */
-    unsigned role;
+    uint64_t role;               /* 64 bits: starts after 1.0's sizeof (docs/abi.md) */
 };
 
 /* Connects to path (waiting up to timeout_ms for it to appear), negotiates,

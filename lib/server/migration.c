@@ -456,33 +456,15 @@ static int feature_logging_start(struct ufio_dev *dev, const struct ufio_feature
 {
     if (probe)
         return feature_echo(rep, f);
-    struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
-    uint64_t pgsize;
-    uint32_t nranges, rsvd;
-    if (ufio_rd_u64(&r, &pgsize) || ufio_rd_u32(&r, &nranges) || ufio_rd_u32(&r, &rsvd))
-        return -EINVAL;
-    if (pgsize < 4096 || (pgsize & (pgsize - 1)) || pgsize > (1ull << 30))
-        return -EINVAL;
-    if (nranges > 1024)
-        return -E2BIG;
-    if (ufio_rd_left(&r) != (size_t)nranges * 16)
-        return -EINVAL;
-    /* ranges: aligned, no overflow, no overlap (sorted check is O(n^2) on <= 1024) */
-    uint64_t iova[1024], len[1024];
-    for (uint32_t i = 0; i < nranges; i++) {
-        ufio_rd_u64(&r, &iova[i]);
-        ufio_rd_u64(&r, &len[i]);
-        if (!len[i] || (iova[i] | len[i]) % pgsize)
-            return -EINVAL;
-        if (iova[i] + len[i] < iova[i])
-            return -EOVERFLOW;
-        for (uint32_t j = 0; j < i; j++)
-            if (iova[i] < iova[j] + len[j] && iova[j] < iova[i] + len[i])
-                return -EINVAL;
-    }
+    struct ufio_log_start ls;
+    int err = ufio_log_start_decode(f->data, f->data_len, &ls); /* lib/proto: the client's codec too */
+    if (err)
+        return err;
+    uint64_t pgsize = ls.page_size;
+    uint32_t nranges = ls.nranges;
     /* num_ranges 0 means "everything" (the spec); either way every mapping is
      * logged, which is a superset of what was asked for */
-    int err = dma_log_start(dev, pgsize);
+    err = dma_log_start(dev, pgsize);
     if (err)
         return err;
     uint8_t out[16];
@@ -504,14 +486,11 @@ static int feature_logging_start(struct ufio_dev *dev, const struct ufio_feature
 
 static int feature_logging_report(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_reply *rep)
 {
-    struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
-    uint64_t iova, length, pgsize;
-    if (ufio_rd_u64(&r, &iova) || ufio_rd_u64(&r, &length) || ufio_rd_u64(&r, &pgsize))
-        return -EINVAL;
-    if (pgsize < 4096 || (pgsize & (pgsize - 1)) || !length || iova + length < iova)
-        return -EINVAL;
-    uint64_t pages = length / pgsize + (length % pgsize != 0);
-    uint64_t bytes = (pages + 63) / 64 * 8;
+    struct ufio_log_report lr;
+    int err = ufio_log_report_decode(f->data, f->data_len, &lr);
+    if (err)
+        return err;
+    uint64_t bytes = ufio_log_bitmap_bytes(&lr);
     if (bytes > dev->lim.max_data_xfer_size)
         return -E2BIG;
     if ((uint64_t)f->argsz < 8 + 24 + bytes)
@@ -520,7 +499,7 @@ static int feature_logging_report(struct ufio_dev *dev, const struct ufio_featur
     if (!buf)
         return -ENOMEM;
     memcpy(buf, f->data, 24);
-    int err = dma_log_report(dev, iova, length, pgsize, (uint64_t *)(void *)(buf + 24));
+    err = dma_log_report(dev, lr.iova, lr.length, lr.page_size, (uint64_t *)(void *)(buf + 24));
     if (err) {
         free(buf);
         return err;
@@ -552,16 +531,15 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (probe)
             return feature_echo(rep, f);
         if (set) {
-            struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
-            uint32_t st, fd;
-            if (ufio_rd_u32(&r, &st) || ufio_rd_u32(&r, &fd))
-                return -EINVAL;
-            int err = set_state(dev, st);
+            struct ufio_mig_state_data sd;
+            int err = ufio_mig_state_decode(f->data, f->data_len, &sd);
+            if (!err)
+                err = set_state(dev, sd.state);
             if (err)
                 return err;
         }
-        ufio_st32(buf, m->state);
-        ufio_st32(buf + 4, 0xffffffffu); /* no data fd in vfio-user */
+        const struct ufio_mig_state_data now = { m->state, -1 }; /* no data fd in vfio-user */
+        ufio_mig_state_encode(&now, buf, sizeof(buf));
         return feature_reply(rep, f, buf, 8, true);
     }
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:

@@ -207,7 +207,7 @@ static void test_observer_is_read_only(void **st)
     w32(owner, 0, SCRATCH, 0x0b5e7e01);
     struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
     struct ufio_client_caps caps = { .size = sizeof(caps) };
-    ufio_client_get_caps(obs, &caps);
+    assert_int_equal(ufio_client_get_caps(obs, &caps), 0);
     assert_false(caps.twin_socket); /* DMA requests go to the owner only */
     /* config space: the same bytes the owner reads */
     uint8_t c1[256], c2[256];
