@@ -182,6 +182,22 @@ int net_recover(const char *path, int timeout_ms)
     }
     unsigned st = 0, reached = 0;
     e = ufio_client_mig_get_state(c, &st);
+    if (!e && (st == UFIO_MIG_RESUMING || st == UFIO_MIG_ERROR)) {
+        /* a destination left half-way: drop what it holds (leaving RESUMING
+         * with an incomplete stream ends in ERROR; a reset leaves that) and stop */
+        if (st == UFIO_MIG_RESUMING)
+            ufio_client_mig_set_state(c, UFIO_MIG_STOP, &reached);
+        e = ufio_client_reset(c);
+        if (!e)
+            e = ufio_client_mig_set_state(c, UFIO_MIG_STOP, &reached);
+        ufio_client_destroy(c);
+        if (e) {
+            fprintf(stderr, "ufio-migrate: %s: could not stop: %s\n", path, strerror(-e));
+            return UFIO_XMIG_FAILED;
+        }
+        printf("%s: STOP, half-loaded state dropped (was %s)\n", path, ufio_mig_state_name(st));
+        return 0;
+    }
     if (!e && st != UFIO_MIG_RUNNING) {
         e = ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, &reached);
         if (e && reached == UFIO_MIG_ERROR)

@@ -1,0 +1,90 @@
+/*
+ * The second client the cross-host tests verify with: it fills the sample's
+ * state before a migration and reads it back, from outside, after one.
+ *   xmig_peek fill SOCK SEED    BAR2 gets a pattern from SEED, SCRATCH = SEED
+ *   xmig_peek digest SOCK       prints "state=S scratch=X bar2=FNV64 size=N"
+ * Exit 0, or 1 with the reason on stderr.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ufio/client.h>
+#include <ufio/migration.h>
+
+#define BAR0 0
+#define BAR2 2
+#define REG_SCRATCH 0x08
+#define CHUNK (1u << 20)
+
+static int die(const char *what, int e)
+{
+    fprintf(stderr, "xmig_peek: %s: %s\n", what, strerror(-e));
+    return 1;
+}
+
+static uint64_t next(uint64_t *x)
+{
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || (strcmp(argv[1], "fill") && strcmp(argv[1], "digest")) || (!strcmp(argv[1], "fill") && argc < 4)) {
+        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK\n");
+        return 2;
+    }
+    struct ufio_client *c;
+    struct ufio_client_opts co = { .timeout_ms = 10000 };
+    int e = ufio_client_connect(argv[2], &co, &c);
+    if (e)
+        return die(argv[2], e);
+    struct ufio_client_region_info ri;
+    if ((e = ufio_client_region_info(c, BAR2, &ri)))
+        return die("BAR2 info", e);
+    uint8_t *buf = malloc(CHUNK);
+    if (!buf)
+        return die("malloc", -ENOMEM);
+    int rc = 0;
+    if (!strcmp(argv[1], "fill")) {
+        uint64_t seed = strtoull(argv[3], NULL, 0), x = seed | 1;
+        uint32_t s32 = (uint32_t)seed;
+        for (uint64_t off = 0; off < ri.size && !e; off += CHUNK) {
+            size_t n = ri.size - off < CHUNK ? (size_t)(ri.size - off) : CHUNK;
+            for (size_t i = 0; i + 8 <= n; i += 8) {
+                uint64_t v = next(&x);
+                memcpy(buf + i, &v, 8);
+            }
+            e = ufio_client_region_write(c, BAR2, off, buf, n);
+        }
+        if (!e)
+            e = ufio_client_region_write(c, BAR0, REG_SCRATCH, &s32, 4);
+        if (e)
+            rc = die("fill", e);
+    } else {
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (uint64_t off = 0; off < ri.size && !e; off += CHUNK) {
+            size_t n = ri.size - off < CHUNK ? (size_t)(ri.size - off) : CHUNK;
+            if (!(e = ufio_client_region_read(c, BAR2, off, buf, n)))
+                for (size_t i = 0; i < n; i++)
+                    h = (h ^ buf[i]) * 0x100000001b3ull;
+        }
+        uint32_t scratch = 0;
+        unsigned st = 0;
+        if (!e)
+            e = ufio_client_region_read(c, BAR0, REG_SCRATCH, &scratch, 4);
+        if (!e)
+            e = ufio_client_mig_get_state(c, &st);
+        if (e)
+            rc = die("digest", e);
+        else
+            printf("state=%s scratch=0x%08x bar2=%016" PRIx64 " size=%" PRIu64 "\n", ufio_mig_state_name(st), scratch,
+                   h, ri.size);
+    }
+    free(buf);
+    ufio_client_destroy(c);
+    return rc;
+}
