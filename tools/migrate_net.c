@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -68,6 +69,11 @@ static void report(const struct sink *k, int code, const struct ufio_xmig_result
         json_object_object_add(j, "total_ms", json_object_new_double(r->total_ms));
         json_object_object_add(j, "throughput_mib_s", json_object_new_double(r->throughput_mib_s));
         json_object_object_add(j, "link_rate_mib_s", json_object_new_double(r->link_rate_mib_s));
+        /* the agent's CPU (user + system) since it started: TLS, framing and its device client */
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        json_object_object_add(j, "cpu_s", json_object_new_double(cpu));
         if (code)
             json_object_object_add(j, "error", json_object_new_string(r->error));
         printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
