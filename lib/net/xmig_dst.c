@@ -5,6 +5,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <ufio/client.h>
 #include <ufio/migration.h>
 
+#include "net/relay.h"
 #include "net/xmig.h"
 #include "proto/compat.h"
 #include "proto/cursor.h"
@@ -24,6 +26,7 @@ struct dst {
     struct ufio_client *dev;
     struct ufio_link *link;
     uint8_t *msg;           /* XM_MAX_DATA */
+    struct relay relay;     /* messages between the link reader and the device writer */
     bool resuming;          /* the device was put in RESUMING */
     double rate;
     unsigned round;
@@ -95,50 +98,106 @@ static int recv_msg(struct dst *d, uint32_t *t, uint32_t *len, const char *what)
     return 0;
 }
 
-static int stream(struct dst *d)
+/* The link side of the stream: messages into relay slots until END or ABORT. */
+static void *read_link(void *arg)
 {
+    struct dst *d = arg;
     for (;;) {
-        uint32_t t, len;
-        int code = recv_msg(d, &t, &len, "receiving the stream");
-        if (code)
-            return code;
-        if (t == XM_DATA) {
-            int e = ufio_client_mig_data_write(d->dev, d->msg, len);
-            if (e) {
-                fail(d, UFIO_XMIG_FAILED, "the destination device refused the migration data: %s (see its log)",
-                     strerror(-e));
-                ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
-                return UFIO_XMIG_FAILED;
-            }
-            d->r->bytes += len;
-        } else if (t == XM_PROGRESS) {
-            struct ufio_rd rd = ufio_rd_init(d->msg, len);
-            uint32_t ph, round;
-            uint64_t bytes, left, rate;
-            if (ufio_rd_u32(&rd, &ph) || ufio_rd_u32(&rd, &round) || ufio_rd_u64(&rd, &bytes) ||
-                ufio_rd_u64(&rd, &left) || ufio_rd_u64(&rd, &rate))
-                return fail(d, UFIO_XMIG_FAILED, "malformed PROGRESS from the source");
-            d->round = le32toh(round);
-            d->estimate = le64toh(left);
-            d->rate = (double)le64toh(rate);
-            ph = le32toh(ph);
-            emit(d, ph == XMIG_STOPCOPY ? XMIG_STOPCOPY : XMIG_PRECOPY, NULL);
-        } else if (t == XM_END) {
-            struct ufio_rd rd = ufio_rd_init(d->msg, len);
-            uint64_t total;
-            if (ufio_rd_u64(&rd, &total))
-                return fail(d, UFIO_XMIG_FAILED, "malformed END from the source");
-            if (le64toh(total) != d->r->bytes) {
-                fail(d, UFIO_XMIG_FAILED, "the source sent %llu bytes, %llu arrived",
-                     (unsigned long long)le64toh(total), (unsigned long long)d->r->bytes);
-                ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
-                return UFIO_XMIG_FAILED;
-            }
-            return 0;
-        } else {
-            return fail(d, UFIO_XMIG_FAILED, "unexpected message %u in the stream", t);
+        struct relay_slot *sl = relay_claim(&d->relay);
+        if (!sl) {
+            relay_close(&d->relay, -ECANCELED);
+            return NULL;
+        }
+        uint32_t len;
+        int e = ufio_xmig_recv(d->link, &sl->type, sl->buf, XM_MAX_DATA, &len);
+        if (e) {
+            relay_close(&d->relay, e);
+            return NULL;
+        }
+        sl->len = len;
+        relay_publish(&d->relay);
+        if (sl->type == XM_END || sl->type == XM_ABORT) {
+            relay_close(&d->relay, 0);
+            return NULL;
         }
     }
+}
+
+static int apply(struct dst *d, uint32_t t, const uint8_t *buf, uint32_t len)
+{
+    if (t == XM_ABORT) {
+        memcpy(d->msg, buf, len);
+        return peer_abort(d, len);
+    }
+    if (t == XM_DATA) {
+        int e = ufio_client_mig_data_write(d->dev, buf, len);
+        if (e) {
+            fail(d, UFIO_XMIG_FAILED, "the destination device refused the migration data: %s (see its log)",
+                 strerror(-e));
+            ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
+            return UFIO_XMIG_FAILED;
+        }
+        d->r->bytes += len;
+        return 0;
+    }
+    if (t == XM_PROGRESS) {
+        struct ufio_rd rd = ufio_rd_init(buf, len);
+        uint32_t ph, round;
+        uint64_t bytes, left, rate;
+        if (ufio_rd_u32(&rd, &ph) || ufio_rd_u32(&rd, &round) || ufio_rd_u64(&rd, &bytes) ||
+            ufio_rd_u64(&rd, &left) || ufio_rd_u64(&rd, &rate))
+            return fail(d, UFIO_XMIG_FAILED, "malformed PROGRESS from the source");
+        d->round = le32toh(round);
+        d->estimate = le64toh(left);
+        d->rate = (double)le64toh(rate);
+        ph = le32toh(ph);
+        emit(d, ph == XMIG_STOPCOPY ? XMIG_STOPCOPY : XMIG_PRECOPY, NULL);
+        return 0;
+    }
+    if (t == XM_END) {
+        struct ufio_rd rd = ufio_rd_init(buf, len);
+        uint64_t total;
+        if (ufio_rd_u64(&rd, &total))
+            return fail(d, UFIO_XMIG_FAILED, "malformed END from the source");
+        if (le64toh(total) != d->r->bytes) {
+            fail(d, UFIO_XMIG_FAILED, "the source sent %llu bytes, %llu arrived", (unsigned long long)le64toh(total),
+                 (unsigned long long)d->r->bytes);
+            ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
+            return UFIO_XMIG_FAILED;
+        }
+        return 0;
+    }
+    return fail(d, UFIO_XMIG_FAILED, "unexpected message %u in the stream", t);
+}
+
+/*
+ * Receives the stream up to END. A reader thread takes messages off the link
+ * while this thread writes the previous ones to the device.
+ */
+static int stream(struct dst *d)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, read_link, d))
+        return fail(d, UFIO_XMIG_FAILED, "no reader thread");
+    int code = 0, e;
+    bool ended = false;
+    struct relay_slot *sl;
+    while (!code && (sl = relay_next(&d->relay, &e))) {
+        ended = sl->type == XM_END;
+        code = apply(d, sl->type, sl->buf, (uint32_t)sl->len);
+        relay_release(&d->relay);
+    }
+    if (code) {
+        /* the reader may be waiting on the link: stop it */
+        relay_cancel(&d->relay);
+        ufio_link_shutdown(d->link);
+    }
+    pthread_join(t, NULL);
+    if (code)
+        return code;
+    if (e)
+        return link_err(d, e, "receiving the stream");
+    return ended ? 0 : fail(d, UFIO_XMIG_FAILED, "the stream ended without END");
 }
 
 static int run(struct dst *d)
@@ -233,7 +292,8 @@ int ufio_xmig_receive(int lfd, const struct ufio_xmig_opts *o, struct ufio_xmig_
     struct ufio_client_opts co = { .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000 };
     int code;
     d.msg = malloc(XM_MAX_DATA);
-    if (!d.msg) {
+    bool relay_ok = relay_init(&d.relay, XM_MAX_DATA) == 0;
+    if (!d.msg || !relay_ok) {
         code = fail(&d, UFIO_XMIG_FAILED, "out of memory");
         ufio_xmig_send_status(d.link, XM_ABORT, code, r->error);
         goto out;
@@ -252,6 +312,8 @@ out:
     r->throughput_mib_s = r->total_ms > 0 ? r->bytes / 1048576.0 / (r->total_ms / 1e3) : 0;
     emit(&d, code ? XMIG_ABORTED : XMIG_DONE, code ? r->error : NULL);
     ufio_link_close(d.link);
+    if (relay_ok)
+        relay_free(&d.relay);
     free(d.msg);
     ufio_client_destroy(d.dev);
     return code;

@@ -5,6 +5,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <ufio/client.h>
 #include <ufio/migration.h>
 
+#include "net/relay.h"
 #include "net/xmig.h"
 #include "proto/compat.h"
 #include "proto/cursor.h"
@@ -25,7 +27,7 @@ struct src {
     struct ufio_xmig_result *r;
     struct ufio_client *dev;
     struct ufio_link *link;
-    uint8_t *buf;           /* CHUNK */
+    struct relay relay;     /* CHUNK slots between the device reader and the link */
     uint8_t *msg;           /* a received message */
     bool moved_state;       /* the source left RUNNING/STOP */
     bool committed;         /* COMMIT sent: no rollback after this */
@@ -161,29 +163,76 @@ static int send_progress(struct src *s, enum ufio_xmig_phase ph, uint64_t left)
     return ufio_xmig_sendv(s->link, XM_PROGRESS, &iov, 1);
 }
 
-/* Moves stream bytes from the device to the link until a short read. */
+struct reader {
+    struct src *s;
+    struct relay *rl;
+    size_t full;
+};
+
+/* The device side of the pump: MIG_DATA_READs until a short one. */
+static void *read_device(void *arg)
+{
+    struct reader *rd = arg;
+    for (;;) {
+        struct relay_slot *sl = relay_claim(rd->rl);
+        if (!sl) {
+            relay_close(rd->rl, -ECANCELED);
+            return NULL;
+        }
+        size_t got = 0;
+        int e = ufio_client_mig_data_read(rd->s->dev, sl->buf, rd->full, &got);
+        if (e) {
+            relay_close(rd->rl, e);
+            return NULL;
+        }
+        sl->len = got;
+        relay_publish(rd->rl);
+        if (got < rd->full) {
+            relay_close(rd->rl, 0);
+            return NULL;
+        }
+    }
+}
+
+/*
+ * Moves stream bytes from the device to the link until a short read. A
+ * reader thread keeps up to RELAY_SLOTS chunks read ahead, so the link
+ * (encryption, the network) and the device are busy at the same time.
+ */
 static int pump(struct src *s, enum ufio_xmig_phase ph, uint64_t *moved)
 {
     struct ufio_client_caps caps;
     ufio_client_get_caps(s->dev, &caps);
-    size_t full = caps.max_data_xfer_size < CHUNK ? (size_t)caps.max_data_xfer_size : CHUNK;
-    for (;;) {
-        size_t got = 0;
-        int e = ufio_client_mig_data_read(s->dev, s->buf, full, &got);
-        if (e)
-            return fail(s, UFIO_XMIG_FAILED, "reading the source's migration data: %s", strerror(-e));
-        if (got) {
-            struct iovec iov = { s->buf, got };
-            if ((e = ufio_xmig_sendv(s->link, XM_DATA, &iov, 1)))
-                return link_fail(s, e, "sending migration data");
+    struct reader rd = { .s = s, .rl = &s->relay };
+    rd.full = caps.max_data_xfer_size < CHUNK ? (size_t)caps.max_data_xfer_size : CHUNK;
+    s->relay.produced = s->relay.consumed = 0;
+    s->relay.closed = s->relay.cancel = false;
+    s->relay.err = 0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, read_device, &rd))
+        return fail(s, UFIO_XMIG_FAILED, "no reader thread");
+    int code = 0, e;
+    struct relay_slot *sl;
+    while ((sl = relay_next(&s->relay, &e))) {
+        if (sl->len) {
+            struct iovec iov = { sl->buf, sl->len };
+            int se = ufio_xmig_sendv(s->link, XM_DATA, &iov, 1);
+            if (se) {
+                relay_cancel(&s->relay);
+                pthread_join(t, NULL);
+                return link_fail(s, se, "sending migration data");
+            }
         }
-        *moved += got;
-        s->r->bytes += got;
-        if (got < full)
-            return 0;
-        if (s->o->event && (s->r->bytes & ((64u << 20) - 1)) < got)
+        *moved += sl->len;
+        s->r->bytes += sl->len;
+        if (s->o->event && (s->r->bytes & ((64u << 20) - 1)) < sl->len)
             emit(s, ph, 0, NULL);
+        relay_release(&s->relay);
     }
+    pthread_join(t, NULL);
+    if (e)
+        code = fail(s, UFIO_XMIG_FAILED, "reading the source's migration data: %s", strerror(-e));
+    return code;
 }
 
 static int run(struct src *s)
@@ -329,10 +378,10 @@ int ufio_xmig_send(const struct ufio_xmig_opts *o, struct ufio_xmig_result *r)
     int e = ufio_client_connect(o->dev_path, &co, &s.dev);
     if (e)
         return fail(&s, UFIO_XMIG_FAILED, "source device %s: %s", o->dev_path, strerror(-e));
-    s.buf = malloc(CHUNK);
+    bool relay_ok = relay_init(&s.relay, CHUNK) == 0;
     s.msg = malloc(UFIO_COMPAT_MAX_DESC);
     int code;
-    if (!s.buf || !s.msg) {
+    if (!relay_ok || !s.msg) {
         code = fail(&s, UFIO_XMIG_FAILED, "out of memory");
         goto out;
     }
@@ -353,7 +402,8 @@ out:
     r->link_rate_mib_s = s.rate * 1e3 / 1048576.0;
     emit(&s, code ? XMIG_ABORTED : XMIG_DONE, 0, code ? r->error : NULL);
     ufio_link_close(s.link);
-    free(s.buf);
+    if (relay_ok)
+        relay_free(&s.relay);
     free(s.msg);
     ufio_client_destroy(s.dev);
     return code;
