@@ -103,4 +103,13 @@ int ufio_xmig_recv(struct ufio_link *l, uint32_t *type, void *buf, size_t cap, u
 /* Parses a status message (LOADED, DONE, ABORT): i32 LE + reason (sanitised, NUL-terminated). */
 int ufio_xmig_parse_status(const uint8_t *buf, uint32_t len, int32_t *status, char *reason, size_t cap);
 
+struct ufio_xmig_progress {
+    uint32_t phase, round;
+    uint64_t bytes, left, rate_bps;
+};
+/* Decoders of the fixed-layout messages: -EPROTO unless len is exact. */
+int ufio_xmig_parse_begin(const uint8_t *buf, uint32_t len, uint64_t *flags, uint64_t *estimate);
+int ufio_xmig_parse_progress(const uint8_t *buf, uint32_t len, struct ufio_xmig_progress *p);
+int ufio_xmig_parse_end(const uint8_t *buf, uint32_t len, uint64_t *total);
+
 #endif

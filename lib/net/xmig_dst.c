@@ -141,26 +141,21 @@ static int apply(struct dst *d, uint32_t t, const uint8_t *buf, uint32_t len)
         return 0;
     }
     if (t == XM_PROGRESS) {
-        struct ufio_rd rd = ufio_rd_init(buf, len);
-        uint32_t ph, round;
-        uint64_t bytes, left, rate;
-        if (ufio_rd_u32(&rd, &ph) || ufio_rd_u32(&rd, &round) || ufio_rd_u64(&rd, &bytes) ||
-            ufio_rd_u64(&rd, &left) || ufio_rd_u64(&rd, &rate))
+        struct ufio_xmig_progress pr;
+        if (ufio_xmig_parse_progress(buf, len, &pr))
             return fail(d, UFIO_XMIG_FAILED, "malformed PROGRESS from the source");
-        d->round = le32toh(round);
-        d->estimate = le64toh(left);
-        d->rate = (double)le64toh(rate);
-        ph = le32toh(ph);
-        emit(d, ph == XMIG_STOPCOPY ? XMIG_STOPCOPY : XMIG_PRECOPY, NULL);
+        d->round = pr.round;
+        d->estimate = pr.left;
+        d->rate = (double)pr.rate_bps;
+        emit(d, pr.phase == XMIG_STOPCOPY ? XMIG_STOPCOPY : XMIG_PRECOPY, NULL);
         return 0;
     }
     if (t == XM_END) {
-        struct ufio_rd rd = ufio_rd_init(buf, len);
         uint64_t total;
-        if (ufio_rd_u64(&rd, &total))
+        if (ufio_xmig_parse_end(buf, len, &total))
             return fail(d, UFIO_XMIG_FAILED, "malformed END from the source");
-        if (le64toh(total) != d->r->bytes) {
-            fail(d, UFIO_XMIG_FAILED, "the source sent %llu bytes, %llu arrived", (unsigned long long)le64toh(total),
+        if (total != d->r->bytes) {
+            fail(d, UFIO_XMIG_FAILED, "the source sent %llu bytes, %llu arrived", (unsigned long long)total,
                  (unsigned long long)d->r->bytes);
             ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
             return UFIO_XMIG_FAILED;
@@ -219,13 +214,10 @@ static int run(struct dst *d)
     int code = recv_msg(d, &t, &len, "waiting for the source to begin");
     if (code)
         return code;
-    if (t != XM_BEGIN || len != 16)
-        return fail(d, UFIO_XMIG_FAILED, "expected BEGIN, got message %u", t);
-    struct ufio_rd rd = ufio_rd_init(d->msg, len);
     uint64_t flags, est;
-    ufio_rd_u64(&rd, &flags);
-    ufio_rd_u64(&rd, &est);
-    d->estimate = le64toh(est);
+    if (t != XM_BEGIN || ufio_xmig_parse_begin(d->msg, len, &flags, &est))
+        return fail(d, UFIO_XMIG_FAILED, "expected BEGIN, got message %u (%u bytes)", t, len);
+    d->estimate = est;
     d->resuming = true;
     if (set_state(d, UFIO_MIG_RESUMING)) {
         ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
@@ -233,7 +225,7 @@ static int run(struct dst *d)
     }
     if ((e = ufio_xmig_sendv(d->link, XM_READY, NULL, 0)))
         return link_err(d, e, "sending READY");
-    emit(d, (le64toh(flags) & 1) ? XMIG_PRECOPY : XMIG_STOPCOPY, NULL);
+    emit(d, (flags & 1) ? XMIG_PRECOPY : XMIG_STOPCOPY, NULL);
     if ((code = stream(d)))
         return code;
     emit(d, XMIG_LOAD, NULL);

@@ -104,3 +104,32 @@ int ufio_xmig_parse_status(const uint8_t *buf, uint32_t len, int32_t *status, ch
             reason[i] = '?';
     return 0;
 }
+
+int ufio_xmig_parse_begin(const uint8_t *buf, uint32_t len, uint64_t *flags, uint64_t *estimate)
+{
+    struct ufio_rd rd = ufio_rd_init(buf, len);
+    if (len != 16 || ufio_rd_u64(&rd, flags) || ufio_rd_u64(&rd, estimate))
+        return -EPROTO;
+    *flags = le64toh(*flags), *estimate = le64toh(*estimate);
+    return 0;
+}
+
+int ufio_xmig_parse_progress(const uint8_t *buf, uint32_t len, struct ufio_xmig_progress *p)
+{
+    struct ufio_rd rd = ufio_rd_init(buf, len);
+    if (len != 32 || ufio_rd_u32(&rd, &p->phase) || ufio_rd_u32(&rd, &p->round) || ufio_rd_u64(&rd, &p->bytes) ||
+        ufio_rd_u64(&rd, &p->left) || ufio_rd_u64(&rd, &p->rate_bps))
+        return -EPROTO;
+    p->phase = le32toh(p->phase), p->round = le32toh(p->round);
+    p->bytes = le64toh(p->bytes), p->left = le64toh(p->left), p->rate_bps = le64toh(p->rate_bps);
+    return 0;
+}
+
+int ufio_xmig_parse_end(const uint8_t *buf, uint32_t len, uint64_t *total)
+{
+    struct ufio_rd rd = ufio_rd_init(buf, len);
+    if (len != 8 || ufio_rd_u64(&rd, total))
+        return -EPROTO;
+    *total = le64toh(*total);
+    return 0;
+}
