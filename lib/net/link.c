@@ -202,7 +202,10 @@ static int sys_errno(struct ufio_link *l, int e)
 int ufio_link_sendv(struct ufio_link *l, const struct iovec *iov, int iovcnt)
 {
     if (l->tls) {
-        /* corked: the pieces become full 16 KiB records, pushed with writev */
+        /* corked: the pieces become full 16 KiB records, pushed with writev.
+         * Measured with ufio-bench-link on loopback (6 alternating runs, busy
+         * 2-CPU box): corked 592-946 MiB/s, one gnutls_record_send per 1 MiB
+         * (a send() per record, no cork copy) 556-763 MiB/s, same CPU per GiB. */
         gnutls_record_cork(l->s);
         for (int i = 0; i < iovcnt; i++) {
             const uint8_t *p = iov[i].iov_base;

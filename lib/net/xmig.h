@@ -94,6 +94,8 @@ int ufio_xmig_receive(int lfd, const struct ufio_xmig_opts *o, struct ufio_xmig_
 long ufio_xmig_max_len(uint32_t type);
 /* Decodes a message head: -EPROTO for an unknown type or a length above the bound. */
 int ufio_xmig_parse_head(const uint8_t head[XM_HDR], uint32_t *type, uint32_t *len);
+/* Writes a message head (for a payload already placed after it). */
+void ufio_xmig_put_head(uint8_t head[XM_HDR], uint32_t type, uint32_t len);
 /* Sends one message: head + the payload pieces, batched. */
 int ufio_xmig_sendv(struct ufio_link *l, uint32_t type, const struct iovec *iov, int iovcnt);
 int ufio_xmig_send_status(struct ufio_link *l, uint32_t type, int32_t status, const char *reason);

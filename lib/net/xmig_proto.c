@@ -43,6 +43,12 @@ int ufio_xmig_parse_head(const uint8_t head[XM_HDR], uint32_t *type, uint32_t *l
     return 0;
 }
 
+void ufio_xmig_put_head(uint8_t head[XM_HDR], uint32_t type, uint32_t len)
+{
+    ufio_st32(head, htole32(type));
+    ufio_st32(head + 4, htole32(len));
+}
+
 int ufio_xmig_sendv(struct ufio_link *l, uint32_t type, const struct iovec *iov, int iovcnt)
 {
     struct iovec v[8];

@@ -180,7 +180,8 @@ static void *read_device(void *arg)
             return NULL;
         }
         size_t got = 0;
-        int e = ufio_client_mig_data_read(rd->s->dev, sl->buf, rd->full, &got);
+        /* the message head goes in front of the data: one contiguous send */
+        int e = ufio_client_mig_data_read(rd->s->dev, sl->buf + XM_HDR, rd->full, &got);
         if (e) {
             relay_close(rd->rl, e);
             return NULL;
@@ -215,8 +216,9 @@ static int pump(struct src *s, enum ufio_xmig_phase ph, uint64_t *moved)
     struct relay_slot *sl;
     while ((sl = relay_next(&s->relay, &e))) {
         if (sl->len) {
-            struct iovec iov = { sl->buf, sl->len };
-            int se = ufio_xmig_sendv(s->link, XM_DATA, &iov, 1);
+            ufio_xmig_put_head(sl->buf, XM_DATA, (uint32_t)sl->len);
+            struct iovec iov = { sl->buf, XM_HDR + sl->len };
+            int se = ufio_link_sendv(s->link, &iov, 1);
             if (se) {
                 relay_cancel(&s->relay);
                 pthread_join(t, NULL);
@@ -378,7 +380,7 @@ int ufio_xmig_send(const struct ufio_xmig_opts *o, struct ufio_xmig_result *r)
     int e = ufio_client_connect(o->dev_path, &co, &s.dev);
     if (e)
         return fail(&s, UFIO_XMIG_FAILED, "source device %s: %s", o->dev_path, strerror(-e));
-    bool relay_ok = relay_init(&s.relay, CHUNK) == 0;
+    bool relay_ok = relay_init(&s.relay, XM_HDR + CHUNK) == 0;
     s.msg = malloc(UFIO_COMPAT_MAX_DESC);
     int code;
     if (!relay_ok || !s.msg) {
