@@ -351,6 +351,7 @@ static int build(struct ufio_dev *dev, struct sample *s)
     if ((err = ufio_dev_setup_irq(dev, UFIO_IRQ_ERR, 1)) || (err = ufio_dev_setup_irq(dev, UFIO_IRQ_REQ, 1)))
         return err;
     static const struct ufio_mig_ops mig = {
+        .size = sizeof(mig),
         .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
         .transition = mig_transition,
         .save = mig_save,
@@ -429,7 +430,7 @@ int main(int argc, char **argv)
         .subsys_vendor_id = 0x5546, .subsys_id = 0x0001,
         .class_code = 0xff0000, .revision = 1,
     };
-    const struct ufio_dev_ops ops = { .reset = sample_reset };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .reset = sample_reset };
     struct ufio_dev *dev;
     int err = ufio_dev_create("ufio-sample", &ids, &ops, &s, &dev);
     if (!err)

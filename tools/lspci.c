@@ -220,23 +220,34 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[optind];
-    struct ufio_client_opts o = { .timeout_ms = timeout };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = timeout };
     struct ufio_client *c;
     int err = ufio_client_connect(path, &o, &c);
     if (err) {
         fprintf(stderr, "ufio-lspci: %s: %s\n", path, strerror(-err));
         return 1;
     }
-    struct ufio_client_device_info di;
-    static struct ufio_client_region_info ri[UFIO_PCI_NUM_REGIONS];
+    struct ufio_client_device_info di = { .size = sizeof(di) };
+    struct ufio_client_region_info ri[UFIO_PCI_NUM_REGIONS];
     struct ufio_client_irq_info ii[UFIO_IRQ_NUM];
+    /* sparse mmap areas per region, as many as we print */
+    static struct ufio_client_area mm[UFIO_PCI_NUM_REGIONS][64];
+    uint32_t nmm[UFIO_PCI_NUM_REGIONS] = { 0 };
+    for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS; i++)
+        ri[i] = (struct ufio_client_region_info){ .size = sizeof(ri[i]) };
+    for (unsigned i = 0; i < UFIO_IRQ_NUM; i++)
+        ii[i] = (struct ufio_client_irq_info){ .size = sizeof(ii[i]) };
     err = ufio_client_device_info(c, &di);
-    for (unsigned i = 0; !err && i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++)
+    for (unsigned i = 0; !err && i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
         err = ufio_client_region_info(c, i, &ri[i]);
+        int n = err ? err : ri[i].nr_areas ? ufio_client_region_areas(c, i, mm[i], 64) : 0;
+        err = n < 0 ? n : 0;
+        nmm[i] = n > 64 ? 64 : (uint32_t)(n > 0 ? n : 0);
+    }
     for (unsigned i = 0; !err && i < UFIO_IRQ_NUM && i < di.num_irqs; i++)
         err = ufio_client_irq_info(c, i, &ii[i]);
     if (!err) {
-        cfg_size = ri[UFIO_PCI_CONFIG_REGION].size >= 4096 ? 4096 : 256;
+        cfg_size = ri[UFIO_PCI_CONFIG_REGION].region_size >= 4096 ? 4096 : 256;
         err = ufio_client_region_read(c, UFIO_PCI_CONFIG_REGION, 0, cfg, cfg_size);
     }
     if (err) {
@@ -244,7 +255,7 @@ int main(int argc, char **argv)
         ufio_client_destroy(c);
         return 1;
     }
-    struct ufio_client_caps caps;
+    struct ufio_client_caps caps = { .size = sizeof(caps) };
     ufio_client_get_caps(c, &caps);
 
     if (xlevel && !json) {
@@ -278,16 +289,16 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
             json_object *r = json_object_new_object();
             json_object_object_add(r, "index", json_object_new_int((int)i));
-            json_object_object_add(r, "size", json_object_new_int64((int64_t)ri[i].size));
+            json_object_object_add(r, "size", json_object_new_int64((int64_t)ri[i].region_size));
             json_object_object_add(r, "flags", json_object_new_int((int)ri[i].flags));
-            if (i < 6 && ri[i].size)
+            if (i < 6 && ri[i].region_size)
                 json_object_object_add(r, "type", json_object_new_string(
                     (cfg[0x10 + 4 * i] & 1) ? "io" : (cfg[0x10 + 4 * i] & 4) ? "mem64" : "mem32"));
             json_object *areas = json_object_new_array();
-            for (uint32_t a = 0; a < ri[i].nr_areas; a++) {
+            for (uint32_t a = 0; a < nmm[i]; a++) {
                 json_object *ao = json_object_new_object();
-                json_object_object_add(ao, "offset", json_object_new_int64((int64_t)ri[i].areas[a].offset));
-                json_object_object_add(ao, "size", json_object_new_int64((int64_t)ri[i].areas[a].size));
+                json_object_object_add(ao, "offset", json_object_new_int64((int64_t)mm[i][a].offset));
+                json_object_object_add(ao, "size", json_object_new_int64((int64_t)mm[i][a].size));
                 json_object_array_add(areas, ao);
             }
             json_object_object_add(r, "mmap_areas", areas);
@@ -332,10 +343,10 @@ int main(int argc, char **argv)
         printf(", IRQ pin %c", 'A' + cfg[0x3d] - 1);
     printf("\n");
     for (unsigned i = 0; i < 6; i++) {
-        if (!ri[i].size)
+        if (!ri[i].region_size)
             continue;
         char sz[16];
-        size_str(ri[i].size, sz, sizeof(sz));
+        size_str(ri[i].region_size, sz, sizeof(sz));
         uint32_t bar = c32(0x10 + 4 * i);
         if (bar & 1)
             printf("\tI/O ports at <unassigned> [size=%s]", sz);
@@ -346,9 +357,9 @@ int main(int argc, char **argv)
             printf(" [mmap]");
         printf("\n");
     }
-    if (ri[UFIO_PCI_ROM_REGION].size) {
+    if (ri[UFIO_PCI_ROM_REGION].region_size) {
         char sz[16];
-        size_str(ri[UFIO_PCI_ROM_REGION].size, sz, sizeof(sz));
+        size_str(ri[UFIO_PCI_ROM_REGION].region_size, sz, sizeof(sz));
         printf("\tExpansion ROM at <unassigned> [disabled] [size=%s]\n", sz);
     }
     print_caps_text();
@@ -360,13 +371,13 @@ int main(int argc, char **argv)
            di.flags & 2 ? "pci" : "", di.num_regions, di.num_irqs);
     static const char *rnames[] = { "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "CONFIG", "VGA" };
     for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
-        if (!ri[i].size)
+        if (!ri[i].region_size)
             continue;
-        printf("\tRegion %u (%s): size %#llx, %s%s%s\n", i, rnames[i], (unsigned long long)ri[i].size,
+        printf("\tRegion %u (%s): size %#llx, %s%s%s\n", i, rnames[i], (unsigned long long)ri[i].region_size,
                ri[i].flags & 1 ? "read " : "", ri[i].flags & 2 ? "write " : "", ri[i].flags & 4 ? "mmap" : "");
-        for (uint32_t a = 0; a < ri[i].nr_areas; a++)
-            printf("\t\tmmap area: offset %#llx size %#llx\n", (unsigned long long)ri[i].areas[a].offset,
-                   (unsigned long long)ri[i].areas[a].size);
+        for (uint32_t a = 0; a < nmm[i]; a++)
+            printf("\t\tmmap area: offset %#llx size %#llx\n", (unsigned long long)mm[i][a].offset,
+                   (unsigned long long)mm[i][a].size);
     }
     static const char *inames[] = { "INTx", "MSI", "MSI-X", "ERR", "REQ" };
     for (unsigned i = 0; i < UFIO_IRQ_NUM && i < di.num_irqs; i++)

@@ -52,7 +52,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_opts o = { .size = sizeof(o) };
     bool json = false, quiet = false;
     struct net_args na = { 0 };
     const char *listen_url = NULL, *recover = NULL;
@@ -121,7 +121,8 @@ int main(int argc, char **argv)
     }
     if (!quiet && isatty(2))
         o.progress = progress;
-    struct ufio_migrate_result r;
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     int err = ufio_migrate(&o, &r);
     if (json) {
         json_object *j = json_object_new_object();

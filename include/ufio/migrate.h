@@ -27,6 +27,7 @@ enum ufio_migrate_phase {
 };
 
 struct ufio_migrate_opts {
+    size_t size;                /* sizeof(struct ufio_migrate_opts) in the caller's build */
     const char *src_path;
     const char *dst_path;
     unsigned max_downtime_ms;   /* default 300 */
@@ -39,6 +40,7 @@ struct ufio_migrate_opts {
 };
 
 struct ufio_migrate_result {
+    size_t size;                /* set by the caller: sizeof(struct ufio_migrate_result) */
     uint64_t bytes;             /* migration stream bytes moved */
     uint64_t precopy_bytes;
     uint64_t stopcopy_bytes;
@@ -47,11 +49,17 @@ struct ufio_migrate_result {
     double total_ms;
     double throughput_mib_s;
     bool compatible;
-    char error[1024];           /* what failed, or the compatibility reasons */
+    /* Set by the caller (both may be 0): a buffer that receives what failed,
+     * or the compatibility reasons, NUL-terminated, truncated to error_size
+     * (UFIO_MIGRATE_ERROR_MAX holds any message in full); "" on success. */
+    char *error;
+    size_t error_size;
 };
+#define UFIO_MIGRATE_ERROR_MAX 1024
 
 /* 0 on success; -EPERM when the devices are incompatible (reasons in
- * result->error); another -errno otherwise. */
+ * result->error); another -errno otherwise. opts->size and result->size as in
+ * ufio.h (-EINVAL, -E2BIG); the result is written on failure too. */
 UFIO_API int ufio_migrate(const struct ufio_migrate_opts *opts, struct ufio_migrate_result *result);
 
 #ifdef __cplusplus

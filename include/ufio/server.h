@@ -36,6 +36,7 @@ typedef int (*ufio_region_access_fn)(struct ufio_dev *dev, void *opaque, unsigne
                                      uint64_t offset, void *buf, uint32_t len, bool is_write);
 
 struct ufio_dev_ops {
+    size_t size;  /* sizeof(struct ufio_dev_ops) in the caller's build */
     /* DEVICE_RESET from the client (also after a client disconnect when
      * reset_on_disconnect is set). Config space is reset by the library
      * before this is called. May be NULL. */
@@ -61,7 +62,8 @@ struct ufio_pci_ids {
     uint8_t revision;
 };
 
-/* Creates a device. name appears in log lines. ops may be NULL. */
+/* Creates a device. name appears in log lines. ops may be NULL (no
+ * callbacks); ops->size as in ufio.h (-EINVAL, -E2BIG). The ops are copied. */
 UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
                              const struct ufio_dev_ops *ops, void *opaque,
                              struct ufio_dev **out);
@@ -72,6 +74,7 @@ UFIO_API const char *ufio_dev_name(struct ufio_dev *dev);
 /* ---- configuration (before the device is attached) ------------------- */
 
 struct ufio_dev_limits {
+    size_t size;                 /* sizeof(struct ufio_dev_limits) in the caller's build */
     uint32_t max_msg_fds;        /* default 8, at most 16 */
     uint32_t max_data_xfer_size; /* default 1 MiB, at most 64 MiB */
     uint32_t max_dma_maps;       /* default 1024 */
@@ -80,7 +83,10 @@ struct ufio_dev_limits {
     int reply_timeout_ms;        /* for DMA_READ/WRITE replies from the client (default 5000) */
     uint64_t max_mig_stream;     /* migration payload a destination buffers (default 1 GiB) */
 };
-UFIO_API void ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l);
+/* Get, change, set: the caller sets l->size first. Limits a caller's build
+ * does not know keep their current value on set. -EINVAL for a bad size or
+ * value, -EBUSY with a client attached. */
+UFIO_API int ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l);
 UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_limits *l);
 
 /* ---- PCI config space ------------------------------------------------ */

@@ -90,7 +90,7 @@ int cl_negotiate(struct ufio_client *c, int fd)
     c->conn.send_timeout_ms = c->opts.timeout_ms;
     c->sink = (struct ufio_conn_sink){ .prefix = 16, .place = cl_sink_place, .opaque = c };
     c->conn.sink = &c->sink;
-    struct ufio_version v = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR, .has_json = true };
+    struct ufio_version v = { .major = UFIO_PROTO_MAJOR, .minor = UFIO_PROTO_MINOR, .has_json = true };
     ufio_caps_defaults(&v.caps);
     v.caps.max_msg_fds = c->opts.max_msg_fds;
     v.caps.max_data_xfer_size = c->opts.max_data_xfer_size;
@@ -145,6 +145,7 @@ int cl_negotiate(struct ufio_client *c, int fd)
         c->has_twin = true;
     }
     c->caps = (struct ufio_client_caps){
+        .size = sizeof(c->caps),
         .major = rv.major, .minor = rv.minor,
         .max_msg_fds = rv.caps.max_msg_fds,
         .max_data_xfer_size = rv.caps.max_data_xfer_size,

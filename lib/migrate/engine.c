@@ -9,6 +9,7 @@
 #include <ufio/migrate.h>
 #include <ufio/migration.h>
 
+#include "common/abi.h"
 #include "proto/compat.h"
 
 #define PUMP_CHUNK (1u << 20)
@@ -36,6 +37,7 @@ struct ctx {
     struct ufio_migrate_result *r;
     struct ufio_client *src, *dst;
     uint8_t *buf;
+    char error[UFIO_MIGRATE_ERROR_MAX]; /* copied to the caller's buffer at the end */
 };
 
 /* Moves stream bytes until the source gives a short read. */
@@ -45,13 +47,13 @@ static int pump(struct ctx *x, enum ufio_migrate_phase phase, uint64_t *moved)
         size_t got = 0;
         int err = ufio_client_mig_data_read(x->src, x->buf, PUMP_CHUNK, &got);
         if (err) {
-            snprintf(x->r->error, sizeof(x->r->error), "reading migration data from the source: %s", strerror(-err));
+            snprintf(x->error, sizeof(x->error), "reading migration data from the source: %s", strerror(-err));
             return err;
         }
         if (got) {
             err = ufio_client_mig_data_write(x->dst, x->buf, got);
             if (err) {
-                snprintf(x->r->error, sizeof(x->r->error),
+                snprintf(x->error, sizeof(x->error),
                          "the destination refused the migration data: %s (see its log for the reason)",
                          strerror(-err));
                 return err;
@@ -62,7 +64,7 @@ static int pump(struct ctx *x, enum ufio_migrate_phase phase, uint64_t *moved)
         if (x->o->progress)
             x->o->progress(x->o->opaque, phase, x->r->bytes, x->r->rounds);
         /* the server caps a read at its max_data_xfer_size: a short read is one below that */
-        struct ufio_client_caps caps;
+        struct ufio_client_caps caps = { .size = sizeof(caps) };
         ufio_client_get_caps(x->src, &caps);
         size_t full = caps.max_data_xfer_size < PUMP_CHUNK ? (size_t)caps.max_data_xfer_size : PUMP_CHUNK;
         if (got < full)
@@ -75,7 +77,7 @@ static int set(struct ctx *x, struct ufio_client *c, unsigned st, const char *wh
     unsigned reached;
     int err = ufio_client_mig_set_state(c, st, &reached);
     if (err)
-        snprintf(x->r->error, sizeof(x->r->error), "%s: moving to %s failed (%s); device now %s", who,
+        snprintf(x->error, sizeof(x->error), "%s: moving to %s failed (%s); device now %s", who,
                  ufio_mig_state_name(st), strerror(-err), ufio_mig_state_name(reached));
     return err;
 }
@@ -87,18 +89,18 @@ static int check(struct ctx *x)
     if (!err)
         err = get_desc(x->dst, dd, sizeof(dd));
     if (err) {
-        snprintf(x->r->error, sizeof(x->r->error), "reading compatibility descriptors: %s", strerror(-err));
+        snprintf(x->error, sizeof(x->error), "reading compatibility descriptors: %s", strerror(-err));
         return err;
     }
     struct ufio_compat_verdict v;
     char e[256];
     if (ufio_compat_check_json(sd, dd, &v, e, sizeof(e))) {
-        snprintf(x->r->error, sizeof(x->r->error), "%s", e);
+        snprintf(x->error, sizeof(x->error), "%s", e);
         return -EINVAL;
     }
     x->r->compatible = v.compatible;
     if (!v.compatible) {
-        ufio_compat_format(&v, x->r->error, sizeof(x->r->error));
+        ufio_compat_format(&v, x->error, sizeof(x->error));
         return -EPERM;
     }
     return 0;
@@ -115,14 +117,14 @@ static int run(struct ctx *x, double t_start)
         return err;
     uint64_t sflags, dflags;
     if ((err = ufio_client_mig_flags(x->src, &sflags)) || (err = ufio_client_mig_flags(x->dst, &dflags))) {
-        snprintf(r->error, sizeof(r->error), "a device does not support migration: %s", strerror(-err));
+        snprintf(x->error, sizeof(x->error), "a device does not support migration: %s", strerror(-err));
         return err;
     }
     unsigned sstate;
     if ((err = ufio_client_mig_get_state(x->src, &sstate)))
         return err;
     if (sstate != UFIO_MIG_RUNNING && sstate != UFIO_MIG_STOP) {
-        snprintf(r->error, sizeof(r->error), "the source device is in %s, not RUNNING or STOP",
+        snprintf(x->error, sizeof(x->error), "the source device is in %s, not RUNNING or STOP",
                  ufio_mig_state_name(sstate));
         return -EBUSY;
     }
@@ -148,7 +150,7 @@ static int run(struct ctx *x, double t_start)
                 bw = moved / dt;
             uint64_t initial = 0, dirty = 0;
             if ((err = ufio_client_mig_precopy_info(x->src, &initial, &dirty))) {
-                snprintf(r->error, sizeof(r->error), "precopy info: %s", strerror(-err));
+                snprintf(x->error, sizeof(x->error), "precopy info: %s", strerror(-err));
                 return err;
             }
             uint64_t left = initial + dirty;
@@ -175,8 +177,8 @@ static int run(struct ctx *x, double t_start)
     /* the device lives on the destination now: end the source's session, stopped */
     if (set(x, x->src, UFIO_MIG_STOP, "source")) {
         /* not fatal: the destination runs; report it */
-        fprintf(stderr, "ufio-migrate: warning: %s\n", r->error);
-        r->error[0] = 0;
+        fprintf(stderr, "ufio-migrate: warning: %s\n", x->error);
+        x->error[0] = 0;
     }
     r->total_ms = now_ms() - t_start;
     r->throughput_mib_s = r->total_ms > 0 ? (r->bytes / 1048576.0) / (r->total_ms / 1e3) : 0;
@@ -185,37 +187,58 @@ static int run(struct ctx *x, double t_start)
     return 0;
 }
 
-UFIO_API int ufio_migrate(const struct ufio_migrate_opts *o, struct ufio_migrate_result *r)
+static int migrate(struct ctx *x)
 {
-    memset(r, 0, sizeof(*r));
+    const struct ufio_migrate_opts *o = x->o;
     double t0 = now_ms();
-    struct ctx x = { .o = o, .r = r };
-    struct ufio_client_opts co = { .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000 };
-    int err = ufio_client_connect(o->src_path, &co, &x.src);
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000 };
+    int err = ufio_client_connect(o->src_path, &co, &x->src);
     if (err) {
-        snprintf(r->error, sizeof(r->error), "source %s: %s", o->src_path, strerror(-err));
+        snprintf(x->error, sizeof(x->error), "source %s: %s", o->src_path, strerror(-err));
         return err;
     }
-    err = ufio_client_connect(o->dst_path, &co, &x.dst);
+    err = ufio_client_connect(o->dst_path, &co, &x->dst);
     if (err) {
-        snprintf(r->error, sizeof(r->error), "destination %s: %s", o->dst_path, strerror(-err));
-        ufio_client_destroy(x.src);
+        snprintf(x->error, sizeof(x->error), "destination %s: %s", o->dst_path, strerror(-err));
+        ufio_client_destroy(x->src);
         return err;
     }
-    x.buf = malloc(PUMP_CHUNK);
-    err = x.buf ? run(&x, t0) : -ENOMEM;
+    x->buf = malloc(PUMP_CHUNK);
+    err = x->buf ? run(x, t0) : -ENOMEM;
     if (err && err != -EPERM) {
         /* roll back: the source runs on with its state; the destination stays stopped */
         unsigned st;
-        if (ufio_client_mig_get_state(x.src, &st) == 0 && st != UFIO_MIG_RUNNING) {
-            if (ufio_client_mig_set_state(x.src, UFIO_MIG_RUNNING, NULL) != 0 && st == UFIO_MIG_ERROR)
-                ufio_client_reset(x.src);
+        if (ufio_client_mig_get_state(x->src, &st) == 0 && st != UFIO_MIG_RUNNING) {
+            if (ufio_client_mig_set_state(x->src, UFIO_MIG_RUNNING, NULL) != 0 && st == UFIO_MIG_ERROR)
+                ufio_client_reset(x->src);
         }
-        if (ufio_client_mig_get_state(x.dst, &st) == 0 && st == UFIO_MIG_RESUMING)
-            ufio_client_mig_set_state(x.dst, UFIO_MIG_STOP, NULL);
+        if (ufio_client_mig_get_state(x->dst, &st) == 0 && st == UFIO_MIG_RESUMING)
+            ufio_client_mig_set_state(x->dst, UFIO_MIG_STOP, NULL);
     }
-    free(x.buf);
-    ufio_client_destroy(x.src);
-    ufio_client_destroy(x.dst);
+    free(x->buf);
+    ufio_client_destroy(x->src);
+    ufio_client_destroy(x->dst);
+    return err;
+}
+
+UFIO_API int ufio_migrate(const struct ufio_migrate_opts *user_o, struct ufio_migrate_result *user_r)
+{
+    if (!user_o || abi_check_out(user_r))
+        return -EINVAL;
+    struct ufio_migrate_opts opts;
+    int err = abi_struct_in(&opts, sizeof(opts), user_o);
+    if (err)
+        return err;
+    /* the caller's error buffer, if its build knows the members */
+    struct ufio_migrate_result caller = { .size = sizeof(caller) };
+    abi_struct_out(&caller, user_r, abi_user_size(user_r) < sizeof(caller) ? abi_user_size(user_r) : sizeof(caller));
+    struct ufio_migrate_result r = { .size = sizeof(r) };
+    struct ctx x = { .o = &opts, .r = &r };
+    err = migrate(&x);
+    r.error = caller.error;
+    r.error_size = caller.error_size;
+    if (r.error && r.error_size)
+        snprintf(r.error, r.error_size, "%s", x.error);
+    abi_struct_out(user_r, &r, sizeof(r));
     return err;
 }

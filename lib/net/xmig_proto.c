@@ -101,8 +101,9 @@ int ufio_xmig_parse_status(const uint8_t *buf, uint32_t len, int32_t *status, ch
     size_t n = ufio_rd_left(&rd);
     if (n >= cap)
         n = cap - 1;
-    const void *p;
-    ufio_rd_ptr(&rd, &p, n);
+    const void *p = NULL;
+    if (ufio_rd_ptr(&rd, &p, n))
+        return -EPROTO;
     memcpy(reason, p, n);
     reason[n] = 0;
     for (size_t i = 0; i < n; i++)

@@ -202,7 +202,7 @@ static void *read_device(void *arg)
  */
 static int pump(struct src *s, enum ufio_xmig_phase ph, uint64_t *moved)
 {
-    struct ufio_client_caps caps;
+    struct ufio_client_caps caps = { .size = sizeof(caps) };
     ufio_client_get_caps(s->dev, &caps);
     struct reader rd = { .s = s, .rl = &s->relay };
     rd.full = caps.max_data_xfer_size < CHUNK ? (size_t)caps.max_data_xfer_size : CHUNK;
@@ -376,7 +376,7 @@ int ufio_xmig_send(const struct ufio_xmig_opts *o, struct ufio_xmig_result *r)
     memset(r, 0, sizeof(*r));
     double t0 = now_ms();
     struct src s = { .o = o, .r = r };
-    struct ufio_client_opts co = { .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000 };
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000 };
     int e = ufio_client_connect(o->dev_path, &co, &s.dev);
     if (e)
         return fail(&s, UFIO_XMIG_FAILED, "source device %s: %s", o->dev_path, strerror(-e));

@@ -36,7 +36,7 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
 {
     if (dev->negotiated)
         return -EINVAL;
-    struct ufio_version cv, sv = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR }, rv;
+    struct ufio_version cv, sv = { .major = UFIO_PROTO_MAJOR, .minor = UFIO_PROTO_MINOR }, rv;
     int err = ufio_version_decode(m->payload, m->len, &cv);
     if (err)
         return err;
@@ -80,6 +80,8 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
     dev->negotiated = true;
     UFIO_INFO(dev->name, "negotiated version %u.%u%s", rv.major, rv.minor,
               dev->has_twin ? " with twin socket" : "");
+    if (dev->ops.attach) /* promised by server.h; was never called */
+        dev->ops.attach(dev, dev->opaque);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 #include "proto/mig_stream.h"
 #include "server/compat.h"
@@ -38,13 +39,20 @@ UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mi
 {
     if (dev->built || dev->mig)
         return -EBUSY;
-    if (!ops || !ops->save || !ops->load || !(ops->flags & UFIO_MIG_F_STOP_COPY) ||
+    if (!ops)
+        return -EINVAL;
+    struct ufio_mig_ops known;
+    int err = abi_struct_in(&known, sizeof(known), ops);
+    if (err)
+        return err;
+    ops = &known;
+    if (!ops->save || !ops->load || !(ops->flags & UFIO_MIG_F_STOP_COPY) ||
         (ops->flags & ~(uint64_t)(UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_P2P | UFIO_MIG_F_PRE_COPY)))
         return -EINVAL;
     struct ufio_mig *m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
-    m->ops = *ops;
+    m->ops = known;
     m->opaque = opaque;
     m->state = UFIO_MIG_RUNNING;
     m->max_stream = MIG_MAX_STATE;

@@ -43,19 +43,19 @@ static void test_info_and_regions(void **st)
     struct srv s;
     assert_int_equal(srv_start(&s, server_bin, NULL), 0);
     struct ufio_client *c = attach(&s);
-    struct ufio_client_caps caps;
+    struct ufio_client_caps caps = { .size = sizeof(caps) };
     ufio_client_get_caps(c, &caps);
     assert_int_equal(caps.major, 0);
     assert_true(caps.twin_socket);
     assert_true(caps.write_multiple);
     assert_int_equal(caps.max_data_xfer_size, 1 << 20);
-    struct ufio_client_device_info di;
+    struct ufio_client_device_info di = { .size = sizeof(di) };
     assert_int_equal(ufio_client_device_info(c, &di), 0);
     assert_int_equal(di.num_regions, 9);
     assert_int_equal(di.flags, 3);
-    struct ufio_client_region_info ri;
+    struct ufio_client_region_info ri = { .size = sizeof(ri) };
     assert_int_equal(ufio_client_region_info(c, 2, &ri), 0);
-    assert_int_equal(ri.size, 65536);
+    assert_int_equal(ri.region_size, 65536);
     assert_int_equal(ri.nr_areas, 1);
     assert_true(ri.fd >= 0);
     uint8_t *mem;
@@ -70,7 +70,7 @@ static void test_info_and_regions(void **st)
     assert_int_equal(mem[65535], 0xa5);
     munmap(mem, 65536);
     /* a client that accepts only 4 KiB per message splits a 64 KiB write in 16 */
-    struct ufio_client_opts small = { .max_data_xfer_size = 4096 };
+    struct ufio_client_opts small = { .size = sizeof(small), .max_data_xfer_size = 4096 };
     struct ufio_client *c2;
     ufio_client_destroy(c);
     assert_int_equal(ufio_client_connect(s.path, &small, &c2), 0);
@@ -95,7 +95,7 @@ static void test_info_and_regions(void **st)
         assert_int_equal(ufio_client_region_write_posted(c, 0, 8, &i, 4), 0);
     assert_int_equal(ufio_client_region_read(c, 0, 8, &v, 4), 0);
     assert_int_equal(v, 499);
-    struct ufio_client_irq_info ii;
+    struct ufio_client_irq_info ii = { .size = sizeof(ii) };
     assert_int_equal(ufio_client_irq_info(c, 2, &ii), 0);
     assert_int_equal(ii.count, 4);
     assert_int_equal(ufio_client_reset(c), 0);
@@ -375,10 +375,10 @@ static void test_misbehaving_server(void **st)
         struct fake f = { sv[1], cases[i].mode };
         pthread_t th;
         pthread_create(&th, NULL, fake_server, &f);
-        struct ufio_client_opts o = { .timeout_ms = 300, .no_twin_socket = true };
+        struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 300, .no_twin_socket = true };
         struct ufio_client *c;
         assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
-        struct ufio_client_device_info di;
+        struct ufio_client_device_info di = { .size = sizeof(di) };
         int err = ufio_client_device_info(c, &di);
         if (err != cases[i].want)
             fprintf(stderr, "mode %d: got %d want %d\n", cases[i].mode, err, cases[i].want);
@@ -396,7 +396,7 @@ static void test_misbehaving_server(void **st)
     pthread_t th;
     pthread_create(&th, NULL, fake_server, &f);
     struct ufio_client *c;
-    struct ufio_client_opts o = { .timeout_ms = 300 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 300 };
     assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), -EPROTO);
     shutdown(sv[1], SHUT_RDWR);
     pthread_join(th, NULL);
@@ -449,7 +449,7 @@ static void test_big_read_replies(void **st)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     pthread_t th;
     pthread_create(&th, NULL, bigread_server, &sv[1]);
-    struct ufio_client_opts o = { .timeout_ms = 1000, .no_twin_socket = true };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 1000, .no_twin_socket = true };
     struct ufio_client *c;
     assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
     static uint8_t buf[65536], zero[65536];
@@ -561,7 +561,7 @@ static void test_unmap_during_dma_write(void **st)
     struct unmap_race u = { .fd = sv[1], .twin_err = -1, .twin = -1 };
     pthread_t srv;
     pthread_create(&srv, NULL, unmap_race_server, &u);
-    struct ufio_client_opts o = { .timeout_ms = 3000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 3000 };
     struct ufio_client *c;
     assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
     static uint8_t mem[65536]; /* no fd: the server must write it by message */
@@ -635,11 +635,11 @@ static void test_server_vanishes_at_every_byte(void **st)
         struct cutter k = { sv[1], cut };
         pthread_t th;
         pthread_create(&th, NULL, cut_server, &k);
-        struct ufio_client_opts o = { .timeout_ms = 2000, .no_twin_socket = true };
+        struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 2000, .no_twin_socket = true };
         struct ufio_client *c;
         int err = ufio_client_attach_fd(sv[0], &o, &c);
         if (err == 0) {
-            struct ufio_client_device_info di;
+            struct ufio_client_device_info di = { .size = sizeof(di) };
             err = ufio_client_device_info(c, &di);
             if (cut == total)
                 assert_int_equal(err, 0); /* the whole conversation: it works */

@@ -51,6 +51,10 @@ wait_for() {
     echo "timed out waiting for '$2' in $1"; return 1
 }
 
+# fault tests wait for the link timeout; valgrind makes every step slower
+lt=2000
+[ "${UFIO_UNDER_VALGRIND:-0}" = 1 ] && lt=15000
+
 # the sample's state size: the large-state options when this sample has them
 state_args=()
 if "$sample" --help 2>&1 | grep -q -- --state-mib; then
@@ -191,8 +195,8 @@ fast() { ip netns exec "$ns_s" tc qdisc del dev "$v_s" root 2>/dev/null; }
 midstream() { # fault-name
     start_devices 0x3c3c || return
     slow 200kbit
-    listen --tls-dir "$C/server" --link-timeout 2000
-    send_bg --to tls://$ip_d:$port --tls-dir "$C/client" --link-timeout 2000
+    listen --tls-dir "$C/server" --link-timeout $lt
+    send_bg --to tls://$ip_d:$port --tls-dir "$C/client" --link-timeout $lt
     wait_for "$dir/dst.out" '"phase":"precopy"'
 }
 midstream "cut"

@@ -38,11 +38,11 @@ int main(int argc, char **argv)
         return 2;
     }
     struct ufio_client *c;
-    struct ufio_client_opts co = { .timeout_ms = 10000 };
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = 10000 };
     int e = ufio_client_connect(argv[2], &co, &c);
     if (e)
         return die(argv[2], e);
-    struct ufio_client_region_info ri;
+    struct ufio_client_region_info ri = { .size = sizeof(ri) };
     if ((e = ufio_client_region_info(c, BAR2, &ri)))
         return die("BAR2 info", e);
     uint8_t *buf = malloc(CHUNK);
@@ -52,8 +52,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "fill")) {
         uint64_t seed = strtoull(argv[3], NULL, 0), x = seed | 1;
         uint32_t s32 = (uint32_t)seed;
-        for (uint64_t off = 0; off < ri.size && !e; off += CHUNK) {
-            size_t n = ri.size - off < CHUNK ? (size_t)(ri.size - off) : CHUNK;
+        for (uint64_t off = 0; off < ri.region_size && !e; off += CHUNK) {
+            size_t n = ri.region_size - off < CHUNK ? (size_t)(ri.region_size - off) : CHUNK;
             for (size_t i = 0; i + 8 <= n; i += 8) {
                 uint64_t v = next(&x);
                 memcpy(buf + i, &v, 8);
@@ -66,8 +66,8 @@ int main(int argc, char **argv)
             rc = die("fill", e);
     } else {
         uint64_t h = 0xcbf29ce484222325ull;
-        for (uint64_t off = 0; off < ri.size && !e; off += CHUNK) {
-            size_t n = ri.size - off < CHUNK ? (size_t)(ri.size - off) : CHUNK;
+        for (uint64_t off = 0; off < ri.region_size && !e; off += CHUNK) {
+            size_t n = ri.region_size - off < CHUNK ? (size_t)(ri.region_size - off) : CHUNK;
             if (!(e = ufio_client_region_read(c, BAR2, off, buf, n)))
                 for (size_t i = 0; i < n; i++)
                     h = (h ^ buf[i]) * 0x100000001b3ull;
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
             rc = die("digest", e);
         else
             printf("state=%s scratch=0x%08x bar2=%016" PRIx64 " size=%" PRIu64 "\n", ufio_mig_state_name(st), scratch,
-                   h, ri.size);
+                   h, ri.region_size);
     }
     free(buf);
     ufio_client_destroy(c);
