@@ -2,7 +2,8 @@
  * The second client the cross-host tests verify with: it fills the sample's
  * state before a migration and reads it back, from outside, after one.
  *   xmig_peek fill SOCK SEED    BAR2 gets a pattern from SEED, SCRATCH = SEED
- *   xmig_peek digest SOCK       prints "state=S scratch=X bar2=FNV64 size=N"
+ *   xmig_peek digest SOCK       prints "state=S scratch=X bar2=FNV64 size=N dev=DIGEST"
+ * (dev: the sample's own digest of registers, BAR2 and its extra state)
  * Exit 0, or 1 with the reason on stderr.
  */
 #include <errno.h>
@@ -17,6 +18,8 @@
 #define BAR0 0
 #define BAR2 2
 #define REG_SCRATCH 0x08
+#define REG_DIGEST_LO 0x38 /* the sample's digest of its whole state (0 on samples without it) */
+#define REG_DIGEST_HI 0x3c
 #define CHUNK (1u << 20)
 
 static int die(const char *what, int e)
@@ -72,17 +75,22 @@ int main(int argc, char **argv)
                 for (size_t i = 0; i < n; i++)
                     h = (h ^ buf[i]) * 0x100000001b3ull;
         }
-        uint32_t scratch = 0;
+        uint32_t scratch = 0, lo = 0, hi = 0;
         unsigned st = 0;
         if (!e)
             e = ufio_client_region_read(c, BAR0, REG_SCRATCH, &scratch, 4);
+        /* LO latches the digest, HI reads the latched upper half */
+        if (!e)
+            e = ufio_client_region_read(c, BAR0, REG_DIGEST_LO, &lo, 4);
+        if (!e)
+            e = ufio_client_region_read(c, BAR0, REG_DIGEST_HI, &hi, 4);
         if (!e)
             e = ufio_client_mig_get_state(c, &st);
         if (e)
             rc = die("digest", e);
         else
-            printf("state=%s scratch=0x%08x bar2=%016" PRIx64 " size=%" PRIu64 "\n", ufio_mig_state_name(st), scratch,
-                   h, ri.region_size);
+            printf("state=%s scratch=0x%08x bar2=%016" PRIx64 " size=%" PRIu64 " dev=%08x%08x\n",
+                   ufio_mig_state_name(st), scratch, h, ri.region_size, hi, lo);
     }
     free(buf);
     ufio_client_destroy(c);
