@@ -3,6 +3,8 @@
 # TLS 1.3, beside a raw TLS bulk transfer over the same veth link in the same
 # run. Needs root (ip netns), certtool, and a ufio-sample with --state-mib.
 # usage: scripts/bench-cross-host.sh [BUILD_DIR] [STATE_MIB...]   (default: build 256 1024)
+# Each size runs REPEAT times (default 3), raw and migration alternating, so
+# load on a shared machine hits both alike; compare rows within one run.
 # env: DIRTY=PAGES_PER_MS (ufio-sample --dirty-rate while precopy runs, default 0)
 #      DOWNTIME=MS (--max-downtime, default 300)
 set -u
@@ -34,6 +36,7 @@ hz=$(getconf CLK_TCK)
 
 printf '%-9s %-9s %10s %10s %10s %11s %12s %12s %12s\n' state what "MiB/s" "total ms" "downtime" "raw MiB/s" "src cpu s/G" "dst cpu s/G" "dev cpu s/G"
 for mib in "${sizes[@]}"; do
+for ((rep = 0; rep < ${REPEAT:-3}; rep++)); do
     # raw TLS: the same link, the same byte count as the device state
     ip netns exec "$ns_d" "$link" --listen tls://$ip_d:$port --tls-dir "$C/server" >"$dir/sink.out" &
     pids+=($!); wait_for "$dir/sink.out" listening
@@ -72,4 +75,5 @@ for mib in "${sizes[@]}"; do
     echo "          rounds $(jget "$dir/src.out" rounds), precopy $(jget "$dir/src.out" precopy_bytes) B, stop-copy $(jget "$dir/src.out" stopcopy_bytes) B, link rate $(f "$(jget "$dir/src.out" link_rate_mib_s)") MiB/s"
     kill $spid $dpid; wait $spid $dpid 2>/dev/null
     pids=()
+done
 done
