@@ -4,11 +4,14 @@
  * It shows every part of the server API: a config space with PM, MSI,
  * MSI-X, PCIe, vendor-specific and DSN capabilities; a trapped register BAR
  * that raises interrupts and performs DMA; an I/O BAR; a BAR of shared
- * memory the client may mmap; and the MSI-X table in its own BAR.
+ * memory the client may mmap; and the MSI-X table in its own BAR (placed by
+ * ufio_dev_add_msix()).
  * The register map is in docs/sample-device.md.
  */
 #include <errno.h>
 #include <getopt.h>
+
+#include <ufio/serve_opts.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +97,7 @@ static void do_dma(struct ufio_dev *dev, struct sample *s)
     raise_irq(dev, s, 0);
 }
 
-static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
+static int bar0_access(struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned region, uint64_t off,
                        void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
@@ -134,23 +137,33 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint
     return 0;
 }
 
-static int bar1_io_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
-                          void *buf, uint32_t len, bool is_write)
+/*
+ * The I/O BAR takes 1-, 2- and 4-byte accesses, naturally aligned, as port I/O
+ * from a real driver does (inb/inw/inl); a narrow write changes only its bytes.
+ */
+static int bar1_io_access(UFIO_UNUSED struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned region,
+                          uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
-    if (len != 4 || off % 4)
+    if ((len != 1 && len != 2 && len != 4) || off % len)
         return -EINVAL;
+    uint8_t *b = buf;
+    unsigned first = (unsigned)(off % 4);
+    uint64_t reg = off - first;
     if (is_write) {
-        if (off == 4)
-            memcpy(&s->io_scratch, buf, 4);
+        for (unsigned i = 0; reg == 4 && i < len; i++) {
+            unsigned shift = (first + i) * 8;
+            s->io_scratch = (s->io_scratch & ~(0xffu << shift)) | (uint32_t)b[i] << shift;
+        }
         return 0;
     }
-    uint32_t v = off == 0 ? SAMPLE_ID : off == 4 ? s->io_scratch : 0;
-    memcpy(buf, &v, 4);
+    uint32_t v = reg == 0 ? SAMPLE_ID : reg == 4 ? s->io_scratch : 0;
+    for (unsigned i = 0; i < len; i++)
+        b[i] = (uint8_t)(v >> ((first + i) * 8)); /* registers are little-endian */
     return 0;
 }
 
-static int sample_reset(struct ufio_dev *dev, void *opaque)
+static int sample_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
 {
     struct sample *s = opaque;
     s->dma_status = 0;
@@ -162,7 +175,7 @@ static int sample_reset(struct ufio_dev *dev, void *opaque)
 
 enum { REC_RAM_FULL = 1, REC_REGS = 2, REC_PAGE = 3 };
 
-static int mig_transition(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
+static int mig_transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
 {
     struct sample *s = opaque;
     if ((from == UFIO_MIG_RUNNING || from == UFIO_MIG_STOP) &&
@@ -232,7 +245,7 @@ static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t le
     return (ssize_t)off;
 }
 
-static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
+static int mig_load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
 {
     struct sample *s = opaque;
     const uint8_t *b = in;
@@ -268,7 +281,7 @@ static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t l
     return 0;
 }
 
-static void mig_estimate(struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
+static void mig_estimate(UFIO_UNUSED struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
                          uint64_t *stop_copy)
 {
     struct sample *s = opaque;
@@ -289,7 +302,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [--sw-version=X.Y.Z]\n"
-            "                   [--compat-file=FILE] [-v]\n"
+            "                   [--compat-file=FILE] [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
             "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
             "  --fd=N              serve an already-connected socket (exits when it closes)\n"
@@ -297,6 +310,7 @@ static void usage(FILE *f)
             "                      sleeping (default 0: always sleep)\n"
             "  --sw-version=X.Y.Z  software version in the migration descriptor (default 1.0.0)\n"
             "  --compat-file=FILE  use this JSON compatibility descriptor instead\n"
+            UFIO_SERVE_USAGE
             "  -v, --verbose       log protocol activity to stderr\n"
             "  -h, --help          this text\n"
             "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
@@ -335,7 +349,6 @@ static int build(struct ufio_dev *dev, struct sample *s)
     if ((err = ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, bar0_access, s)) ||
         (err = ufio_dev_add_bar(dev, 1, 256, UFIO_BAR_IO, bar1_io_access, s)) ||
         (err = ufio_dev_add_bar(dev, 2, 64 * 1024, UFIO_BAR_MEM32, NULL, NULL)) ||
-        (err = ufio_dev_add_bar(dev, 4, 4096, UFIO_BAR_MEM32, NULL, NULL)) ||
         (err = ufio_dev_add_mmap_area(dev, 2, 0, 64 * 1024, &ram)))
         return err;
     s->ram = ram;
@@ -343,7 +356,7 @@ static int build(struct ufio_dev *dev, struct sample *s)
         s->ram[i] = (uint8_t)i;
     if ((err = ufio_dev_add_cap_pm(dev)) < 0 ||
         (err = ufio_dev_add_cap_msi(dev, 1, UFIO_MSI_64BIT | UFIO_MSI_MASKABLE)) < 0 ||
-        (err = ufio_dev_add_cap_msix(dev, 4, 4, 0x000, 4, 0x800)) < 0 ||
+        (err = ufio_dev_add_msix(dev, 4, 4, 0, NULL, NULL)) < 0 || /* BAR4 of its own, laid out by the library */
         (err = ufio_dev_add_cap_pcie(dev, 0)) < 0 ||
         (err = ufio_dev_add_cap_vendor(dev, vendor_body, sizeof(vendor_body))) < 0 ||
         (err = ufio_dev_add_ext_cap_dsn(dev, 0x0123456789abcdefull)) < 0)
@@ -378,10 +391,18 @@ int main(int argc, char **argv)
         { "compat-file", required_argument, NULL, 'C' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        UFIO_SERVE_LONGOPTS,
         { 0 },
     };
+    struct ufio_serve_opts so;
+    ufio_serve_opts_init(&so);
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int taken = ufio_serve_opt(&so, c, optarg, "ufio-sample");
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         switch (c) {
         case 's': path = optarg; break;
         case 'f': {
@@ -437,12 +458,16 @@ int main(int argc, char **argv)
         err = build(dev, &s);
     if (!err)
         err = ufio_dev_set_poll_budget(dev, poll_us);
+    if (!err)
+        err = ufio_serve_apply(dev, &so, false);
     if (err) {
         fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
         return 1;
     }
     err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
+    if (!err && fd < 0 && (err = ufio_serve_apply(dev, &so, true)))
+        path = ufio_dev_mgmt_socket(dev) ? ufio_dev_mgmt_socket(dev) : "the management socket";
     if (err) {
         fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on",
                 fd >= 0 ? "" : path, strerror(-err));

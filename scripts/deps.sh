@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libjson-c-dev libcmocka-dev valgrind clang
       libclang-rt-dev cppcheck pciutils debootstrap xz-utils cpio python3
+      binutils abigail-tools debhelper dpkg-dev lintian groff-base man-db
       libgnutls28-dev gnutls-bin iproute2)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -39,10 +39,19 @@ struct ufio_client_opts {
      * memory or shares our one CPU): saves the wake-up (tens of µs across
      * CPUs) on short requests */
     unsigned poll_us;
+    /* enum ufio_role: what to ask a ufio server for (docs/sessions.md).
+     * DEFAULT / OWNER_REQ: the device socket, as the VMM. OBSERVER_REQ
+     * (read-only) and CONTROLLER_REQ (migration): the device's management
+     * socket PATH.mgmt when it exists, else PATH itself; a device with an
+     * owner attached is reached that way. A second owner or controller is
+     * refused with -EBUSY. */
+    unsigned role;
 };
 
-/* Connects to path (waiting up to timeout_ms for it to appear) and negotiates.
- * opts may be NULL (defaults); opts->size as in ufio.h (-EINVAL, -E2BIG). */
+/* Connects to path (waiting up to timeout_ms for it to appear), negotiates,
+ * and records the device's identity (PCI ids from config space, compatibility
+ * descriptor) for ufio_client_reconnect(). opts may be NULL (defaults);
+ * opts->size as in ufio.h (-EINVAL, -E2BIG). */
 UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts *opts,
                                  struct ufio_client **out);
 /* Same over an already-connected socket (taken over; closed by destroy). */
@@ -195,6 +204,13 @@ UFIO_API bool ufio_client_connected(struct ufio_client *c);
  * After the server went away (calls return -ENOTCONN): connects to the same
  * path again (waiting up to timeout_ms), renegotiates, and restores every DMA
  * mapping and IRQ eventfd the client had set up.
+ * Only to the same device: its PCI ids (vendor, device, subsystem vendor and
+ * id, class code, revision) and its compatibility descriptor (byte for byte;
+ * none for a server without one) must be those ufio_client_connect() found.
+ * Otherwise -ENODEV, a warning names every difference, the new connection is
+ * closed before any mapping or eventfd is sent, and the client stays
+ * disconnected (a later reconnect may find the right device). -ENOTSUP for a
+ * client made with ufio_client_attach_fd().
  */
 UFIO_API int ufio_client_reconnect(struct ufio_client *c, int timeout_ms);
 

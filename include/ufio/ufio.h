@@ -42,6 +42,20 @@ extern "C" {
 UFIO_API unsigned ufio_version(void);
 UFIO_API const char *ufio_version_string(void);
 
+/*
+ * Marks a callback parameter the device does not use, so -Wextra
+ * (-Wunused-parameter) stays quiet without a (void) cast per parameter.
+ * It goes before the parameter:
+ *     static int my_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque);
+ * Callbacks keep their full signatures on purpose: a device that needs the
+ * device handle or the region index later need not change its prototype.
+ */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define UFIO_UNUSED [[maybe_unused]]
+#else
+#define UFIO_UNUSED __attribute__((unused))
+#endif
+
 /* vfio PCI region indices */
 enum ufio_pci_region {
     UFIO_PCI_BAR0_REGION = 0,
@@ -78,6 +92,27 @@ enum ufio_log_level {
  * the msg_id they concern. The default sink writes WARN and above to stderr.
  * fn == NULL restores the default.
  */
+/*
+ * Sessions (docs/sessions.md). A device serves one owner (the VMM, on the
+ * device socket), any number of observers (read-only) and at most one
+ * migration controller; the last two usually come through the device's
+ * management socket.
+ */
+enum ufio_role {
+    UFIO_ROLE_DEFAULT = 0, /* owner on the device socket, observer on the management socket */
+    UFIO_ROLE_OWNER_REQ = 1,
+    UFIO_ROLE_OBSERVER_REQ = 2,
+    UFIO_ROLE_CONTROLLER_REQ = 4,
+};
+
+/*
+ * The management socket path derived from a device socket path, the default
+ * of every ufio program and the first place the tools look: the device path
+ * with ".mgmt" appended. -ENAMETOOLONG when it does not fit cap or a socket
+ * address.
+ */
+UFIO_API int ufio_mgmt_path(const char *sock_path, char *buf, size_t cap);
+
 typedef void (*ufio_log_fn)(void *opaque, enum ufio_log_level level, const char *msg);
 UFIO_API void ufio_set_log(ufio_log_fn fn, void *opaque, enum ufio_log_level max_level);
 

@@ -191,7 +191,9 @@ static int migrate(struct ctx *x)
 {
     const struct ufio_migrate_opts *o = x->o;
     double t0 = now_ms();
-    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000 };
+    /* a controller, through the management socket when there is one: the VMM may hold the device */
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000,
+                                   .role = UFIO_ROLE_CONTROLLER_REQ };
     int err = ufio_client_connect(o->src_path, &co, &x->src);
     if (err) {
         snprintf(x->error, sizeof(x->error), "source %s: %s", o->src_path, strerror(-err));

@@ -4,6 +4,7 @@
  * and ufio's extensions (precopy info, compatibility descriptor).
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -101,6 +102,29 @@ void dev_mig_reset(struct ufio_dev *dev)
     save_end(m);
     resume_end(m);
     m->state = UFIO_MIG_RUNNING; /* reset returns the device to RUNNING, as the kernel does */
+}
+
+static int set_state(struct ufio_dev *dev, unsigned target);
+
+void dev_mig_abandon(struct ufio_dev *dev)
+{
+    struct ufio_mig *m = dev->mig;
+    if (!m || m->state == UFIO_MIG_RUNNING)
+        return;
+    unsigned from = m->state;
+    if (m->state == UFIO_MIG_RESUMING) {
+        /* an unfinished stream is dropped, never loaded: the device keeps its state */
+        resume_end(m);
+        m->state = UFIO_MIG_STOP;
+    }
+    if (m->state == UFIO_MIG_ERROR || set_state(dev, UFIO_MIG_RUNNING) != 0) {
+        dev_mig_reset(dev);
+        if (m->ops.transition)
+            m->ops.transition(dev, m->opaque, from, UFIO_MIG_RUNNING);
+    }
+    save_end(m);
+    resume_end(m);
+    UFIO_INFO(dev->name, "migration abandoned in %s: device RUNNING again", ufio_mig_state_name(from));
 }
 
 /* ---- the saving stream ---------------------------------------------------------- */
@@ -313,13 +337,14 @@ static int resume_finish(struct ufio_dev *dev)
     size_t off = 0;
     for (size_t i = 0; i < m->rx.nrec; i++) {
         size_t n = m->rx.rec_len[i];
-        int err = m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec);
+        int err = dev_cb_result(dev->name, "migration load",
+                                m->ops.load(dev, m->opaque, m->rx.data + off, n, i + 1 == m->rx.nrec), 0);
         if (err)
             return err;
         off += n;
     }
     if (m->rx.nrec == 0) {
-        int err = m->ops.load(dev, m->opaque, NULL, 0, true);
+        int err = dev_cb_result(dev->name, "migration load", m->ops.load(dev, m->opaque, NULL, 0, true), 0);
         if (err)
             return err;
     }
@@ -347,7 +372,7 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
         }
     }
     if (m->ops.transition) {
-        err = m->ops.transition(dev, m->opaque, from, to);
+        err = dev_cb_result(dev->name, "migration transition", m->ops.transition(dev, m->opaque, from, to), 0);
         if (err)
             return err;
     }
@@ -412,11 +437,25 @@ static int feature_reply(struct ufio_reply *rep, const struct ufio_feature *f, c
     return 0;
 }
 
+/* SET and PROBE replies echo the request's payload (argsz, flags, data), as the spec says. */
+static int feature_echo(struct ufio_reply *rep, const struct ufio_feature *f)
+{
+    ssize_t hl = ufio_feature_head_encode(f->argsz, f->flags, rep->head, sizeof(rep->head));
+    if (hl < 0)
+        return (int)hl;
+    rep->head_len = (size_t)hl;
+    if (f->data_len) {
+        rep->iov[0] = (struct iovec){ (void *)f->data, f->data_len }; /* the request outlives the reply */
+        rep->iovcnt = 1;
+    }
+    return 0;
+}
+
 static int feature_logging_start(struct ufio_dev *dev, const struct ufio_feature *f, bool probe,
                                  struct ufio_reply *rep)
 {
     if (probe)
-        return feature_reply(rep, f, NULL, 0, true);
+        return feature_echo(rep, f);
     struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
     uint64_t pgsize;
     uint32_t nranges, rsvd;
@@ -504,14 +543,14 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         ufio_st64(buf, m->ops.flags);
         return feature_reply(rep, f, buf, 8, true);
     case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: {
         if (!m)
             return -ENOTSUP;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         if (set) {
             struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
             uint32_t st, fd;
@@ -537,12 +576,12 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
                 return -EINVAL;
             dma_log_stop(dev);
         }
-        return feature_reply(rep, f, NULL, 0, true);
+        return feature_echo(rep, f);
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         return feature_logging_report(dev, f, rep);
     case UFIO_FEATURE_MIG_DATA_SIZE:
     case UFIO_FEATURE_PRECOPY_INFO: {
@@ -551,7 +590,7 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         uint64_t initial = 0, dirty = 0, stop_copy = 0;
         if (m->ops.estimate)
             m->ops.estimate(dev, m->opaque, &initial, &dirty, &stop_copy);
@@ -573,7 +612,7 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         const char *d = dev_compat_json(dev);
         return feature_reply(rep, f, d, strlen(d) + 1, false);
     }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <ufio/client.h>
+#include <ufio/server.h>
 
 #include "harness.h"
 
@@ -279,6 +280,125 @@ static void test_reconnect_after_server_restart(void **st)
     close(mfd);
     free((void *)path_copy);
     assert_int_equal(srv_stop(&s2), 0);
+}
+
+/* ---- reconnect finds another device at the path ----------------------------------- */
+
+static _Atomic unsigned impostor_maps;
+static char refusal[1024];
+
+static void impostor_dma_map(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len, uint32_t prot)
+{
+    impostor_maps++;
+}
+
+static int impostor_cfg(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf, uint32_t len,
+                        bool is_write)
+{
+    return 0;
+}
+
+static void keep_refusal(void *opaque, enum ufio_log_level level, const char *msg)
+{
+    if (strstr(msg, "refused"))
+        snprintf(refusal, sizeof(refusal), "%s", msg);
+}
+
+static void *impostor_run(void *arg)
+{
+    ufio_dev_run(arg);
+    return NULL;
+}
+
+static void kill_server(struct srv *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    close(s->out_fd);
+}
+
+/* The client was attached to ufio-sample; whatever else now serves the path (a device with other
+ * ids, the sample with another descriptor) is refused with the reason, gets none of the client's
+ * DMA mappings or eventfds, and the client can still come back to the right device afterwards. */
+static void test_reconnect_refuses_another_device(void **st)
+{
+    struct srv s;
+    assert_int_equal(srv_start(&s, server_bin, NULL), 0);
+    char *path = strdup(s.path);
+    struct ufio_client *c = attach(&s);
+    int mfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(mfd, 1 << 16), 0);
+    uint8_t *g = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    assert_int_equal(ufio_client_dma_map(c, 0x1000000, 1 << 16, 3, g, mfd, 0), 0);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    enable_msix(c, efd);
+    kill_server(&s);
+    ufio_set_log(keep_refusal, NULL, UFIO_LOG_WARN);
+
+    /* 1. another device (its own ids) listening on the same path, in this process */
+    static const struct ufio_pci_ids other = { 0x5546, 0x0002, 0x5546, 0x0001, 0xff0000, 1 };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .dma_map = impostor_dma_map };
+    struct ufio_dev *dev;
+    assert_int_equal(ufio_dev_create("impostor", &other, &ops, NULL, &dev), 0);
+    assert_int_equal(ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, impostor_cfg, NULL), 0);
+    assert_true(ufio_dev_add_msix(dev, 4, 4, 0, NULL, NULL) >= 0);
+    assert_int_equal(ufio_dev_listen(dev, path), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, impostor_run, dev), 0);
+    refusal[0] = 0;
+    assert_int_equal(ufio_client_reconnect(c, 2000), -ENODEV);
+    assert_non_null(strstr(refusal, "device_id 0x0001 -> 0x0002"));
+    assert_non_null(strstr(refusal, "compatibility descriptor differs")); /* the sample's vs one made of ids */
+    assert_int_equal(impostor_maps, 0); /* the guest's memory never reached it */
+    assert_false(ufio_client_connected(c));
+    uint32_t v;
+    assert_int_equal(ufio_client_region_read(c, 0, 0, &v, 4), -ENOTCONN);
+    ufio_dev_stop(dev);
+    pthread_join(th, NULL);
+    ufio_dev_destroy(dev);
+
+    /* 2. the sample itself, but another software version: same ids, another descriptor */
+    const char *newer[] = { "--sw-version=2.0.0", NULL };
+    struct srv s2;
+    assert_int_equal(srv_start_at(&s2, server_bin, path, newer), 0);
+    refusal[0] = 0;
+    assert_int_equal(ufio_client_reconnect(c, 2000), -ENODEV);
+    assert_null(strstr(refusal, "device_id"));
+    assert_non_null(strstr(refusal, "\"software_version\":\"1.0.0\""));
+    assert_non_null(strstr(refusal, "\"software_version\":\"2.0.0\""));
+    assert_false(ufio_client_connected(c));
+    kill_server(&s2);
+    ufio_set_log(NULL, NULL, UFIO_LOG_WARN);
+
+    /* 3. the same device again: accepted, mappings and eventfds restored (DMA and an MSI-X interrupt work) */
+    struct srv s3;
+    assert_int_equal(srv_start_at(&s3, server_bin, path, NULL), 0);
+    assert_int_equal(ufio_client_reconnect(c, 2000), 0);
+    assert_true(ufio_client_connected(c));
+    for (int i = 0; i < 4096; i++)
+        g[i] = (uint8_t)(i * 7);
+    /* MSI-X enable is config state, gone with the old process; the eventfd is the client's to restore */
+    uint8_t cfg[256];
+    assert_int_equal(ufio_client_region_read(c, 7, 0, cfg, sizeof(cfg)), 0);
+    unsigned off = cfg[0x34];
+    while (off && cfg[off] != 0x11)
+        off = cfg[off + 1];
+    uint16_t ctl = 0x8000;
+    assert_int_equal(ufio_client_region_write(c, 7, off + 2, &ctl, 2), 0);
+    uint32_t unmask = 0;
+    assert_int_equal(ufio_client_region_write(c, 4, 12, &unmask, 4), 0);
+    run_dma(c, 0x1000000, 0x1008000, 4096);
+    assert_int_equal(regr(c, 0x30), 1);
+    for (int i = 0; i < 4096; i++)
+        assert_int_equal(g[0x8000 + i], (uint8_t)(i * 7) ^ 0x5a);
+    assert_true(ufio_client_irq_wait(efd, 2000) > 0);
+    ufio_client_destroy(c);
+    close(efd);
+    munmap(g, 1 << 16);
+    close(mfd);
+    free(path);
+    assert_int_equal(srv_stop(&s3), 0);
 }
 
 /* ---- a fake server that misbehaves ------------------------------------------------ */
@@ -668,6 +788,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dma_and_interrupts),
         cmocka_unit_test(test_many_threads),
         cmocka_unit_test(test_reconnect_after_server_restart),
+        cmocka_unit_test(test_reconnect_refuses_another_device),
         cmocka_unit_test(test_misbehaving_server),
         cmocka_unit_test(test_big_read_replies),
         cmocka_unit_test(test_unmap_during_dma_write),
