@@ -180,7 +180,8 @@ int net_listen(const char *url, const char *dst, struct net_args *a)
 int net_recover(const char *path, int timeout_ms)
 {
     struct ufio_client *c;
-    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = timeout_ms > 0 ? timeout_ms : 5000 };
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = timeout_ms > 0 ? timeout_ms : 5000,
+                                   .role = UFIO_ROLE_CONTROLLER_REQ };
     int e = ufio_client_connect(path, &co, &c);
     if (e) {
         fprintf(stderr, "ufio-migrate: %s: %s\n", path, strerror(-e));

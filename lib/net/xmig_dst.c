@@ -281,7 +281,8 @@ int ufio_xmig_receive(int lfd, const struct ufio_xmig_opts *o, struct ufio_xmig_
         return fail(&d, e == -EACCES ? UFIO_XMIG_REFUSED : UFIO_XMIG_LINK, "%s", err);
     double t0 = now_ms();
     snprintf(r->peer, sizeof(r->peer), "%s", ufio_link_peer(d.link));
-    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000 };
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000,
+                                   .role = UFIO_ROLE_CONTROLLER_REQ };
     int code;
     d.msg = malloc(XM_MAX_DATA);
     bool relay_ok = relay_init(&d.relay, XM_MAX_DATA) == 0;

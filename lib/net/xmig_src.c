@@ -376,7 +376,8 @@ int ufio_xmig_send(const struct ufio_xmig_opts *o, struct ufio_xmig_result *r)
     memset(r, 0, sizeof(*r));
     double t0 = now_ms();
     struct src s = { .o = o, .r = r };
-    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000 };
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000,
+                                   .role = UFIO_ROLE_CONTROLLER_REQ };
     int e = ufio_client_connect(o->dev_path, &co, &s.dev);
     if (e)
         return fail(&s, UFIO_XMIG_FAILED, "source device %s: %s", o->dev_path, strerror(-e));

@@ -4,9 +4,18 @@
  *   xmig_peek fill SOCK SEED    BAR2 gets a pattern from SEED, SCRATCH = SEED
  *   xmig_peek digest SOCK       prints "state=S scratch=X bar2=FNV64 size=N dev=DIGEST"
  * (dev: the sample's own digest of registers, BAR2 and its extra state)
+ *   xmig_peek own SOCK READYFILE   the owner, busy: writes 1, 2, 3... to SCRATCH until
+ *                               SIGTERM, then prints "writes=N last=V" (V: the last
+ *                               write the device answered); READYFILE appears after
+ *                               the first write
+ * Each attaches as the owner (only an owner may read BARs): digest and fill
+ * run when no VMM is attached.
  * Exit 0, or 1 with the reason on stderr.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,14 +43,42 @@ static uint64_t next(uint64_t *x)
     return *x;
 }
 
+static volatile sig_atomic_t stop;
+static void on_term(int sig) { (void)sig; stop = 1; }
+
+/* The owner's workload: each write is answered only while the device runs
+ * (held during stop-copy), so the last answered one is in the migrated state. */
+static int own(struct ufio_client *c, const char *ready)
+{
+    uint32_t n = 0, last = 0;
+    unsigned long writes = 0;
+    while (!stop) {
+        n++;
+        if (ufio_client_region_write(c, BAR0, REG_SCRATCH, &n, 4) == 0) {
+            last = n;
+            if (writes++ == 0)
+                close(open(ready, O_CREAT | O_WRONLY, 0600));
+        }
+    }
+    printf("writes=%lu last=0x%08x\n", writes, last);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[1], "fill") && strcmp(argv[1], "digest")) || (!strcmp(argv[1], "fill") && argc < 4)) {
-        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK\n");
+    if (argc < 3 || (strcmp(argv[1], "fill") && strcmp(argv[1], "digest") && strcmp(argv[1], "own")) ||
+        (strcmp(argv[1], "digest") && argc < 4)) {
+        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK | own SOCK READYFILE\n");
         return 2;
     }
     struct ufio_client *c;
-    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = 10000 };
+    bool owning = !strcmp(argv[1], "own");
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = owning ? 1000 : 10000,
+                                   .role = UFIO_ROLE_OWNER_REQ };
+    if (!strcmp(argv[1], "own")) {
+        struct sigaction sa = { .sa_handler = on_term };
+        sigaction(SIGTERM, &sa, NULL);
+    }
     int e = ufio_client_connect(argv[2], &co, &c);
     if (e)
         return die(argv[2], e);
@@ -52,7 +89,9 @@ int main(int argc, char **argv)
     if (!buf)
         return die("malloc", -ENOMEM);
     int rc = 0;
-    if (!strcmp(argv[1], "fill")) {
+    if (!strcmp(argv[1], "own")) {
+        rc = own(c, argv[3]);
+    } else if (!strcmp(argv[1], "fill")) {
         uint64_t seed = strtoull(argv[3], NULL, 0), x = seed | 1;
         uint32_t s32 = (uint32_t)seed;
         for (uint64_t off = 0; off < ri.region_size && !e; off += CHUNK) {
