@@ -116,7 +116,14 @@ send_bg() {
     spid=$!
     pids+=($spid)
 }
-dst_wait() { wait "$dpid"; dst_rc=$?; }
+# the listener ends by itself once a source came; one that never came (the
+# source failed before connecting) is ended after 60 s rather than waited on
+dst_wait() {
+    local i=0
+    while kill -0 "$dpid" 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -0 "$dpid" 2>/dev/null && kill "$dpid"
+    wait "$dpid"; dst_rc=$?
+}
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 # the source untouched and RUNNING, the destination as it was: nothing moved
 nothing_moved() {
@@ -177,6 +184,9 @@ PY'
 # The agents come in as migration controllers on the management socket; the
 # owner keeps writing SCRATCH 1, 2, 3... all through the migration.
 start_devices 0x0
+if [ ! -S "$dir/src.sock.mgmt" ]; then
+    echo "owner test: this sample has no management socket (no sessions): skipped"
+else
 rm -f "$dir/owner.ready"
 "$peek" own "$dir/src.sock" "$dir/owner.ready" >"$dir/owner.out" 2>&1 &
 opid=$!; pids+=($opid)
@@ -194,6 +204,7 @@ echo "  destination: $d"
 # does not hold them in STOP, so the destination has an earlier one of them)
 check "owner attached and busy: migrated, the destination has one of the owner's writes" \
     '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "${writes:-0}" -gt 0 ] && sc=$(field scratch "$d") && [ $((sc)) -gt 0 ] && [ $((sc)) -le $((last)) ] && [ "$(field state "$d")" = RUNNING ]'
+fi
 
 # ---- refusals before any state moves, with the reason on both sides ----
 refusal() { # name, expected text, listen args, send args
@@ -274,7 +285,9 @@ check "receiver killed: the destination holds nothing of the source's state (aft
 
 midstream "source agent killed"
 kill -9 "$spid"; wait "$spid" 2>/dev/null
-dst_wait; src_rc=killed; show; fast
+# what the dead agent had queued drains at full speed, then the connection ends
+fast
+dst_wait; src_rc=killed; show
 # what the source had queued in its socket still arrives after its death: a
 # small state may be complete at the destination (loaded, never committed: 6)
 check "source agent killed: the destination exits 5 (or 6 if the whole stream was queued) and does not run it" \
