@@ -88,6 +88,8 @@ if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
     if tests/e2e/run.sh --build build-ci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     step "end-to-end: ufio-virtio-blk under the guest's virtio_pci + virtio_blk"
     if tests/e2e/run.sh --build build-ci --virtio-blk; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    step "end-to-end: ufio-vfio-pci in the guest in front of two edu devices (vfio-pci, plugin migration)"
+    if tests/e2e/run.sh --build build-ci --vfio-pci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 
 echo

@@ -36,6 +36,7 @@
 #include <ufio/server.h>
 
 #include "bench_mig.h"
+#include "bench_sessions.h"
 
 #define BIG_BAR (16u << 20)
 
@@ -493,7 +494,8 @@ static void poll_sweep(const char *path, double seconds)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ufio-bench [--socket PATH | --poll-sweep | --migration] [--iters N] [--seconds S]\n"
+    fprintf(f, "usage: ufio-bench [--socket PATH | --poll-sweep | --migration | --sessions | --dma-maps[=N]]\n"
+               "                  [--iters N] [--seconds S]\n"
                "                  [--poll-us N] [--json]\n"
                "Measures ufio's request latency, bulk throughput, DMA and idle CPU, next to a raw\n"
                "socketpair in the same CPU placements and shapes (medians of 5 interleaved\n"
@@ -508,6 +510,10 @@ static void usage(FILE *f)
                "  --migration     migration rows instead: 256 MiB / 1 GiB of state dirtied while\n"
                "                  running (downtime, total, throughput), and a dirty-log report\n"
                "                  over 64 GiB of mapped memory\n"
+               "  --sessions      session rows instead: the owner's 4-byte round trip alone and\n"
+               "                  with an observer flooding config reads beside it, next to raw\n"
+               "  --dma-maps[=N]  DMA table rows instead: DMA_MAP/DMA_UNMAP round trips and\n"
+               "                  lookups with N mappings (default 100000, at least 2000)\n"
                "  --json          print the rows as JSON\n");
 }
 
@@ -517,10 +523,13 @@ int main(int argc, char **argv)
     int iters = 20000;
     double secs = 0.5;
     unsigned poll_us = 50;
-    bool json = false, mig = false, sweep = false;
+    bool json = false, mig = false, sweep = false, sessions = false;
+    unsigned dma_maps = 0;
     static const struct option lo[] = { { "socket", required_argument, NULL, 's' },
                                         { "migration", no_argument, NULL, 'm' },
                                         { "poll-sweep", no_argument, NULL, 'P' },
+                                        { "sessions", no_argument, NULL, 'X' },
+                                        { "dma-maps", optional_argument, NULL, 'D' },
                                         { "iters", required_argument, NULL, 'i' },
                                         { "seconds", required_argument, NULL, 'S' },
                                         { "poll-us", required_argument, NULL, 'p' },
@@ -536,6 +545,8 @@ int main(int argc, char **argv)
         case 'j': json = true; break;
         case 'm': mig = true; break;
         case 'P': sweep = true; break;
+        case 'X': sessions = true; break;
+        case 'D': dma_maps = optarg ? (unsigned)atoi(optarg) : 100000; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -545,7 +556,12 @@ int main(int argc, char **argv)
     char path[108];
     snprintf(path, sizeof(path), "/tmp/ufio-bench-%d.sock", getpid());
 
-    if (sweep && ncpu > 1) {
+    if (sessions || dma_maps) {
+        if (sessions && bench_sessions(add, iters))
+            return 1;
+        if (dma_maps >= 2000 && bench_dma_maps(add, dma_maps))
+            return 1;
+    } else if (sweep && ncpu > 1) {
         poll_sweep(path, secs);
     } else if (sweep) {
         fprintf(stderr, "ufio-bench: --poll-sweep needs two CPUs\n");

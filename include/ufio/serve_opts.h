@@ -11,10 +11,11 @@
  *   --msg-timeout-ms=N         close a session whose message begun is not
  *                              complete within N ms (default 5000; 0 = never)
  *
- * Use: put UFIO_SERVE_LONGOPTS in the getopt_long table, hand every option
- * getopt returns to ufio_serve_opt() first (1 = it was one of these), call
- * ufio_serve_apply() after ufio_dev_create() and again, with listening =
- * true, after ufio_dev_listen(), and print UFIO_SERVE_USAGE in --help.
+ * Use: ufio_serve_opts_new(), put UFIO_SERVE_LONGOPTS in the getopt_long
+ * table, hand every option getopt returns to ufio_serve_opt() first (1 = it
+ * was one of these), call ufio_serve_apply() after ufio_dev_create() and
+ * again, with listening = true, after ufio_dev_listen(), print
+ * UFIO_SERVE_USAGE in --help, and ufio_serve_opts_free() at the end.
  */
 #ifndef UFIO_SERVE_OPTS_H
 #define UFIO_SERVE_OPTS_H
@@ -49,16 +50,13 @@ extern "C" {
 
 #define UFIO_SERVE_MAX_UIDS 16
 
-struct ufio_serve_opts {
-    const char *mgmt_path;  /* NULL = the default; "none" = off */
-    uid_t allow[UFIO_SERVE_MAX_UIDS];
-    unsigned nallow;
-    int handshake_ms;       /* -1 = the library's default */
-    int msg_ms;             /* -1 = the library's default */
-};
+/* Opaque (it can grow without an ABI change). */
+struct ufio_serve_opts;
 
-/* Fills in the defaults. */
-UFIO_API void ufio_serve_opts_init(struct ufio_serve_opts *o);
+/* Options at their defaults; NULL when out of memory. */
+UFIO_API struct ufio_serve_opts *ufio_serve_opts_new(void);
+/* NULL is a no-op. */
+UFIO_API void ufio_serve_opts_free(struct ufio_serve_opts *o);
 /*
  * Takes one getopt result: 1 when it was one of these options (applied to o),
  * 0 when it is the program's own, -EINVAL for a bad value (a message went to

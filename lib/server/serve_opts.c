@@ -6,11 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-UFIO_API void ufio_serve_opts_init(struct ufio_serve_opts *o)
+struct ufio_serve_opts {
+    const char *mgmt_path;  /* NULL = the default; "none" = off */
+    uid_t allow[UFIO_SERVE_MAX_UIDS];
+    unsigned nallow;
+    int handshake_ms;       /* -1 = the library's default */
+    int msg_ms;             /* -1 = the library's default */
+};
+
+UFIO_API struct ufio_serve_opts *ufio_serve_opts_new(void)
 {
-    memset(o, 0, sizeof(*o));
-    o->handshake_ms = -1;
-    o->msg_ms = -1;
+    struct ufio_serve_opts *o = calloc(1, sizeof(*o));
+    if (o) {
+        o->handshake_ms = -1;
+        o->msg_ms = -1;
+    }
+    return o;
+}
+
+UFIO_API void ufio_serve_opts_free(struct ufio_serve_opts *o)
+{
+    free(o);
 }
 
 static int parse_uint(const char *arg, unsigned long max, unsigned long *out)
@@ -76,8 +92,10 @@ UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts
             return err;
     }
     if (o->handshake_ms >= 0 || o->msg_ms >= 0) {
-        struct ufio_dev_limits l;
-        ufio_dev_get_limits(dev, &l);
+        struct ufio_dev_limits l = { .size = sizeof(l) };
+        int err = ufio_dev_get_limits(dev, &l);
+        if (err)
+            return err;
         if (o->handshake_ms >= 0)
             l.handshake_timeout_ms = o->handshake_ms;
         if (o->msg_ms >= 0)

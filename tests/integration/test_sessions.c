@@ -38,7 +38,7 @@ static const char *const quick[] = { "--handshake-timeout-ms=300", "--msg-timeou
 
 static struct ufio_client *conn_role(const char *path, unsigned role)
 {
-    struct ufio_client_opts o = { .role = role };
+    struct ufio_client_opts o = { .size = sizeof(o), .role = role };
     struct ufio_client *c = NULL;
     int err = ufio_client_connect(path, &o, &c);
     if (err)
@@ -177,8 +177,9 @@ static void test_tools_and_controller_beside_a_busy_owner(void **st)
     assert_non_null(strstr(out, "ufio-sample"));
 
     /* a controller migrates A to B while the owner works on A */
-    struct ufio_migrate_opts o = { .src_path = a.path, .dst_path = b.path, .max_downtime_ms = 300 };
-    struct ufio_migrate_result r;
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = a.path, .dst_path = b.path, .max_downtime_ms = 300 };
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     assert_int_equal(ufio_migrate(&o, &r), 0);
     /* the owner's requests made during STOP_COPY were held, then answered: it went on */
     unsigned long rounds = busy_stop(&bz);
@@ -205,7 +206,7 @@ static void test_observer_is_read_only(void **st)
     struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
     w32(owner, 0, SCRATCH, 0x0b5e7e01);
     struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
-    struct ufio_client_caps caps;
+    struct ufio_client_caps caps = { .size = sizeof(caps) };
     ufio_client_get_caps(obs, &caps);
     assert_false(caps.twin_socket); /* DMA requests go to the owner only */
     /* config space: the same bytes the owner reads */
@@ -237,7 +238,7 @@ static void test_observer_is_read_only(void **st)
     assert_int_equal(ufio_client_region_mmap(owner, 2, 0, 4096, &p), 0);
     munmap(p, 4096);
     /* a second owner on the device socket waits for the place, then EBUSY */
-    struct ufio_client_opts o = { .timeout_ms = 3000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 3000 };
     struct ufio_client *second = NULL;
     assert_int_equal(ufio_client_connect(a.path, &o, &second), -EBUSY);
     ufio_client_destroy(obs);
@@ -262,7 +263,7 @@ static void test_owner_busy_while_controller_migrates(void **st)
     w32(owner, 0, SCRATCH, 7);
     assert_int_equal(r32(owner, 0, SCRATCH), 7);
     /* a second controller waits for the place, then EBUSY */
-    struct ufio_client_opts o = { .role = UFIO_ROLE_CONTROLLER_REQ, .timeout_ms = 3000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .role = UFIO_ROLE_CONTROLLER_REQ, .timeout_ms = 3000 };
     struct ufio_client *second = NULL;
     assert_int_equal(ufio_client_connect(a.path, &o, &second), -EBUSY);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
@@ -420,7 +421,7 @@ static void kill_controller_in(unsigned target)
     assert_int_equal(pipe(ready), 0);
     pid_t pid = fork();
     if (pid == 0) {
-        struct ufio_client_opts o = { .role = UFIO_ROLE_CONTROLLER_REQ };
+        struct ufio_client_opts o = { .size = sizeof(o), .role = UFIO_ROLE_CONTROLLER_REQ };
         struct ufio_client *c;
         if (ufio_client_connect(a.path, &o, &c) || ufio_client_mig_set_state(c, target, NULL))
             _exit(1);
