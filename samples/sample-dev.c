@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 
-#include "common/serve_opts.h"
+#include <ufio/serve_opts.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,11 +394,16 @@ int main(int argc, char **argv)
         UFIO_SERVE_LONGOPTS,
         { 0 },
     };
-    struct ufio_serve_opts so;
-    ufio_serve_opts_init(&so);
+    /* static: reachable until exit on every early return, freed on the last */
+    static struct ufio_serve_opts *so;
+    so = ufio_serve_opts_new();
+    if (!so) {
+        fprintf(stderr, "ufio-sample: out of memory\n");
+        return 1;
+    }
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
-        int taken = ufio_serve_opt(&so, c, optarg, "ufio-sample");
+        int taken = ufio_serve_opt(so, c, optarg, "ufio-sample");
         if (taken < 0)
             return 2;
         if (taken)
@@ -459,14 +464,14 @@ int main(int argc, char **argv)
     if (!err)
         err = ufio_dev_set_poll_budget(dev, poll_us);
     if (!err)
-        err = ufio_serve_apply(dev, &so, false);
+        err = ufio_serve_apply(dev, so, false);
     if (err) {
         fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
         return 1;
     }
     err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
-    if (!err && fd < 0 && (err = ufio_serve_apply(dev, &so, true)))
+    if (!err && fd < 0 && (err = ufio_serve_apply(dev, so, true)))
         path = ufio_dev_mgmt_socket(dev) ? ufio_dev_mgmt_socket(dev) : "the management socket";
     if (err) {
         fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on",
@@ -489,6 +494,7 @@ int main(int argc, char **argv)
     err = ufio_dev_run(dev);
     the_dev = NULL;
     ufio_dev_destroy(dev);
+    ufio_serve_opts_free(so);
     if (err) {
         fprintf(stderr, "ufio-sample: %s\n", strerror(-err));
         return 1;

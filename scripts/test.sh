@@ -59,7 +59,7 @@ step "integration tests under valgrind memcheck"
 if [ -d build-ci ]; then
     UFIO_INSTRUMENTED=1 UFIO_UNDER_VALGRIND=1 UFIO_NO_RSS_CHECK=1 UFIO_FAULT_CYCLES=1000 meson test -C build-ci --suite integration --no-suite enomem --no-suite bench --num-processes "$jobs" --print-errorlogs \
         --timeout-multiplier 10 \
-        --wrapper "valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --trace-children=yes --track-fds=no" \
+        --wrapper "valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect --trace-children=yes --trace-children-skip=*/ip,*/tc,*/certtool --track-fds=no" \
         2>&1 | tee build-ci.valgrindlog
     tally build-ci.valgrindlog
 fi
@@ -88,6 +88,8 @@ if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
     if tests/e2e/run.sh --build build-ci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     step "end-to-end: ufio-virtio-blk under the guest's virtio_pci + virtio_blk"
     if tests/e2e/run.sh --build build-ci --virtio-blk; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    step "end-to-end: ufio-vfio-pci in the guest in front of two edu devices (vfio-pci, plugin migration)"
+    if tests/e2e/run.sh --build build-ci --vfio-pci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 
 echo

@@ -132,6 +132,7 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
     free(dev->compat_json);
     irq_free_all(dev);
     region_free_all(dev);
+    pt_free(dev);
     free(dev);
 }
 

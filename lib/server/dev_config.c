@@ -241,6 +241,8 @@ UFIO_API int ufio_dev_add_mmap_area(struct ufio_dev *dev, unsigned region, uint6
         return -EINVAL;
     if (r->nr_areas == UFIO_DEV_MAX_AREAS)
         return -ENOSPC;
+    if (pt_region_ext_fd(dev, region))
+        return -EINVAL; /* backed by the device's fd (ufio_dev_add_mmap_area_fd) */
     if (dev->msix.nvec &&
         ((dev->msix.table_bar == region &&
           overlaps(offset, size, dev->msix.table_off, (uint64_t)dev->msix.nvec * 16)) ||

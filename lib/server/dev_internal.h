@@ -95,6 +95,7 @@ struct ufio_reply {
 
 struct ufio_mig;            /* server/migration.c */
 struct ufio_session;        /* server/session.h: one per connection */
+struct ufio_passthrough;    /* server/passthrough.c */
 
 /*
  * A server-to-client request (DMA_READ/DMA_WRITE) for the device model: the
@@ -128,6 +129,8 @@ struct ufio_dev {
 
     /* the sessions (server/session.c, server/dev.c) */
     struct ufio_sessions *ss;
+    struct ufio_passthrough *pt; /* NULL unless pass-through hooks are set */
+    uint64_t msgs_handled;  /* commands dispatched (ufio_dev_msg_count) */
 };
 
 /* region.c */
@@ -187,5 +190,18 @@ void dev_mig_reset(struct ufio_dev *dev);
  */
 void dev_mig_abandon(struct ufio_dev *dev);
 void dev_mig_free(struct ufio_dev *dev);
+
+/* passthrough.c: each pt_* returns false / does nothing without its hook */
+void pt_free(struct ufio_dev *dev);
+uint64_t pt_region_fd_offset(const struct ufio_dev *dev, unsigned region);
+bool pt_region_ext_fd(const struct ufio_dev *dev, unsigned region);
+bool pt_config(struct ufio_dev *dev, uint64_t off, void *buf, uint32_t len, bool is_write, int *err);
+bool pt_irq_set(struct ufio_dev *dev, const struct ufio_irq_set *s, struct ufio_msg *m, int *err);
+void pt_irq_drop(struct ufio_dev *dev);
+int pt_dma_map(struct ufio_dev *dev, const struct ufio_dma_region *r);
+void pt_dma_unmap(struct ufio_dev *dev, const struct ufio_dma_region *r);
+void pt_dirty_sync(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize);
+int pt_dirty_log(struct ufio_dev *dev, bool start, uint64_t pgsize);
+bool pt_resettable(const struct ufio_dev *dev);
 
 #endif

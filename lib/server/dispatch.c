@@ -173,7 +173,7 @@ static int h_get_info(struct ufio_session *s, struct ufio_msg *m, struct ufio_re
         return err;
     struct ufio_device_info out = {
         .argsz = 16,
-        .flags = VFIO_DEVICE_FLAGS_RESET | VFIO_DEVICE_FLAGS_PCI,
+        .flags = (pt_resettable(s->dev) ? VFIO_DEVICE_FLAGS_RESET : 0) | VFIO_DEVICE_FLAGS_PCI,
         .num_regions = UFIO_PCI_NUM_REGIONS,
         .num_irqs = UFIO_IRQ_NUM,
     };
@@ -197,6 +197,7 @@ static int h_region_info(struct ufio_session *s, struct ufio_msg *m, struct ufio
     ri.flags = r->size ? r->info_flags : 0;
     /* the layout is for anyone to see; the memory only for the owner */
     bool mmap_ok = s->role == UFIO_ROLE_OWNER;
+    ri.offset = pt_region_fd_offset(dev, index);
     if (r->memfd >= 0) {
         ri.nr_areas = r->nr_areas;
         memcpy(ri.areas, r->areas, r->nr_areas * sizeof(r->areas[0]));
@@ -256,6 +257,8 @@ static int h_set_irqs(struct ufio_session *s, struct ufio_msg *m, struct ufio_re
     int err = ufio_irq_set_decode(m->payload, m->len, m->nfds, &is);
     if (err)
         return err;
+    if (pt_irq_set(s->dev, &is, m, &err))
+        return err;
     return irq_set(s->dev, &is, m);
 }
 
@@ -270,11 +273,12 @@ static int h_region_read(struct ufio_session *s, struct ufio_msg *m, struct ufio
         return err;
     if (a.count == 0)
         return -EINVAL;
+    /* a BAR read can have side effects (a FIFO, a clear-on-read status); the
+     * MSI-X table and PBA the library emulates have none, and inspectors
+     * (ufio-lspci -vvv) show them */
     uint64_t extent;
-    /* a BAR read can have side effects (a FIFO, a clear-on-read status): observers
-     * read config space and the MSI-X table and PBA, which the library emulates */
     if (s->role != UFIO_ROLE_OWNER && a.region != UFIO_PCI_CONFIG_REGION &&
-        !(a.region < UFIO_PCI_ROM_REGION && msix_claims(dev, a.region, a.offset, &extent) && extent >= a.count))
+        !(a.region < UFIO_PCI_ROM_REGION && msix_claims(dev, a.region, a.offset, &extent) && a.count <= extent))
         return -EACCES;
     const uint8_t *direct = region_direct(dev, a.region, a.offset, a.count);
     if (direct) {
@@ -513,6 +517,7 @@ void sess_handle_msg(struct ufio_session *s, struct ufio_msg *m)
         UFIO_WARN(s->dev->name, "session %u: unexpected reply msg_id %u cmd %u dropped", s->id, h->msg_id, h->cmd);
         return;
     }
+    s->dev->msgs_handled++;
     struct ufio_reply rep;
     rep.head_len = 0;
     rep.iovcnt = 0;

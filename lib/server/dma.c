@@ -55,6 +55,7 @@ static int region_log_alloc(struct ufio_dma_region *r, uint64_t pgsize)
 
 static void region_release(struct ufio_dev *dev, struct ufio_dma_region *r)
 {
+    pt_dma_unmap(dev, r);
     if (dev->ops.dma_unmap)
         dev->ops.dma_unmap(dev, dev->opaque, r->iova, r->size);
     if (r->map_base)
@@ -106,7 +107,16 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
             munmap(r.map_base, r.map_len);
         return -E2BIG;
     }
+    /* a pass-through device maps it into its IOMMU; undone in region_release() */
+    int perr = pt_dma_map(dev, &r);
+    if (perr) {
+        if (r.map_base)
+            munmap(r.map_base, r.map_len);
+        free(r.dirty);
+        return perr;
+    }
     if (dma_tree_insert(t, &r)) {
+        pt_dma_unmap(dev, &r);
         if (r.map_base)
             munmap(r.map_base, r.map_len);
         free(r.dirty);
@@ -314,13 +324,22 @@ int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
     }
     t->log_pgsize = pgsize;
     t->logging = true;
-    return 0;
+    int err = pt_dirty_log(dev, true, pgsize);
+    if (err) {
+        /* the hardware cannot track: no log at all, and no stop for a start it refused */
+        t->log_pgsize = 0;
+        dma_log_stop(dev);
+    }
+    return err;
 }
 
 void dma_log_stop(struct ufio_dev *dev)
 {
-    dma_tree_walk(&dev->dma, 0, UINT64_MAX, free_cb, NULL);
-    dev->dma.logging = false;
+    struct ufio_dma_table *t = &dev->dma;
+    if (t->logging && t->log_pgsize)
+        (void)pt_dirty_log(dev, false, t->log_pgsize);
+    dma_tree_walk(t, 0, UINT64_MAX, free_cb, NULL);
+    t->logging = false;
 }
 
 /*
@@ -372,6 +391,7 @@ int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t p
     struct ufio_dma_table *t = &dev->dma;
     if (!t->logging)
         return -EINVAL;
+    pt_dirty_sync(dev, iova, len, t->log_pgsize);
     struct report_ctx c = { t->log_pgsize, iova, iova + len, pgsize, bitmap };
     dma_tree_walk(t, iova, iova + len, report_cb, &c);
     return 0;

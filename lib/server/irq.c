@@ -44,6 +44,7 @@ void irq_free_all(struct ufio_dev *dev)
 
 void irq_drop_client_fds(struct ufio_dev *dev)
 {
+    pt_irq_drop(dev);
     dev->msix.table_used = false;
     for (unsigned i = 0; i < UFIO_IRQ_NUM; i++) {
         struct ufio_irq_index *x = &dev->irqs[i];

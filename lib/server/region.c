@@ -174,6 +174,9 @@ int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,
     if (index == UFIO_PCI_CONFIG_REGION) {
         if (!ufio_range_ok(off, len, dev->cfg.size))
             return -EINVAL;
+        int err;
+        if (pt_config(dev, off, buf, len, is_write, &err))
+            return err;
         if (!dev->ncfg_claims)
             return config_plain(dev, off, buf, len, is_write);
         return split_access(dev, index, off, buf, len, is_write, config_piece);

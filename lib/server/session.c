@@ -88,15 +88,6 @@ void sess_free(struct ufio_session *s, const char *why)
         dma_log_stop(dev);
         ss->log_holder = NULL;
     }
-    if (ss->mig_holder == s) {
-        ss->mig_holder = NULL;
-        /* STOP is where a migrated source rests: a controller that finished
-         * leaves it there (running it again would give the device two lives).
-         * Anything in between, or the owner's own migration, goes back to
-         * RUNNING as the kernel does when the device file closes. */
-        if (s->role != UFIO_ROLE_CONTROLLER || ufio_dev_mig_state(dev) != UFIO_MIG_STOP)
-            dev_mig_abandon(dev);
-    }
     if (ss->controller == s)
         ss->controller = NULL;
     if (ss->owner == s) {
@@ -109,6 +100,19 @@ void sess_free(struct ufio_session *s, const char *why)
         ss->owner = NULL;
         if (s->negotiated && dev->ops.detach)
             dev->ops.detach(dev, dev->opaque);
+    }
+    /* After the owner's memory is gone: a device that runs again must not
+     * find the rings of a guest that now lives on elsewhere (a migrated
+     * source whose VMM disconnects would otherwise serve stale requests into
+     * memory the destination owns), as the kernel closes the container first. */
+    if (ss->mig_holder == s) {
+        ss->mig_holder = NULL;
+        /* STOP is where a migrated source rests: a controller that finished
+         * leaves it there (running it again would give the device two lives).
+         * Anything in between, or the owner's own migration, goes back to
+         * RUNNING as the kernel does when the device file closes. */
+        if (s->role != UFIO_ROLE_CONTROLLER || ufio_dev_mig_state(dev) != UFIO_MIG_STOP)
+            dev_mig_abandon(dev);
     }
     for (struct ufio_session **p = &ss->list; *p; p = &(*p)->next) {
         if (*p == s) {

@@ -22,7 +22,7 @@
 #include <errno.h>
 #include <getopt.h>
 
-#include "../common/serve_opts.h"
+#include <ufio/serve_opts.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -75,7 +75,9 @@ static void usage(FILE *f)
             UFIO_SERVE_USAGE
             "  -v, --verbose       log driver activity and protocol errors to stderr\n"
             "  -h, --help          this text\n"
-            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
+            "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n"
+            "Migrates (STOP_COPY and PRE_COPY; the backing file must be the destination's too):\n"
+            "see docs/virtio-blk.md \"Migration\".\n");
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -115,11 +117,16 @@ int main(int argc, char **argv)
         UFIO_SERVE_LONGOPTS,
         { 0 },
     };
-    struct ufio_serve_opts so;
-    ufio_serve_opts_init(&so);
+    /* static: reachable until exit on every early return, freed on the last */
+    static struct ufio_serve_opts *so;
+    so = ufio_serve_opts_new();
+    if (!so) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
-        int taken = ufio_serve_opt(&so, c, optarg, PROG);
+        int taken = ufio_serve_opt(so, c, optarg, PROG);
         if (taken < 0)
             return 2;
         if (taken)
@@ -176,9 +183,11 @@ int main(int argc, char **argv)
     if (!err)
         err = build(dev, &vb);
     if (!err)
+        err = vblk_setup_migration(dev, &vb);
+    if (!err)
         err = ufio_dev_set_poll_budget(dev, (unsigned)poll_us);
     if (!err)
-        err = ufio_serve_apply(dev, &so, false);
+        err = ufio_serve_apply(dev, so, false);
     if (err) {
         fprintf(stderr, PROG ": cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
@@ -187,7 +196,7 @@ int main(int argc, char **argv)
     }
     vb.dev = dev;
     err = ufio_dev_listen(dev, sock);
-    if (!err && (err = ufio_serve_apply(dev, &so, true)))
+    if (!err && (err = ufio_serve_apply(dev, so, true)))
         sock = "its management socket";
     if (err) {
         fprintf(stderr, PROG ": cannot listen on %s: %s\n", sock, strerror(-err));
@@ -208,6 +217,7 @@ int main(int argc, char **argv)
     err = ufio_dev_run(dev);
     the_dev = NULL;
     ufio_dev_destroy(dev);
+    ufio_serve_opts_free(so);
     print_stats(&vb);
     close(vb.fd);
     if (vb.direct_fd >= 0)

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include <ufio/migration.h>
 #include <ufio/server.h>
 
 #include "vblk.h"
@@ -40,7 +41,7 @@ static void common_image(struct vblk *vb, uint8_t img[CC_SIZE])
     put_le(img + CC_MSIX_CONFIG, vb->msix_config, 2);
     put_le(img + CC_NUM_QUEUES, NUM_QUEUES, 2);
     img[CC_STATUS] = vb->status;
-    img[CC_CFG_GENERATION] = 0; /* the device config never changes */
+    img[CC_CFG_GENERATION] = vb->config_generation; /* the device config never changes; migrated */
     put_le(img + CC_Q_SELECT, vb->queue_sel, 2);
     if (!q)
         return; /* queue_size 0: no such queue */
@@ -74,7 +75,7 @@ static void status_write(struct vblk *vb, uint8_t v)
     vb->status = v | (vb->status & STATUS_NEEDS_RESET);
 }
 
-static bool queue_valid(const struct vq *q)
+bool vblk_queue_valid(const struct vq *q)
 {
     return q->size && q->size <= QUEUE_MAX && (q->size & (q->size - 1)) == 0 && q->desc % 16 == 0 &&
            q->driver % 2 == 0 && q->device % 4 == 0;
@@ -82,7 +83,7 @@ static bool queue_valid(const struct vq *q)
 
 static void queue_enable(struct vblk *vb, struct vq *q)
 {
-    if (!queue_valid(q)) {
+    if (!vblk_queue_valid(q)) {
         needs_reset(vb, "queue enabled with a bad size or misaligned rings");
         return;
     }
@@ -184,7 +185,7 @@ static void read_image(const uint8_t *img, uint32_t img_len, uint64_t off, uint8
 }
 
 /* Queues run only after a completed negotiation and before any failure. */
-static bool device_live(const struct vblk *vb)
+bool vblk_device_live(const struct vblk *vb)
 {
     const uint8_t ready = STATUS_FEATURES_OK | STATUS_DRIVER_OK;
     return (vb->status & ready) == ready && !vb->broken;
@@ -225,7 +226,10 @@ static int bar_access(struct vblk *vb, uint64_t off, uint8_t *b, uint32_t len, b
             memset(b, 0, len);
         } else if (in % NOTIFY_MULT == 0 && in / NOTIFY_MULT < NUM_QUEUES) {
             unsigned qi = in / NOTIFY_MULT;
-            if (device_live(vb) && vb->vq[qi].enabled)
+            unsigned st = ufio_dev_mig_state(vb->dev);
+            if (st != UFIO_MIG_RUNNING && st != UFIO_MIG_PRE_COPY)
+                vb->kicked |= 1u << qi; /* quiesced: served when the device runs again */
+            else if (vblk_device_live(vb) && vb->vq[qi].enabled)
                 vq_process(vb, qi);
         }
         return 0;

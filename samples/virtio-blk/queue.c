@@ -23,6 +23,7 @@ void vblk_reset(struct vblk *vb)
     vb->isr = 0;
     vb->queue_sel = 0;
     vb->broken = false;
+    vb->kicked = 0;
     for (unsigned i = 0; i < NUM_QUEUES; i++)
         vq_reset(&vb->vq[i]);
 }
@@ -229,7 +230,11 @@ void vq_process(struct vblk *vb, unsigned qi)
         return;
     }
     bool completed = false;
-    for (;;) {
+    /* At most one queue's worth per notify, so a migration state change (the
+     * next message) never waits behind a driver that keeps the ring full: every
+     * entry published after that is followed by its own notify. */
+    unsigned budget = q->size;
+    while (budget) {
         uint16_t avail_idx = le16toh(__atomic_load_n(&r.avail->idx, __ATOMIC_ACQUIRE));
         if ((uint16_t)(avail_idx - q->last_avail) > q->size) {
             needs_reset(vb, "available index ran more than a queue ahead");
@@ -237,7 +242,8 @@ void vq_process(struct vblk *vb, unsigned qi)
         }
         if (avail_idx == q->last_avail)
             break;
-        while (q->last_avail != avail_idx) {
+        while (q->last_avail != avail_idx && budget) {
+            budget--;
             uint16_t head = le16toh(r.avail->ring[q->last_avail % q->size]);
             q->last_avail++;
             int64_t written = handle_chain(vb, q, head);
@@ -258,4 +264,17 @@ void vq_process(struct vblk *vb, unsigned qi)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (!(le16toh(r.avail->flags) & VRING_AVAIL_F_NO_INTERRUPT))
         notify_driver(vb, q->msix_vector, 1);
+}
+
+/* The device runs again after a stop (a failed migration's source, or a
+ * destination that loaded): entries the driver published meanwhile are served
+ * now, notified or not. */
+void vblk_kick_all(struct vblk *vb)
+{
+    vb->kicked = 0;
+    if (!vblk_device_live(vb))
+        return;
+    for (unsigned i = 0; i < NUM_QUEUES; i++)
+        if (vb->vq[i].enabled)
+            vq_process(vb, i);
 }

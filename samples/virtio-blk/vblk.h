@@ -5,6 +5,7 @@
  *   queue.c  resets, interrupts, guest memory, descriptor chains, the virtqueue
  *   blk.c    block requests and the backing file
  *   pci.c    common configuration, the BAR, the PCI device
+ *   mig.c    migration: quiesce, save and load of the device's own state
  *   main.c   options, logging, the run loop
  */
 #ifndef UFIO_VIRTIO_BLK_VBLK_H
@@ -76,6 +77,11 @@ struct vblk {
     struct vq vq[NUM_QUEUES];
     bool broken; /* NEEDS_RESET: no processing until the driver resets */
     uint32_t pci_cfg_cap; /* config offset of the PCI_CFG capability */
+    uint8_t config_generation;
+    /* migration: queues notified while the device was stopped (bit per queue),
+     * served when it runs again; whether this save/resume session has its record */
+    uint32_t kicked;
+    bool mig_saved, mig_loaded;
     struct stats st;
 };
 
@@ -105,6 +111,7 @@ int chain_iov(struct vblk *vb, const struct seg *segs, unsigned n, bool write, u
 int chain_copy_out(struct vblk *vb, const struct chain *c, uint64_t off, void *buf, size_t len);
 int chain_copy_in(struct vblk *vb, const struct chain *c, uint64_t off, const void *buf, size_t len);
 void vq_process(struct vblk *vb, unsigned qi);
+void vblk_kick_all(struct vblk *vb);
 
 /* blk.c */
 int64_t handle_chain(struct vblk *vb, const struct vq *q, uint16_t head);
@@ -114,5 +121,10 @@ int open_backing(struct vblk *vb);
 int build(struct ufio_dev *dev, struct vblk *vb);
 int vblk_dev_reset(struct ufio_dev *dev, void *opaque);
 void vblk_detach(struct ufio_dev *dev, void *opaque);
+bool vblk_queue_valid(const struct vq *q);
+bool vblk_device_live(const struct vblk *vb);
+
+/* mig.c */
+int vblk_setup_migration(struct ufio_dev *dev, struct vblk *vb);
 
 #endif

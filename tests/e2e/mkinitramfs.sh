@@ -46,6 +46,26 @@ for applet in $("$BUSYBOX" --list); do
 done
 cp "$GUEST" "$STAGE/bin/ufio-guest-test"
 cp "$HERE/guest/init" "$STAGE/init"
+cp "$HERE/guest/edu-guest.sh" "$STAGE/bin/edu-guest.sh"
+
+# UFIO_E2E_EXTRA: dynamically linked programs for the guest (into /bin, a
+# .so into /lib/ufio), with every library ldd resolves for them copied to
+# the same path, so they run on the host's libraries inside the guest.
+for f in ${UFIO_E2E_EXTRA:-}; do
+    case $f in
+        *.so) mkdir -p "$STAGE/lib/ufio"; cp "$f" "$STAGE/lib/ufio/" ;;
+        *) cp "$f" "$STAGE/bin/" ;;
+    esac
+    for lib in $(ldd "$f" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^[[:space:]]*\(\/[^ ]*\) (0x.*/\1/p'); do
+        case $lib in
+            */libufio.so*) dest=/lib/x86_64-linux-gnu/${lib##*/} ;; # from the build tree: a default path
+            *) dest=$lib ;;
+        esac
+        [ -e "$STAGE$dest" ] && continue
+        mkdir -p "$STAGE${dest%/*}"
+        cp -L "$lib" "$STAGE$dest"
+    done
+done
 chmod 755 "$STAGE/init" "$STAGE/bin/ufio-guest-test"
 
 # modules.dep lines: "kernel/a/b.ko.xz: dep1.ko.xz dep2.ko.xz"; names use

@@ -2,10 +2,14 @@
 # Real-guest end-to-end test: a Linux guest in QEMU (Debian sid, TCG) drives
 # the ufio sample device through QEMU's vfio-user-pci, and reports one line
 # per check on its serial console. With --virtio-blk the guest's own virtio
-# drivers run ufio-virtio-blk instead (three boots, see docs/e2e.md).
+# drivers run ufio-virtio-blk instead (three boots, see docs/e2e.md). With
+# --vfio-pci the guest itself runs ufio-vfio-pci in front of two QEMU edu
+# devices bound to vfio-pci, and ufio's client drives and migrates them
+# (docs/vfio-pci.md).
 #
 #   tests/e2e/run.sh [--build DIR] [--server CMD] [--no-device] [--no-viommu]
-#                    [--virtio-blk] [--disk-mib N] [--timeout S] [--keep] [--trace]
+#                    [--virtio-blk | --vfio-pci] [--workload N] [--window-cmd CMD]
+#                    [--disk-mib N] [--timeout S] [--keep] [--trace]
 #
 #   --build DIR    meson build directory (default: ./build, set up and built if needed)
 #   --server CMD   device server command; "--socket-path=SOCK" is appended
@@ -14,6 +18,16 @@
 #   --virtio-blk   the virtio-blk test: write + read back, a second boot reads the
 #                  first boot's data, the host compares the backing file, and the
 #                  same guest runs on QEMU's built-in virtio-blk for comparison
+#   --vfio-pci     ufio-vfio-pci inside the guest serving two edu devices through the
+#                  guest's VFIO (emulated Intel IOMMU): registers, MSI, DMA, mmap'd BAR
+#                  with no messages, migration edu #1 -> #2 through the edu plugin, bad
+#                  input; then a benchmark (mmap vs REGION_READ, interrupt latency)
+#   --workload N   the virtio-blk workload test: the guest writes and verifies
+#                  continuously (O_DIRECT, checksummed blocks) while the host marks N
+#                  windows (each one a handover once --takeover exists); then the guest
+#                  verifies every block and its kernel log, the host checks the image
+#   --window-cmd CMD  shell command run inside each window (env: SOCK, WINDOW, SERVER,
+#                  DISK); it must return 0
 #   --disk-mib N   size of the virtio-blk backing file (default 32, at least 24)
 #   --no-device    boot without the device (checks the boot/verdict/teardown path;
 #                  the guest then reports FAIL "device not found")
@@ -42,9 +56,12 @@ TRACE=0
 VIOMMU=1
 SKIP_UNPREPARED=0
 VBLK=0
+VFIOPCI=0
 DISK_MIB=32
+WORKLOAD=0
+WINDOW_CMD=
 
-usage() { sed -n '2,34s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,43s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --build) BUILD=$2; shift ;;
@@ -54,6 +71,11 @@ while [ $# -gt 0 ]; do
         --no-device) DEVICE=0 ;;
         --no-viommu) VIOMMU=0 ;;
         --virtio-blk) VBLK=1 ;;
+        --vfio-pci) VFIOPCI=1 ;;
+        --workload) VBLK=1; WORKLOAD=$2; shift ;;
+        --workload=*) VBLK=1; WORKLOAD=${1#*=} ;;
+        --window-cmd) WINDOW_CMD=$2; shift ;;
+        --window-cmd=*) WINDOW_CMD=${1#*=} ;;
         --disk-mib) DISK_MIB=$2; shift ;;
         --disk-mib=*) DISK_MIB=${1#*=} ;;
         --timeout) TIMEOUT=$2; shift ;;
@@ -67,10 +89,12 @@ while [ $# -gt 0 ]; do
     shift
 done
 case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+[ "$VBLK" = 0 ] || [ "$VFIOPCI" = 0 ] || { echo "run.sh: --virtio-blk and --vfio-pci exclude each other" >&2; exit 2; }
 if [ "$VBLK" = 1 ]; then
     case $DISK_MIB in ''|*[!0-9]*) echo "run.sh: bad --disk-mib '$DISK_MIB'" >&2; exit 2 ;; esac
     [ "$DISK_MIB" -ge 24 ] || { echo "run.sh: --disk-mib must be at least 24" >&2; exit 2; }
     [ "$DEVICE" = 1 ] || { echo "run.sh: --virtio-blk needs the device" >&2; exit 2; }
+    case $WORKLOAD in ''|*[!0-9]*) echo "run.sh: bad --workload '$WORKLOAD'" >&2; exit 2 ;; esac
 fi
 
 START=$(date +%s)
@@ -83,6 +107,8 @@ SOCK=$WORK/dev.sock
 SERIAL=$WORK/serial.log
 SERVER_PID=
 QEMU_PID=
+DRIVER_PID=
+CAT_PID=
 
 # Stop what we started, by pid, gently first.
 stop_pid() {
@@ -95,8 +121,10 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 teardown() {
+    stop_pid "$DRIVER_PID"
     stop_pid "$QEMU_PID"
     stop_pid "$SERVER_PID"
+    stop_pid "$CAT_PID"
     QEMU_PID=''
     SERVER_PID=''
     if [ "$KEEP" = 1 ]; then
@@ -141,7 +169,17 @@ fi
 # 2. What we build: the device server and the static guest program.
 SERVER_BIN=ufio-sample
 [ "$VBLK" = 0 ] || SERVER_BIN=ufio-virtio-blk
-if [ "$DEVICE" = 1 ] && [ -z "$SERVER" ]; then
+if [ "$VFIOPCI" = 1 ]; then
+    # everything runs in the guest: the server, the plugin and the client
+    if [ ! -f "$BUILD/build.ninja" ]; then
+        meson setup "$BUILD" "$SRC" >"$WORK/build.log" 2>&1 ||
+            { tail -n 30 "$WORK/build.log" >&2; fail_early "meson setup $BUILD failed"; }
+    fi
+    ninja -C "$BUILD" tools/ufio-vfio-pci plugins/ufio-edu-migration.so tests/e2e/ufio-e2e-edu-client \
+        >>"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; fail_early "building the vfio-pci programs failed"; }
+    UFIO_E2E_EXTRA="$BUILD/tools/ufio-vfio-pci $BUILD/plugins/ufio-edu-migration.so $BUILD/tests/e2e/ufio-e2e-edu-client"
+    export UFIO_E2E_EXTRA
+elif [ "$DEVICE" = 1 ] && [ -z "$SERVER" ]; then
     if [ ! -f "$BUILD/build.ninja" ]; then
         meson setup "$BUILD" "$SRC" >"$WORK/build.log" 2>&1 ||
             { tail -n 30 "$WORK/build.log" >&2; fail_early "meson setup $BUILD failed"; }
@@ -211,7 +249,7 @@ boot() {
         -accel tcg -cpu max -m 512 \
         -object memory-backend-memfd,id=mem,size=512M,share=on \
         -machine q35,memory-backend=mem \
-        -serial "file:$SERIAL" \
+        -serial "${SERIAL_OPT:-file:$SERIAL}" \
         -kernel "$KERNEL" -initrd "$WORK/initramfs.cpio.gz" -append "$append" \
         "$@" >"$QLOG" 2>&1 &
     QEMU_PID=$!
@@ -402,8 +440,89 @@ run_virtio_blk() {
     fi
 }
 
-if [ "$VBLK" = 1 ]; then
+# Two edu devices on the root bus (one IOMMU group each) behind the emulated
+# Intel IOMMU, which gives the guest's vfio-pci DMA remapping and interrupt
+# remapping; ufio-vfio-pci serves them inside the guest.
+run_vfio_pci() {
+    LOGTAG=-vfio-pci
+    boot "intel_iommu=on ufio.args=edu" -device intel-iommu,intremap=on \
+        -device edu,id=edu1 -device edu,id=edu2
+    sed -n 's/^UFIO-E2E: # bench \(.*\)/e2e: bench (guest, TCG): \1/p' "$WORK/serial$LOGTAG.txt" >&2
+    if [ "$BOOT_OK" = 1 ]; then
+        log "guest verdict: PASS"
+    fi
+}
+
+# Waits (deadline: the run's) until the serial log has a line with text.
+wait_console() {
+    while ! tr -d '\r' <"$SERIAL" 2>/dev/null | grep -qF "$1"; do
+        [ "$(left)" -gt 0 ] || { log "no '$1' on the console"; return 1; }
+        sleep 0.1
+    done
+}
+
+# The host's half of the workload: WORKLOAD windows, each acknowledged by
+# the guest at its start and end (after some I/O outside it), with
+# WINDOW_CMD inside; then "stop". Runs in the background during the boot.
+drive_windows() {
+    wait_console "# wv running" || return 1
+    w=1
+    while [ "$w" -le "$WORKLOAD" ]; do
+        echo "mark begin $w" >&7
+        wait_console "# wv window $w begin" || return 1
+        if [ -n "$WINDOW_CMD" ]; then
+            WINDOW=$w SOCK=$SOCK SERVER=$SERVER DISK=$WORK/disk.img sh -c "$WINDOW_CMD" \
+                >>"$WORK/window.log" 2>&1 || { log "window $w: command failed"; echo stop >&7; return 1; }
+        fi
+        echo "mark end $w" >&7
+        wait_console "# wv window $w end" || return 1
+        w=$((w + 1))
+    done
+    echo stop >&7
+}
+
+# One boot of ufio-virtio-blk with the workload; the serial console is a pipe
+# pair so the host can send the guest its marks.
+run_workload() {
+    DISK_BYTES=$((DISK_MIB * 1024 * 1024))
+    truncate -s "$DISK_BYTES" "$WORK/disk.img"
+    LOGTAG=-workload
+    SERIAL=$WORK/serial$LOGTAG.log
+    : >"$SERIAL"
+    mkfifo "$WORK/ser.in" "$WORK/ser.out"
+    # read-write opens of a FIFO do not wait for the other end
+    exec 7<>"$WORK/ser.in" 8<>"$WORK/ser.out"
+    cat <&8 >>"$SERIAL" &
+    CAT_PID=$!
+    start_server "--file=$WORK/disk.img"
+    drive_windows &
+    DRIVER_PID=$!
+    SERIAL_OPT=chardev:ser0
+    # shellcheck disable=SC2086 # the -device pair
+    boot "ufio.args=vblk,workload,$DISK_BYTES,ufio-virtio-blk" -chardev "pipe,id=ser0,path=$WORK/ser" \
+        -device pcie-root-port,id=rp0,chassis=1 -device "$(ufio_device)"
+    SERIAL_OPT=
+    driver_rc=0
+    wait "$DRIVER_PID" || driver_rc=$?
+    host_check host-windows-driven test "$driver_rc" = 0
+    host_check host-server-alive kill -0 "$SERVER_PID"
+    stop_server
+    stop_pid "$CAT_PID"
+    exec 7>&- 8<&-
+    sed -n 's/^ufio-virtio-blk: \([0-9]* requests.*\)/e2e: server: \1/p' "$WORK/server$LOGTAG.log" >&2
+    sed -n 's/^UFIO-E2E: # \(wv latency.*\)/e2e: \1/p' "$WORK/serial$LOGTAG.txt" >&2
+    host_check host-disk-image-matches-manifest "$WORK/ufio-guest-test" vblk wvcheck "$WORK/disk.img"
+    if [ "$OK" = 1 ]; then
+        log "workload: PASS"
+    fi
+}
+
+if [ "$WORKLOAD" -gt 0 ] 2>/dev/null; then
+    run_workload
+elif [ "$VBLK" = 1 ]; then
     run_virtio_blk
+elif [ "$VFIOPCI" = 1 ]; then
+    run_vfio_pci
 else
     run_sample
 fi

@@ -10,6 +10,8 @@
  *   ufio-guest-test vblk builtin DISK_BYTES SERIAL   QEMU's virtio-blk on the same file: data + bench
  * (the bench rewrites its area with the same data, so the image stays predictable)
  *   ufio-guest-test vblk expect  DISK_BYTES          (on the host) the disk image a write boot leaves
+ *   ufio-guest-test vblk workload DISK_BYTES SERIAL  write-and-verify until the host says stop (guest-wv.c)
+ *   ufio-guest-test vblk wvcheck IMAGE               (on the host) the image matches its manifest
  *
  * Disk layout: a pattern area at PATTERN_OFF, a bench area at BENCH_OFF; the
  * rest stays as the host created it (zeros).
@@ -460,12 +462,15 @@ int vblk_main(int argc, char **argv)
     if (argc < 2)
         return 2;
     const char *mode = argv[0];
+    if (!strcmp(mode, "wvcheck"))
+        return wv_check_image(argv[1]);
     uint64_t disk_bytes = strtoull(argv[1], NULL, 0);
     if (disk_bytes < DISK_MIN || disk_bytes % MiB)
         return 2;
     if (!strcmp(mode, "expect"))
         return write_expected(disk_bytes);
-    if (argc < 3 || (strcmp(mode, "write") && strcmp(mode, "verify") && strcmp(mode, "builtin")))
+    bool workload = !strcmp(mode, "workload");
+    if (argc < 3 || (strcmp(mode, "write") && strcmp(mode, "verify") && strcmp(mode, "builtin") && !workload))
         return 2;
     const char *serial = argv[2];
     bool ufio = strcmp(mode, "builtin") != 0;
@@ -489,6 +494,8 @@ int vblk_main(int argc, char **argv)
     int fd = open(dev, O_RDWR | O_DIRECT | O_CLOEXEC);
     if (!check(fd >= 0, "vblk-open-direct", "%s: %s", dev, fd < 0 ? strerror(errno) : "O_DIRECT"))
         return verdict("cannot open the disk");
+    if (workload)
+        return wv_run(fd, disk_bytes);
     check_data(fd, mode, who);
     bench(fd, who);
     close(fd);

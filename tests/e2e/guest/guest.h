@@ -99,6 +99,10 @@ int bind_driver(const struct guest_dev *d, const char *driver);
 int verdict(const char *fatal);
 /* guest-vblk.c: "vblk MODE ..." (the virtio-blk test). */
 int vblk_main(int argc, char **argv);
+/* guest-wv.c: the continuous write-and-verify workload on an open O_DIRECT
+ * disk ("vblk workload"), and the host's check of the image it leaves. */
+int wv_run(int fd, uint64_t disk_bytes);
+int wv_check_image(const char *path);
 
 /* Small helpers shared by both files. */
 int read_sysfs_ulong(const char *dir, const char *file, unsigned long *out);
