@@ -39,7 +39,6 @@ struct ufio_client_opts {
      * memory or shares our one CPU): saves the wake-up (tens of µs across
      * CPUs) on short requests */
     unsigned poll_us;
-    uint32_t reserved0;          /* never read: fills 1.0's tail padding so role starts past it */
     /* enum ufio_role: what to ask a ufio server for (docs/sessions.md).
      * DEFAULT / OWNER_REQ: the device socket, as the VMM. OBSERVER_REQ
      * (read-only) and CONTROLLER_REQ (migration): the device's management
