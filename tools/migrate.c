@@ -88,6 +88,8 @@ int main(int argc, char **argv)
         printf("migrated %llu bytes (%u precopy rounds), downtime %.2f ms, total %.2f ms, %.1f MiB/s\n",
                (unsigned long long)r.bytes, r.rounds, r.downtime_ms, r.total_ms, r.throughput_mib_s);
     }
+    if (r.warning[0])
+        fprintf(stderr, "ufio-migrate: warning: %s\n", r.warning);
     if (err) {
         fprintf(stderr, "ufio-migrate: %s: %s\n", err == -EPERM ? "incompatible" : "failed", r.error);
         return err == -EPERM ? 3 : 1;

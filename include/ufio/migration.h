@@ -64,6 +64,22 @@ UFIO_API bool ufio_mig_arc_is_direct(uint64_t flags, unsigned from, unsigned to)
 #define UFIO_FEATURE_PRECOPY_INFO 0xf001u
 /* GET: the device's compatibility descriptor as NUL-terminated JSON */
 #define UFIO_FEATURE_COMPAT_DESC  0xf002u
+/* GET in STOP / STOP_COPY: a digest of the whole device state, library-owned
+ * state (config space, MSI-X) included: u32 flags (bit 0: the device added
+ * its own digest), then the bytes. Equal on source and destination after a
+ * migration; ufio-migrate compares them before the destination runs. */
+#define UFIO_FEATURE_DIGEST 0xf003u
+#define UFIO_DIGEST_F_DEVICE 0x1u
+#define UFIO_DIGEST_MAX 64u          /* the device's part, bytes */
+/* GET: why the last migration request was refused, NUL-terminated text ("" if none) */
+#define UFIO_FEATURE_MIG_REASON 0xf004u
+/* SET u64 ms: the time STOP_COPY may take from its start (0 = no limit). A
+ * device that has not finished when it runs out goes back to RUNNING and
+ * MIG_DATA_READ fails with ETIME. */
+#define UFIO_FEATURE_STOP_COPY_DEADLINE 0xf005u
+/* SET u64 pages per second the device may dirty while running (0 = no limit);
+ * ENOTSUP when the device cannot limit itself */
+#define UFIO_FEATURE_DIRTY_RATE_LIMIT 0xf006u
 /* the kernel's MIG_DATA_SIZE (9): GET u64 stop-copy size estimate */
 #define UFIO_FEATURE_MIG_DATA_SIZE 9u
 
