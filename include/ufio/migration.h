@@ -91,25 +91,51 @@ struct ufio_mig_ops {
     /* UFIO_MIG_F_*; STOP_COPY is required */
     uint64_t flags;
     /* One direct arc. Return 0, or a negative errno to fail the step (the
-     * device must then still be in `from`). */
+     * device must then still be in `from`; the library stays there too). */
     int (*transition)(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to);
-    /* Produces the next bytes of device state in PRE_COPY / STOP_COPY.
-     * Returns the byte count; 0 in PRE_COPY means "nothing more for now",
-     * 0 in STOP_COPY means the state is complete. */
+    /* Produces the next bytes of device state in PRE_COPY / STOP_COPY into
+     * buf (len is at least 64 KiB and at most what the client's read asks
+     * for, 16 MiB at most). Returns the byte count; 0 in PRE_COPY means
+     * "nothing more for now" (the client's read ends short there, which ends
+     * its precopy round), 0 in STOP_COPY means the state is complete.
+     * -ETIME in STOP_COPY: the device cannot finish in the time it was given
+     * (ufio_dev_mig_time_left_ms()); the library puts it back to RUNNING. */
     ssize_t (*save)(struct ufio_dev *dev, void *opaque, void *buf, size_t len);
-    /* The device payload of a verified stream, in order, one call per piece
-     * that save() produced on the source (same boundaries). last is true on
-     * the final piece; the device checks completeness there. */
+    /* One piece of the stream, exactly what one save() produced on the
+     * source, handed over as soon as it arrived and its CRC was checked (the
+     * rest of the stream has not been seen yet). Then one final call with
+     * (NULL, 0, last = true) once the whole stream is verified, before the
+     * device leaves RESUMING: check completeness there (it may come again if
+     * the RESUMING -> STOP transition failed). An error here (or an invalid
+     * stream) puts the device in ERROR: it never runs on a partial state. */
     int (*load)(struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last);
     /* Estimates in bytes (may be NULL): what PRE_COPY still has to send
      * (initial, dirty) and what STOP_COPY would send. */
     void (*estimate)(struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
                      uint64_t *stop_copy);
+    /* May be NULL. A new save session starts: the next save() calls must
+     * produce the whole state again, from scratch; forget what an earlier
+     * session sent (a second migration from the same source, or a retry
+     * after an aborted precopy, is a new session). Called on entering
+     * PRE_COPY / STOP_COPY from a non-saving state, before transition().
+     * An error fails the arc. */
+    int (*save_start)(struct ufio_dev *dev, void *opaque);
+    /* May be NULL. Writes a digest of the device's whole state (up to
+     * UFIO_DIGEST_MAX bytes, at most cap) and returns its length. Called only
+     * while the device is stopped; the source's (after STOP_COPY) and the
+     * destination's (after loading) must be equal exactly when the states are. */
+    int (*digest)(struct ufio_dev *dev, void *opaque, void *out, size_t cap);
+    /* May be NULL. Limit the pages dirtied per second while running
+     * (0 = no limit); asked for when precopy does not converge. */
+    int (*dirty_limit)(struct ufio_dev *dev, void *opaque, uint64_t pages_per_sec);
 };
 
 /* Enables migration for the device (before it is attached). */
 UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mig_ops *ops, void *opaque);
 UFIO_API unsigned ufio_dev_mig_state(struct ufio_dev *dev);
+/* In STOP_COPY with a deadline (UFIO_FEATURE_STOP_COPY_DEADLINE): the ms
+ * left (0 when passed); -1 without a deadline or outside STOP_COPY. */
+UFIO_API int64_t ufio_dev_mig_time_left_ms(struct ufio_dev *dev);
 /*
  * The device's compatibility descriptor (JSON; fields and matching rules in
  * docs/compatibility.md). Without one, the device is described by its PCI ids

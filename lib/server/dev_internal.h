@@ -187,6 +187,11 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
 int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, struct ufio_reply *rep);
 int dev_mig_data_write(struct ufio_dev *dev, const struct ufio_mig_data *req);
 void dev_mig_reset(struct ufio_dev *dev);
+/* The migration controller went away mid-migration: a saving device walks back to
+ * RUNNING (its transitions called), a resuming one drops the stream and goes to
+ * ERROR (load() saw part of it; a reset makes it usable). 0, or -EIO when the walk
+ * failed (the state is forced to RUNNING). */
+int dev_mig_abort(struct ufio_dev *dev);
 void dev_mig_free(struct ufio_dev *dev);
 
 #endif
