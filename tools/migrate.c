@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,85 +16,215 @@
 #include <ufio/migrate.h>
 
 static const char *phase_name[] = { "checking", "precopy", "stop-copy", "resuming", "done" };
+static volatile int cancel_flag;
+static bool progress_shown; /* the progress line is open: a message must start a new line */
+
+static void on_signal(int sig)
+{
+    cancel_flag = sig;
+}
 
 static void progress(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
 {
     (void)opaque;
     fprintf(stderr, "\r%-10s round %-3u %10.2f MiB", phase_name[ph], round, bytes / 1048576.0);
-    if (ph == UFIO_MIGRATE_DONE)
+    progress_shown = true;
+    if (ph == UFIO_MIGRATE_DONE) {
         fprintf(stderr, "\n");
+        progress_shown = false;
+    }
+}
+
+/* One message line on stderr, never glued to the progress line. */
+static void say(const char *what, const char *text)
+{
+    if (progress_shown) {
+        fputc('\n', stderr);
+        progress_shown = false;
+    }
+    fprintf(stderr, "ufio-migrate: %s%s%s\n", what, text ? ": " : "", text ? text : "");
 }
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ufio-migrate --from SRC.sock --to DST.sock [options]\n"
+               "       ufio-migrate --reset DEV.sock\n"
                "Migrates the device served on SRC to the server on DST while it runs.\n"
-               "  --max-downtime MS   precopy until the rest fits MS at the measured rate (default 300)\n"
-               "  --max-rounds N      at most N precopy rounds (default 30)\n"
-               "  --no-precopy        stop the source at once and copy everything\n"
-               "  --timeout MS        per-request timeout (default 5000)\n"
-               "  --json              print a JSON summary on stdout\n"
-               "  -q, --quiet         no progress line (it is shown only on a terminal anyway)\n"
-               "Exit status: 0 migrated, 1 failed (source left running), 2 usage, 3 incompatible.\n");
+               "  --max-downtime MS     the downtime budget (default 300): precopy until the rest fits it at\n"
+               "                        the measured rate (the destination's load included), then stop the\n"
+               "                        source; refuse (the source runs on) when it cannot be met\n"
+               "  --max-rounds N        at most N precopy rounds (default 30)\n"
+               "  --max-precopy-time MS precopy for at most MS (default 60000)\n"
+               "  --max-precopy-bytes N precopy at most N bytes (default: no bound)\n"
+               "  --force-downtime      stop the source even when the budget cannot be met\n"
+               "  --no-precopy          stop the source at once and copy everything\n"
+               "  --force               migrate a source that is stopped (already migrated away, or paused)\n"
+               "  --no-verify           do not compare the source's and destination's state digests\n"
+               "  --reset DEV           reset a device left half-way by an interrupted migration, leave it stopped\n"
+               "  --timeout MS          per-request timeout (default 5000)\n"
+               "  --json                print a JSON summary on stdout\n"
+               "  -q, --quiet           no progress line (it is shown only on a terminal anyway)\n"
+               "SIGINT/SIGTERM roll back: the source runs on, the destination is stopped.\n"
+               "Exit status: 0 migrated, 1 failed (rolled back: source running, destination stopped),\n"
+               "2 usage, 3 incompatible, 4 refused before anything moved (stopped or busy device, budget\n"
+               "that cannot be met, stop-copy past its deadline), 5 interrupted (rolled back).\n");
+}
+
+/* A whole decimal number in [min, max], or false. */
+static bool parse_num(const char *s, unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int bad_value(const char *opt, const char *val, const char *want)
+{
+    fprintf(stderr, "ufio-migrate: bad value for --%s: '%s' (%s)\n", opt, val, want);
+    return 2;
+}
+
+static int reset_device(const char *path, int timeout_ms, bool json)
+{
+    char why[1024];
+    int err = ufio_migrate_reset(path, NULL, timeout_ms, why, sizeof(why));
+    if (json)
+        printf("{ \"result\": \"%s\" }\n", err ? "failed" : "reset");
+    if (err) {
+        fprintf(stderr, "ufio-migrate: reset failed: %s\n", why[0] ? why : strerror(-err));
+        return 1;
+    }
+    if (!json)
+        printf("%s: reset, stopped\n", path);
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     struct ufio_migrate_opts o = { 0 };
     bool json = false, quiet = false;
+    const char *reset = NULL;
     static const struct option lo[] = {
-        { "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' },
-        { "max-downtime", required_argument, NULL, 'd' }, { "max-rounds", required_argument, NULL, 'r' },
-        { "no-precopy", no_argument, NULL, 'n' }, { "timeout", required_argument, NULL, 'T' },
-        { "json", no_argument, NULL, 'j' }, { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' }, { 0 },
+        { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' },
+        { "max-downtime", required_argument, NULL, 'd' },
+        { "max-rounds", required_argument, NULL, 'r' },
+        { "max-precopy-time", required_argument, NULL, 'P' },
+        { "max-precopy-bytes", required_argument, NULL, 'B' },
+        { "force-downtime", no_argument, NULL, 'D' },
+        { "no-precopy", no_argument, NULL, 'n' },
+        { "force", no_argument, NULL, 'F' },
+        { "no-verify", no_argument, NULL, 'V' },
+        { "reset", required_argument, NULL, 'R' },
+        { "timeout", required_argument, NULL, 'T' },
+        { "json", no_argument, NULL, 'j' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
     };
     int c;
+    unsigned long long v;
     while ((c = getopt_long(argc, argv, "qh", lo, NULL)) != -1) {
         switch (c) {
         case 'f': o.src_path = optarg; break;
         case 't': o.dst_path = optarg; break;
-        case 'd': o.max_downtime_ms = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'r': o.max_rounds = (unsigned)strtoul(optarg, NULL, 10); break;
+        case 'd':
+            if (!parse_num(optarg, 1, 3600000, &v))
+                return bad_value("max-downtime", optarg, "milliseconds, 1 to 3600000");
+            o.max_downtime_ms = (unsigned)v;
+            break;
+        case 'r':
+            if (!parse_num(optarg, 1, 100000, &v))
+                return bad_value("max-rounds", optarg, "a count, 1 to 100000");
+            o.max_rounds = (unsigned)v;
+            break;
+        case 'P':
+            if (!parse_num(optarg, 1, 86400000, &v))
+                return bad_value("max-precopy-time", optarg, "milliseconds, 1 to 86400000");
+            o.max_precopy_ms = (unsigned)v;
+            break;
+        case 'B':
+            if (!parse_num(optarg, 1, ULLONG_MAX, &v))
+                return bad_value("max-precopy-bytes", optarg, "a byte count, at least 1");
+            o.max_precopy_bytes = v;
+            break;
+        case 'T':
+            if (!parse_num(optarg, 1, INT_MAX, &v))
+                return bad_value("timeout", optarg, "milliseconds, at least 1");
+            o.timeout_ms = (int)v;
+            break;
+        case 'D': o.force_downtime = true; break;
         case 'n': o.no_precopy = true; break;
-        case 'T': o.timeout_ms = atoi(optarg); break;
+        case 'F': o.force = true; break;
+        case 'V': o.no_verify = true; break;
+        case 'R': reset = optarg; break;
         case 'j': json = true; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!o.src_path || !o.dst_path || optind != argc) {
+    if (optind != argc || (reset && (o.src_path || o.dst_path)) || (!reset && (!o.src_path || !o.dst_path))) {
         usage(stderr);
         return 2;
     }
+    if (reset)
+        return reset_device(reset, o.timeout_ms, json);
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    o.cancel = &cancel_flag;
     if (!quiet && isatty(2))
         o.progress = progress;
     struct ufio_migrate_result r;
     int err = ufio_migrate(&o, &r);
+    const char *result = err == 0             ? "migrated"
+                       : err == -EPERM        ? "incompatible"
+                       : err == -ECANCELED    ? "interrupted"
+                       : err == -EALREADY || err == -EBUSY || err == -ETIME ? "refused"
+                                              : "failed";
+    int rc = err == 0 ? 0 : err == -EPERM ? 3 : err == -ECANCELED ? 5 : !strcmp(result, "refused") ? 4 : 1;
     if (json) {
         json_object *j = json_object_new_object();
-        json_object_object_add(j, "result", json_object_new_string(err == 0 ? "migrated" : err == -EPERM ? "incompatible" : "failed"));
+        json_object_object_add(j, "result", json_object_new_string(result));
         json_object_object_add(j, "bytes", json_object_new_int64((int64_t)r.bytes));
         json_object_object_add(j, "precopy_bytes", json_object_new_int64((int64_t)r.precopy_bytes));
         json_object_object_add(j, "stopcopy_bytes", json_object_new_int64((int64_t)r.stopcopy_bytes));
         json_object_object_add(j, "rounds", json_object_new_int((int)r.rounds));
         json_object_object_add(j, "downtime_ms", json_object_new_double(r.downtime_ms));
+        json_object_object_add(j, "predicted_downtime_ms", json_object_new_double(r.predicted_downtime_ms));
+        json_object_object_add(j, "rate_mib_s", json_object_new_double(r.rate_mib_s));
+        json_object_object_add(j, "dirty_limit_pages_s", json_object_new_int64((int64_t)r.dirty_limit));
         json_object_object_add(j, "total_ms", json_object_new_double(r.total_ms));
         json_object_object_add(j, "throughput_mib_s", json_object_new_double(r.throughput_mib_s));
+        json_object_object_add(j, "verified", json_object_new_boolean(r.verified));
+        if (r.verified)
+            json_object_object_add(j, "digest", json_object_new_string(r.digest));
         if (err)
             json_object_object_add(j, "error", json_object_new_string(r.error));
+        if (r.warning[0])
+            json_object_object_add(j, "warning", json_object_new_string(r.warning));
         printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY));
         json_object_put(j);
     } else if (!err) {
-        printf("migrated %llu bytes (%u precopy rounds), downtime %.2f ms, total %.2f ms, %.1f MiB/s\n",
-               (unsigned long long)r.bytes, r.rounds, r.downtime_ms, r.total_ms, r.throughput_mib_s);
+        printf("migrated %llu bytes (%u precopy rounds), downtime %.2f ms, total %.2f ms, %.1f MiB/s, %s\n",
+               (unsigned long long)r.bytes, r.rounds, r.downtime_ms, r.total_ms, r.throughput_mib_s,
+               r.verified ? "state digests equal" : "not verified (a device gives no digest)");
     }
     if (r.warning[0])
-        fprintf(stderr, "ufio-migrate: warning: %s\n", r.warning);
+        say("warning", r.warning);
     if (err) {
-        fprintf(stderr, "ufio-migrate: %s: %s\n", err == -EPERM ? "incompatible" : "failed", r.error);
-        return err == -EPERM ? 3 : 1;
+        say(result, r.error);
+        if (cancel_flag)
+            say("the source runs on, the destination is stopped", NULL);
     }
-    return 0;
+    return rc;
 }

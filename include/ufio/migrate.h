@@ -91,6 +91,15 @@ struct ufio_migrate_opts {
     /* checked between steps and chunks: when it becomes nonzero the engine
      * stops, rolls back and returns -ECANCELED (set it from a signal handler) */
     const volatile int *cancel;
+    /* precopy ends after this long (ms, default 60000) or this many bytes
+     * (default 0: no byte bound), whatever max_rounds says */
+    unsigned max_precopy_ms;
+    uint64_t max_precopy_bytes;
+    /* stop the source even when the measured cost of stop-copy (the
+     * destination's load included) says the budget cannot be met */
+    bool force_downtime;
+    /* do not compare digests (a device without one is never compared) */
+    bool no_verify;
 };
 
 struct ufio_migrate_result {
@@ -104,10 +113,26 @@ struct ufio_migrate_result {
     bool compatible;
     char error[1024];           /* what failed, or the compatibility reasons */
     char warning[1024];         /* something that did not stop the migration (or its rollback) */
+    /* the stop decision: downtime predicted from what was left and the
+     * measured end-to-end rate, and the dirty-rate limit asked for (pages
+     * per second, 0 = none) when precopy did not converge */
+    double predicted_downtime_ms;
+    double rate_mib_s;
+    uint64_t dirty_limit;
+    /* the stopped source's digest was compared with the loaded destination's */
+    bool verified;
+    char digest[2 * (8 + 64) + 1]; /* hex, when verified */
 };
 
-/* 0 on success; -EPERM when the devices are incompatible (reasons in
- * result->error); another -errno otherwise. */
+/*
+ * 0 on success; -EPERM when the devices are incompatible (reasons in
+ * result->error); -EALREADY a stopped source (without force); -EBUSY an end
+ * in the middle of another migration; -ETIME the budget cannot be met (the
+ * source was never stopped) or the source could not finish stop-copy within
+ * its deadline (it runs again); -EBADE the digests differ (rolled back);
+ * -ECANCELED cancelled; another -errno otherwise. On every error but -EPERM
+ * the source runs on with its state and the destination is left stopped.
+ */
 UFIO_API int ufio_migrate(const struct ufio_migrate_opts *opts, struct ufio_migrate_result *result);
 
 /* Makes a device left half-way by an interrupted migration usable again: a

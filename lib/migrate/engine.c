@@ -34,6 +34,7 @@ struct ctx {
     unsigned dst_state0;  /* the destination's state before we touched it */
     bool dst_touched;     /* we moved the destination out of dst_state0 */
     bool src_touched;
+    bool deadline_set;
 };
 
 static void fail(struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -244,6 +245,68 @@ static int check_states(struct ctx *x, unsigned *sstate)
     return 0;
 }
 
+static void hex(char *out, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+    out[2 * n] = 0;
+}
+
+/* Both stopped: the source's digest against the loaded destination's. */
+static int verify(struct ctx *x)
+{
+    uint8_t sd[8 + UFIO_DIGEST_MAX], dd[8 + UFIO_DIGEST_MAX];
+    size_t sl = 0, dl = 0;
+    int err = mep_digest(&x->src, sd, sizeof(sd), &sl);
+    if (err == -ENOTSUP || err == -EINVAL)
+        return 0; /* a device without the extension: nothing to compare */
+    if (err) {
+        fail_ep(x, &x->src, err, "reading its digest");
+        return err;
+    }
+    if ((err = mep_digest(&x->dst, dd, sizeof(dd), &dl))) {
+        fail_ep(x, &x->dst, err, "reading its digest");
+        return err == -ENOTSUP ? -EBADE : err;
+    }
+    char sh[2 * sizeof(sd) + 1], dh[2 * sizeof(dd) + 1];
+    hex(sh, sd, sl);
+    hex(dh, dd, dl);
+    if (sl != dl || memcmp(sd, dd, sl)) {
+        fail(x, "digest mismatch: the destination loaded a state that differs from the source's (source %s, "
+                "destination %s%s); rolled back, the source runs on",
+             sh, dh, sl >= 8 && dl >= 8 && memcmp(sd + 4, dd + 4, 4) ? ", library state differs" : "");
+        return -EBADE;
+    }
+    x->r->verified = true;
+    snprintf(x->r->digest, sizeof(x->r->digest), "%s", sh);
+    return 0;
+}
+
+/* What is left to send in precopy, or -ENOTSUP when the source cannot say. */
+static int left_bytes(struct ctx *x, uint64_t *left, double *rtt)
+{
+    uint64_t initial = 0, dirty = 0;
+    double t0 = now_ms();
+    int err = mep_precopy_info(&x->src, &initial, &dirty);
+    double t = now_ms() - t0;
+    if (t < *rtt || *rtt == 0)
+        *rtt = t;
+    if (err == -ENOTSUP) {
+        uint64_t sc;
+        if (mep_stop_copy_size(&x->src, &sc) == 0) {
+            *left = sc;
+            return 0;
+        }
+        return -ENOTSUP;
+    }
+    if (err) {
+        fail_ep(x, &x->src, err, "precopy info");
+        return err;
+    }
+    *left = initial + dirty;
+    return 0;
+}
+
 static int run(struct ctx *x, double t_start)
 {
     const struct ufio_migrate_opts *o = x->o;
@@ -275,11 +338,16 @@ static int run(struct ctx *x, double t_start)
     bool precopy = !o->no_precopy && (sflags & UFIO_MIG_F_PRE_COPY) && sstate == UFIO_MIG_RUNNING;
     unsigned max_dt = o->max_downtime_ms ? o->max_downtime_ms : 300;
     unsigned max_rounds = o->max_rounds ? o->max_rounds : 30;
-    double bw = 0; /* bytes per ms, measured */
+    double max_pre_ms = o->max_precopy_ms ? o->max_precopy_ms : 60000;
+    double bw = 0;  /* bytes per ms, end to end: the destination's load included */
+    double rtt = 0; /* the quickest request, ms */
+    double predicted = 0;
     x->src_touched = true;
     if (precopy) {
+        double t_pre = now_ms();
         if ((err = set(x, &x->src, UFIO_MIG_PRE_COPY)))
             return err;
+        uint64_t last_left = UINT64_MAX;
         for (;;) {
             double t0 = now_ms();
             uint64_t moved = 0;
@@ -288,34 +356,69 @@ static int run(struct ctx *x, double t_start)
             double dt = now_ms() - t0;
             r->precopy_bytes += moved;
             r->rounds++;
-            if (moved && dt > 0)
-                bw = moved / dt;
-            uint64_t initial = 0, dirty = 0;
-            if ((err = mep_precopy_info(&x->src, &initial, &dirty))) {
-                fail_ep(x, &x->src, err, "precopy info");
+            if (moved >= x->chunk && dt > 0)
+                bw = moved / dt; /* a round of a single short read says nothing of the rate */
+            uint64_t left;
+            if ((err = left_bytes(x, &left, &rtt)) == -ENOTSUP)
+                left = moved; /* no estimate (a server without ufio's extensions): what this round moved */
+            else if (err)
                 return err;
-            }
-            uint64_t left = initial + dirty;
-            /* without a measurement yet, assume a conservative 100 MB/s */
-            double rate = bw > 0 ? bw : 100e3;
-            if (left / rate <= max_dt || r->rounds >= max_rounds)
+            double rate = bw > 0 ? bw : 100e3; /* before a measurement: a conservative 100 MB/s */
+            predicted = left / rate + 4 * rtt;
+            bool fits = predicted <= max_dt;
+            bool bounded = r->rounds >= max_rounds || now_ms() - t_pre >= max_pre_ms ||
+                           (o->max_precopy_bytes && r->precopy_bytes >= o->max_precopy_bytes);
+            if (fits || bounded || cancelled(x))
                 break;
+            /* not converging (what is left does not shrink by a tenth): ask the device to dirty
+             * less, a quarter of what the link moves, then half of that each time */
+            if (r->rounds >= 2 && left * 10 > last_left * 9 && bw > 0) {
+                uint64_t lim = r->dirty_limit ? r->dirty_limit / 2 : (uint64_t)(bw * 1000 / 4 / 4096);
+                if (lim == 0)
+                    lim = 1;
+                if (mep_set_u64(&x->src, UFIO_FEATURE_DIRTY_RATE_LIMIT, lim) == 0)
+                    r->dirty_limit = lim;
+            }
+            last_left = left;
+        }
+        r->predicted_downtime_ms = predicted;
+        r->rate_mib_s = bw * 1000 / 1048576.0;
+        if (predicted > max_dt && !o->force_downtime && !cancelled(x)) {
+            fail(x, "the budget cannot be met: %.1f MiB still to move at the measured %.1f MiB/s (the "
+                    "destination's load included) is about %.0f ms of downtime, over the %u ms budget; the source "
+                    "was never stopped and runs on (--force-downtime stops it anyway)",
+                 (predicted - 4 * rtt) * (bw > 0 ? bw : 100e3) / 1048576.0, (bw > 0 ? bw : 100e3) * 1000 / 1048576.0,
+                 predicted, max_dt);
+            return -ETIME;
         }
     }
     if (cancelled(x)) {
         fail(x, "interrupted");
         return -ECANCELED;
     }
+    /* the source gets what is left of the budget for stop-copy, minus what the
+     * destination's STOP and RUNNING and the digests will take */
+    uint64_t deadline = !o->force_downtime && max_dt > 4 * rtt + 1 ? (uint64_t)(max_dt - 4 * rtt) : 0;
+    if (deadline && mep_set_u64(&x->src, UFIO_FEATURE_STOP_COPY_DEADLINE, deadline) != 0)
+        deadline = 0; /* a device without the extension: the engine's own decision stands */
+    x->deadline_set = deadline != 0;
     double t_stop = now_ms();
     if ((err = set(x, &x->src, UFIO_MIG_STOP_COPY)))
         return err;
     uint64_t moved = 0;
-    if ((err = pump(x, UFIO_MIGRATE_STOPCOPY, &moved)))
+    if ((err = pump(x, UFIO_MIGRATE_STOPCOPY, &moved))) {
+        if (err == -ETIME)
+            snprintf(r->error + strlen(r->error), sizeof(r->error) - strlen(r->error),
+                     "; the source did not finish stop-copy within the %llu ms it was given",
+                     (unsigned long long)deadline);
         return err;
+    }
     r->stopcopy_bytes = moved;
     if (o->progress)
         o->progress(o->opaque, UFIO_MIGRATE_RESUME, r->bytes, r->rounds);
     if ((err = set(x, &x->dst, UFIO_MIG_STOP)))
+        return err;
+    if (!o->no_verify && (err = verify(x)))
         return err;
     if (cancelled(x)) {
         fail(x, "interrupted");
@@ -331,6 +434,8 @@ static int run(struct ctx *x, double t_start)
         snprintf(r->warning, sizeof(r->warning), "%s", r->error);
         r->error[0] = 0;
     }
+    if (r->dirty_limit)
+        mep_set_u64(&x->src, UFIO_FEATURE_DIRTY_RATE_LIMIT, 0);
     r->total_ms = now_ms() - t_start;
     r->throughput_mib_s = r->total_ms > 0 ? (r->bytes / 1048576.0) / (r->total_ms / 1e3) : 0;
     if (o->progress)
@@ -346,6 +451,10 @@ static void roll_back(struct ctx *x)
         if (mep_set_state(&x->src, UFIO_MIG_RUNNING, NULL) != 0 && mep_reset(&x->src) != 0)
             snprintf(x->r->warning, sizeof(x->r->warning), "%s: could not be put back to RUNNING", x->src.who);
     }
+    if (x->r->dirty_limit)
+        mep_set_u64(&x->src, UFIO_FEATURE_DIRTY_RATE_LIMIT, 0);
+    if (x->deadline_set)
+        mep_set_u64(&x->src, UFIO_FEATURE_STOP_COPY_DEADLINE, 0);
     if (x->dst_touched && mep_get_state(&x->dst, &st) == 0 && st != UFIO_MIG_STOP) {
         /* leaving RESUMING with half a stream fails into ERROR; a reset (to RUNNING) then STOP
          * frees what it holds and leaves it stopped */

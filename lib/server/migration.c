@@ -485,12 +485,12 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
     /* commit: nothing below fails */
     if (session)
         save_commit(m, head, head_len);
-    else if (saving_state(from) && !saving_state(to))
+    else if (saving_state(from) && !saving_state(to)) {
         save_end(m);
+        m->deadline_ms = m->deadline_at_ns = 0; /* a deadline is for one session */
+    }
     if (to == UFIO_MIG_STOP_COPY)
         m->deadline_at_ns = m->deadline_ms ? mono_ns() + m->deadline_ms * 1000000u : 0;
-    else if (from == UFIO_MIG_STOP_COPY)
-        m->deadline_ms = m->deadline_at_ns = 0; /* one deadline per stop-copy */
     if (from == UFIO_MIG_RESUMING && to == UFIO_MIG_STOP)
         devcfg_load(dev, m->rx.devcfg, m->rx.devcfg_len, true);
     if (to == UFIO_MIG_RESUMING) {
