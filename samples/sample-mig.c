@@ -98,12 +98,17 @@ static uint64_t now_ns(void)
 static void *dirtier(void *arg)
 {
     struct sample_mig *m = arg;
-    uint64_t seed = 88172645463325252ull, t0 = now_ns(), done = 0;
+    uint64_t seed = 88172645463325252ull, t0 = now_ns(), done = 0, last_lim = 0;
     while (__atomic_load_n(&m->run, __ATOMIC_ACQUIRE)) {
         struct timespec ms = { 0, 1000000 };
         nanosleep(&ms, NULL);
         double rate = m->rate; /* per ms */
         uint64_t lim = __atomic_load_n(&m->limit, __ATOMIC_RELAXED);
+        if (lim != last_lim) {
+            t0 = now_ns(); /* a new rate counts afresh */
+            done = 0;
+            last_lim = lim;
+        }
         if (lim && lim / 1000.0 < rate)
             rate = lim / 1000.0;
         uint64_t due = (uint64_t)((now_ns() - t0) / 1e6 * rate);
@@ -115,10 +120,6 @@ static void *dirtier(void *arg)
             m->big[p * PAGE + (seed >> 40) % PAGE]++;
             __atomic_store_n(&m->dirty[p], 1, __ATOMIC_RELEASE);
             __atomic_store_n(&m->stale[p], 1, __ATOMIC_RELEASE);
-        }
-        if (lim) {
-            t0 = now_ns(); /* a new rate starts counting afresh */
-            done = 0;
         }
     }
     return NULL;
@@ -275,6 +276,10 @@ static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t le
     uint8_t *b = out;
     size_t off = 0;
     bool stopped = ufio_dev_mig_state(dev) == UFIO_MIG_STOP_COPY;
+    if (stopped && (s->mig_fail & MIG_FAIL_SAVE_ETIME)) {
+        s->mig_fail = 0;
+        return -ETIME;
+    }
     if (stopped && !m->regs_sent) {
         struct regs r = { s->scratch, s->io_scratch, s->irq_count, (uint32_t)s->dma_src,
                           (uint32_t)(s->dma_src >> 32), (uint32_t)s->dma_dst, (uint32_t)(s->dma_dst >> 32),
@@ -339,6 +344,10 @@ static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t l
             if (p >= m->npages)
                 return -EINVAL;
             memcpy(page_ptr(s, p), b + off + 5, PAGE); /* a later copy replaces an earlier one */
+            if (s->mig_fail & MIG_FAIL_CORRUPT_LOAD) {
+                s->mig_fail = 0;
+                page_ptr(s, p)[100] ^= 1; /* injected: the digest must catch this */
+            }
             if (p >= RAM_PAGES) {
                 m->hash[p - RAM_PAGES] = hash_bytes(b + off + 5, PAGE, 2);
                 m->stale[p - RAM_PAGES] = 0;

@@ -31,6 +31,8 @@ struct sample {
 #define MIG_FAIL_TO(v) (((v) >> 8) & 0xffu)
 #define MIG_FAIL_ARC 0x10000u
 #define MIG_FAIL_SAVE_START 0x20000u
+#define MIG_FAIL_CORRUPT_LOAD 0x40000u /* the next page loaded gets one byte wrong */
+#define MIG_FAIL_SAVE_ETIME 0x80000u   /* the next save() in STOP_COPY says it cannot finish in time */
 
 /* The extra state: state_mib MiB of pages that a thread dirties at
  * dirty_rate pages per ms while the device runs. */

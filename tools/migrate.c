@@ -18,6 +18,8 @@
 static const char *phase_name[] = { "checking", "precopy", "stop-copy", "resuming", "done" };
 static volatile int cancel_flag;
 static bool progress_shown; /* the progress line is open: a message must start a new line */
+static int pause_at = -1;   /* --test-pause-at */
+static bool show_progress;
 
 static void on_signal(int sig)
 {
@@ -27,6 +29,25 @@ static void on_signal(int sig)
 static void progress(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
 {
     (void)opaque;
+    if ((int)ph == pause_at) {
+        /* a test holds the migration here until it sends a signal */
+        pause_at = -1;
+        sigset_t stop, old;
+        sigemptyset(&stop);
+        sigaddset(&stop, SIGINT);
+        sigaddset(&stop, SIGTERM);
+        sigprocmask(SIG_BLOCK, &stop, &old); /* a signal sent after the line below is not lost */
+        fprintf(stderr, "%sufio-migrate: paused at %s\n", progress_shown ? "\n" : "", phase_name[ph]);
+        progress_shown = false;
+        sigset_t wait = old;
+        sigdelset(&wait, SIGINT);
+        sigdelset(&wait, SIGTERM);
+        while (!cancel_flag)
+            sigsuspend(&wait);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    if (!show_progress)
+        return;
     fprintf(stderr, "\r%-10s round %-3u %10.2f MiB", phase_name[ph], round, bytes / 1048576.0);
     progress_shown = true;
     if (ph == UFIO_MIGRATE_DONE) {
@@ -64,6 +85,8 @@ static void usage(FILE *f)
                "  --timeout MS          per-request timeout (default 5000)\n"
                "  --json                print a JSON summary on stdout\n"
                "  -q, --quiet           no progress line (it is shown only on a terminal anyway)\n"
+               "  --test-pause-at PHASE for tests: stop at PHASE (checking, precopy, stop-copy, resuming)\n"
+               "                        until SIGINT/SIGTERM arrives\n"
                "SIGINT/SIGTERM roll back: the source runs on, the destination is stopped.\n"
                "Exit status: 0 migrated, 1 failed (rolled back: source running, destination stopped),\n"
                "2 usage, 3 incompatible, 4 refused before anything moved (stopped or busy device, budget\n"
@@ -125,6 +148,7 @@ int main(int argc, char **argv)
         { "timeout", required_argument, NULL, 'T' },
         { "json", no_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
+        { "test-pause-at", required_argument, NULL, 'X' },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -164,6 +188,13 @@ int main(int argc, char **argv)
         case 'F': o.force = true; break;
         case 'V': o.no_verify = true; break;
         case 'R': reset = optarg; break;
+        case 'X':
+            for (int i = 0; i < 4; i++)
+                if (!strcmp(optarg, phase_name[i]))
+                    pause_at = i;
+            if (pause_at < 0)
+                return bad_value("test-pause-at", optarg, "checking, precopy, stop-copy or resuming");
+            break;
         case 'j': json = true; break;
         case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
@@ -182,7 +213,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     o.cancel = &cancel_flag;
-    if (!quiet && isatty(2))
+    show_progress = !quiet && isatty(2);
+    if (show_progress || pause_at >= 0)
         o.progress = progress;
     struct ufio_migrate_result r;
     int err = ufio_migrate(&o, &r);

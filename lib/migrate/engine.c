@@ -324,6 +324,10 @@ static int run(struct ctx *x, double t_start)
     unsigned sstate;
     if ((err = check_states(x, &sstate)))
         return err;
+    if (cancelled(x)) {
+        fail(x, "interrupted before anything moved");
+        return -ECANCELED;
+    }
     uint64_t sc = mep_max_chunk(&x->src);
     x->chunk = sc && sc < PUMP_MAX_CHUNK ? (size_t)sc : PUMP_MAX_CHUNK;
     for (int i = 0; i < PUMP_NBUF; i++)
