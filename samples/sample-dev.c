@@ -4,7 +4,8 @@
  * It shows every part of the server API: a config space with PM, MSI,
  * MSI-X, PCIe, vendor-specific and DSN capabilities; a trapped register BAR
  * that raises interrupts and performs DMA; an I/O BAR; a BAR of shared
- * memory the client may mmap; and the MSI-X table in its own BAR.
+ * memory the client may mmap; and the MSI-X table in its own BAR (placed by
+ * ufio_dev_add_msix()).
  * The register map is in docs/sample-device.md.
  */
 #include <errno.h>
@@ -75,7 +76,7 @@ static void do_dma(struct ufio_dev *dev, struct sample *s)
     raise_irq(dev, s, 0);
 }
 
-static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
+static int bar0_access(struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned region, uint64_t off,
                        void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
@@ -123,23 +124,33 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint
     return 0;
 }
 
-static int bar1_io_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off,
-                          void *buf, uint32_t len, bool is_write)
+/*
+ * The I/O BAR takes 1-, 2- and 4-byte accesses, naturally aligned, as port I/O
+ * from a real driver does (inb/inw/inl); a narrow write changes only its bytes.
+ */
+static int bar1_io_access(UFIO_UNUSED struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned region,
+                          uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     struct sample *s = opaque;
-    if (len != 4 || off % 4)
+    if ((len != 1 && len != 2 && len != 4) || off % len)
         return -EINVAL;
+    uint8_t *b = buf;
+    unsigned first = (unsigned)(off % 4);
+    uint64_t reg = off - first;
     if (is_write) {
-        if (off == 4)
-            memcpy(&s->io_scratch, buf, 4);
+        for (unsigned i = 0; reg == 4 && i < len; i++) {
+            unsigned shift = (first + i) * 8;
+            s->io_scratch = (s->io_scratch & ~(0xffu << shift)) | (uint32_t)b[i] << shift;
+        }
         return 0;
     }
-    uint32_t v = off == 0 ? SAMPLE_ID : off == 4 ? s->io_scratch : 0;
-    memcpy(buf, &v, 4);
+    uint32_t v = reg == 0 ? SAMPLE_ID : reg == 4 ? s->io_scratch : 0;
+    for (unsigned i = 0; i < len; i++)
+        b[i] = (uint8_t)(v >> ((first + i) * 8)); /* registers are little-endian */
     return 0;
 }
 
-static int sample_reset(struct ufio_dev *dev, void *opaque)
+static int sample_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
 {
     struct sample *s = opaque;
     s->dma_status = 0;
@@ -207,7 +218,6 @@ static int build(struct ufio_dev *dev, struct sample *s)
     if ((err = ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, bar0_access, s)) ||
         (err = ufio_dev_add_bar(dev, 1, 256, UFIO_BAR_IO, bar1_io_access, s)) ||
         (err = ufio_dev_add_bar(dev, 2, 64 * 1024, UFIO_BAR_MEM32, NULL, NULL)) ||
-        (err = ufio_dev_add_bar(dev, 4, 4096, UFIO_BAR_MEM32, NULL, NULL)) ||
         (err = ufio_dev_add_mmap_area(dev, 2, 0, 64 * 1024, &ram)))
         return err;
     s->ram = ram;
@@ -215,7 +225,7 @@ static int build(struct ufio_dev *dev, struct sample *s)
         s->ram[i] = (uint8_t)i;
     if ((err = ufio_dev_add_cap_pm(dev)) < 0 ||
         (err = ufio_dev_add_cap_msi(dev, 1, UFIO_MSI_64BIT | UFIO_MSI_MASKABLE)) < 0 ||
-        (err = ufio_dev_add_cap_msix(dev, 4, 4, 0x000, 4, 0x800)) < 0 ||
+        (err = ufio_dev_add_msix(dev, 4, 4, 0, NULL, NULL)) < 0 || /* BAR4 of its own, laid out by the library */
         (err = ufio_dev_add_cap_pcie(dev, 0)) < 0 ||
         (err = ufio_dev_add_cap_vendor(dev, vendor_body, sizeof(vendor_body))) < 0 ||
         (err = ufio_dev_add_ext_cap_dsn(dev, 0x0123456789abcdefull)) < 0)
@@ -308,7 +318,7 @@ int main(int argc, char **argv)
         .subsys_vendor_id = 0x5546, .subsys_id = 0x0001,
         .class_code = 0xff0000, .revision = 1,
     };
-    const struct ufio_dev_ops ops = { .reset = sample_reset };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .reset = sample_reset };
     struct ufio_dev *dev;
     int err = ufio_dev_create("ufio-sample", &ids, &ops, &s, &dev);
     if (!err)

@@ -206,7 +206,7 @@ uint64_t sample_digest(struct sample *s)
     return d;
 }
 
-static int mig_digest(struct ufio_dev *dev, void *opaque, void *out, size_t cap)
+static int mig_digest(UFIO_UNUSED struct ufio_dev *dev, void *opaque, void *out, size_t cap)
 {
     if (cap < 8)
         return -ENOSPC;
@@ -219,7 +219,7 @@ static int mig_digest(struct ufio_dev *dev, void *opaque, void *out, size_t cap)
 
 /* ---- save / load ------------------------------------------------------------------ */
 
-static int mig_save_start(struct ufio_dev *dev, void *opaque)
+static int mig_save_start(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
 {
     struct sample *s = opaque;
     struct sample_mig *m = s->mig;
@@ -238,7 +238,7 @@ static int mig_save_start(struct ufio_dev *dev, void *opaque)
     return 0;
 }
 
-static int mig_transition(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
+static int mig_transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
 {
     struct sample *s = opaque;
     struct sample_mig *m = s->mig;
@@ -316,7 +316,7 @@ static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t le
     return (ssize_t)off;
 }
 
-static int mig_load(struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
+static int mig_load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
 {
     struct sample *s = opaque;
     struct sample_mig *m = s->mig;
@@ -387,7 +387,7 @@ static void mig_estimate(struct ufio_dev *dev, void *opaque, uint64_t *initial, 
     *stop_copy = 1 + sizeof(struct regs) + (saving ? bytes : (uint64_t)m->npages * PAGE_REC);
 }
 
-static int mig_dirty_limit(struct ufio_dev *dev, void *opaque, uint64_t pages_per_sec)
+static int mig_dirty_limit(UFIO_UNUSED struct ufio_dev *dev, void *opaque, uint64_t pages_per_sec)
 {
     struct sample *s = opaque;
     __atomic_store_n(&s->mig->limit, pages_per_sec, __ATOMIC_RELAXED);
@@ -395,6 +395,7 @@ static int mig_dirty_limit(struct ufio_dev *dev, void *opaque, uint64_t pages_pe
 }
 
 const struct ufio_mig_ops sample_mig_ops = {
+    .size = sizeof(struct ufio_mig_ops),
     .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
     .transition = mig_transition,
     .save = mig_save,

@@ -4,8 +4,10 @@
 #   2. the same under ASan + UBSan
 #   3. the integration tests under valgrind memcheck (zero leaks, zero errors)
 #   4. static analysis of lib/ (cppcheck)
-#   5. every libFuzzer target for UFIO_FUZZ_SECONDS (default 20) each, built with clang
-#   6. the real-guest end-to-end tests (QEMU vfio-user-pci + Linux guest: the sample device,
+#   5. the Debian packages: built, lintian-clean, installed into a clean root where the
+#      docs/examples are built against libufio-dev and run (tests/pkg/run.sh; UFIO_SKIP_PKG=1 skips)
+#   6. every libFuzzer target for UFIO_FUZZ_SECONDS (default 20) each, built with clang
+#   7. the real-guest end-to-end tests (QEMU vfio-user-pci + Linux guest: the sample device,
 #      then ufio-virtio-blk under the guest's virtio drivers), unless UFIO_SKIP_E2E=1
 # Ends with a line "N passed, N failed".
 set -uo pipefail
@@ -68,6 +70,11 @@ if cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-sup
     echo "cppcheck: clean"; passed=$((passed + 1))
 else
     echo "cppcheck: findings above"; failed=$((failed + 1))
+fi
+
+if [ "${UFIO_SKIP_PKG:-0}" != 1 ]; then
+    step "Debian packages: build, lintian, install into a clean root, build + run the examples there"
+    if tests/pkg/run.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 
 fuzz_secs=${UFIO_FUZZ_SECONDS:-20}

@@ -113,7 +113,7 @@ static pid_t start_device(const char *path, int cpu, unsigned poll_us)
     pin(cpu);
     big = malloc(BIG_BAR);
     static const struct ufio_pci_ids ids = { 0x5546, 0x0002, 0x5546, 0x0002, 0xff0000, 1 };
-    struct ufio_dev_limits l;
+    struct ufio_dev_limits l = { .size = sizeof(l) };
     void *shm;
     if (!big || ufio_dev_create("bench", &ids, NULL, NULL, &bench_dev))
         _exit(1);
@@ -458,7 +458,7 @@ static void poll_sweep(const char *path, double seconds)
     for (size_t b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
         pid_t pid = start_device(path, 0, budgets[b]);
         pin(1);
-        struct ufio_client_opts o = { .poll_us = budgets[b] };
+        struct ufio_client_opts o = { .size = sizeof(o), .poll_us = budgets[b] };
         struct ufio_client *c;
         if (ufio_client_connect(path, &o, &c)) {
             fprintf(stderr, "ufio-bench: cannot reach the bench device\n");
@@ -571,7 +571,7 @@ int main(int argc, char **argv)
             for (int polling = 0; polling < 2; polling++) {
                 pid_t pid = start_device(path, place[p].scpu, polling ? poll_us : 0);
                 pin(place[p].ccpu);
-                struct ufio_client_opts o = { .poll_us = polling ? poll_us : 0 };
+                struct ufio_client_opts o = { .size = sizeof(o), .poll_us = polling ? poll_us : 0 };
                 struct ufio_client *c;
                 if (ufio_client_connect(path, &o, &c)) {
                     fprintf(stderr, "ufio-bench: cannot reach the bench device\n");
@@ -580,7 +580,7 @@ int main(int argc, char **argv)
                 }
                 latency_rows(c, &place[p], polling, poll_us, iters);
                 if (!polling) {
-                    struct ufio_client_caps caps;
+                    struct ufio_client_caps caps = { .size = sizeof(caps) };
                     ufio_client_get_caps(c, &caps);
                     size_t sizes[3] = { 4096, 65536, (size_t)caps.max_data_xfer_size };
                     for (int s = 0; s < 3; s++)

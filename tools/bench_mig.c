@@ -152,10 +152,10 @@ static pid_t start_mig_device(const char *path, size_t bytes, unsigned dirty_per
     for (size_t i = 0; i < bytes; i += PG)
         M.state[i] = (uint8_t)(i / PG);
     static const struct ufio_pci_ids ids = { 0x5546, 0x0003, 0x5546, 0x0003, 0xff0000, 1 };
-    static const struct ufio_mig_ops ops = { .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
+    static const struct ufio_mig_ops ops = { .size = sizeof(ops), .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
                                              .transition = transition, .save = save, .load = load,
                                              .estimate = estimate };
-    struct ufio_dev_limits l;
+    struct ufio_dev_limits l = { .size = sizeof(l) };
     if (ufio_dev_create("bench-mig", &ids, NULL, NULL, &D))
         _exit(1);
     ufio_dev_get_limits(D, &l);
@@ -185,9 +185,10 @@ int bench_migration(bench_add_fn add, size_t mib, unsigned dirty_per_ms, unsigne
     snprintf(b, sizeof(b), "/tmp/ufio-bench-mig-b-%d.sock", getpid());
     pid_t pa = start_mig_device(a, mib << 20, dirty_per_ms), pb = start_mig_device(b, mib << 20, 0);
     usleep(300000 + (useconds_t)mib * 2000);
-    struct ufio_migrate_opts o = { .src_path = a, .dst_path = b, .max_downtime_ms = max_downtime_ms,
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = a, .dst_path = b, .max_downtime_ms = max_downtime_ms,
                                    .timeout_ms = 60000 };
-    struct ufio_migrate_result r;
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     int err = ufio_migrate(&o, &r);
     kill(pa, SIGTERM);
     kill(pb, SIGTERM);

@@ -1,6 +1,7 @@
 /*
- * ufio-lspci: show a vfio-user device the way `lspci -v` shows a PCI device,
- * plus the vfio-user facts (regions, mmap areas, IRQs, negotiated caps).
+ * ufio-lspci: show a vfio-user device the way lspci shows a PCI device, with
+ * lspci's levels of detail (-v, -vv, -vvv), plus the vfio-user facts
+ * (regions, mmap areas, IRQs, negotiated caps).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <json-c/json.h>
 
 #include <ufio/client.h>
+#include <ufio/migration.h>
 
 static uint8_t cfg[4096];
 static uint32_t cfg_size = 256;
@@ -61,6 +63,34 @@ static const char *ext_cap_name(uint16_t id)
     }
 }
 
+/* Virtio 1.x devices (vendor 0x1af4, device 0x1000..0x107f) describe their
+ * structures in vendor capabilities: cfg_type at +3, bar +4, offset +8, length
+ * +12, and for Notify the queue notify multiplier at +16 (virtio spec 4.1.4). */
+static bool is_virtio(void)
+{
+    return c16(0) == 0x1af4 && c16(2) >= 0x1000 && c16(2) <= 0x107f;
+}
+
+static const char *virtio_cap_name(uint8_t type)
+{
+    switch (type) {
+    case 1: return "CommonCfg";
+    case 2: return "Notify";
+    case 3: return "ISR";
+    case 4: return "DeviceCfg";
+    case 5: return "PCICfg";
+    case 8: return "SharedMemory";
+    case 9: return "Vendor";
+    default: return "<unknown>";
+    }
+}
+
+/* A vendor capability at off that is a virtio structure (long enough to hold one). */
+static bool virtio_cap_at(unsigned off)
+{
+    return is_virtio() && cfg[off + 2] >= 16 && off + 16 <= 256;
+}
+
 static void size_str(uint64_t s, char *buf, size_t n)
 {
     static const char *u[] = { "", "K", "M", "G", "T" };
@@ -82,7 +112,104 @@ static void hexdump(unsigned len)
     }
 }
 
-static void print_caps_text(void)
+static void print_pm(unsigned off, int verbose)
+{
+    uint16_t pmc = c16(off + 2), st = c16(off + 4);
+    printf(" version %u\n", pmc & 7);
+    if (verbose < 2)
+        return;
+    static const unsigned aux_ma[] = { 0, 55, 100, 160, 220, 270, 320, 375 };
+    printf("\t\tFlags: PMEClk%c DSI%c D1%c D2%c AuxCurrent=%umA PME(D0%c,D1%c,D2%c,D3hot%c,D3cold%c)\n",
+           pmc & 0x8 ? '+' : '-', pmc & 0x20 ? '+' : '-', pmc & 0x200 ? '+' : '-', pmc & 0x400 ? '+' : '-',
+           aux_ma[(pmc >> 6) & 7], pmc & 0x800 ? '+' : '-', pmc & 0x1000 ? '+' : '-', pmc & 0x2000 ? '+' : '-',
+           pmc & 0x4000 ? '+' : '-', pmc & 0x8000 ? '+' : '-');
+    printf("\t\tStatus: D%u NoSoftRst%c PME-Enable%c DSel=%u DScale=%u PME%c\n", st & 3, st & 0x8 ? '+' : '-',
+           st & 0x100 ? '+' : '-', (st >> 9) & 0xf, (st >> 13) & 3, st & 0x8000 ? '+' : '-');
+}
+
+static void print_msi(unsigned off, int verbose)
+{
+    uint16_t ctl = c16(off + 2);
+    bool is64 = ctl & 0x80, mask = ctl & 0x100;
+    printf(": Enable%c Count=%u/%u Maskable%c 64bit%c\n", ctl & 1 ? '+' : '-', 1u << ((ctl >> 4) & 7),
+           1u << ((ctl >> 1) & 7), mask ? '+' : '-', is64 ? '+' : '-');
+    if (verbose < 2)
+        return;
+    unsigned data = off + (is64 ? 12 : 8);
+    if (is64)
+        printf("\t\tAddress: %08x%08x  Data: %04x\n", c32(off + 8), c32(off + 4), c16(data));
+    else
+        printf("\t\tAddress: %08x  Data: %04x\n", c32(off + 4), c16(data));
+    if (mask)
+        printf("\t\tMasking: %08x  Pending: %08x\n", c32(data + 4), c32(data + 8));
+}
+
+static void print_express(unsigned off, int verbose)
+{
+    static const char *types[] = { "Endpoint", "Legacy Endpoint", "", "", "Root Port",
+                                   "Upstream Port", "Downstream Port", "PCI-Express to PCI/PCI-X Bridge",
+                                   "PCI/PCI-X to PCI-Express Bridge", "Root Complex Integrated Endpoint",
+                                   "Root Complex Event Collector" };
+    unsigned t = (c16(off + 2) >> 4) & 0xf;
+    printf(" (v%u) %s, MSI %02x\n", c16(off + 2) & 0xf, t < 11 ? types[t] : "Unknown", (c16(off + 2) >> 9) & 0x1f);
+    if (verbose < 2)
+        return;
+    uint32_t devcap = c32(off + 4), lnkcap = c32(off + 12);
+    uint16_t devctl = c16(off + 8), devsta = c16(off + 10), lnksta = c16(off + 18);
+    static const char *speed[] = { "unknown", "2.5GT/s", "5GT/s", "8GT/s", "16GT/s", "32GT/s", "64GT/s" };
+    printf("\t\tDevCap:\tMaxPayload %u bytes, PhantFunc %u, FLReset%c\n", 128u << (devcap & 7), (devcap >> 3) & 3,
+           devcap & (1u << 28) ? '+' : '-');
+    printf("\t\tDevCtl:\tCorrErr%c NonFatalErr%c FatalErr%c UnsupReq%c\n", devctl & 1 ? '+' : '-',
+           devctl & 2 ? '+' : '-', devctl & 4 ? '+' : '-', devctl & 8 ? '+' : '-');
+    printf("\t\t\tMaxPayload %u bytes, MaxReadReq %u bytes\n", 128u << ((devctl >> 5) & 7),
+           128u << ((devctl >> 12) & 7));
+    printf("\t\tDevSta:\tCorrErr%c NonFatalErr%c FatalErr%c UnsupReq%c AuxPwr%c TransPend%c\n",
+           devsta & 1 ? '+' : '-', devsta & 2 ? '+' : '-', devsta & 4 ? '+' : '-', devsta & 8 ? '+' : '-',
+           devsta & 0x10 ? '+' : '-', devsta & 0x20 ? '+' : '-');
+    printf("\t\tLnkCap:\tPort #%u, Speed %s, Width x%u\n", lnkcap >> 24,
+           (lnkcap & 0xf) < 7 ? speed[lnkcap & 0xf] : "unknown", (lnkcap >> 4) & 0x3f);
+    printf("\t\tLnkSta:\tSpeed %s, Width x%u\n", (lnksta & 0xf) < 7 ? speed[lnksta & 0xf] : "unknown",
+           (lnksta >> 4) & 0x3f);
+}
+
+static void print_vendor(unsigned off, int verbose)
+{
+    printf(": ");
+    if (!virtio_cap_at(off)) {
+        printf("Len=%02x <?>\n", cfg[off + 2]);
+        return;
+    }
+    uint8_t type = cfg[off + 3];
+    printf("VirtIO: %s\n", virtio_cap_name(type));
+    if (verbose < 2)
+        return;
+    printf("\t\tBAR=%u offset=%08x size=%08x", cfg[off + 4], c32(off + 8), c32(off + 12));
+    if (type == 2 && cfg[off + 2] >= 20)
+        printf(" multiplier=%08x", c32(off + 16));
+    printf("\n");
+}
+
+/* -vvv: the MSI-X table and PBA as the device holds them (read from the BAR). */
+static void print_msix_table(struct ufio_client *c, unsigned off)
+{
+    unsigned n = (c16(off + 2) & 0x7ff) + 1, shown = n > 64 ? 64 : n;
+    uint32_t t = c32(off + 4), p = c32(off + 8);
+    for (unsigned v = 0; v < shown; v++) {
+        uint32_t e[4];
+        if (ufio_client_region_read(c, t & 7, (t & ~7u) + 16ull * v, e, 16)) {
+            printf("\t\tVector %u: <unreadable>\n", v);
+            return;
+        }
+        printf("\t\tVector %3u: Address %08x%08x Data %08x Masked%c\n", v, e[1], e[0], e[2], e[3] & 1 ? '+' : '-');
+    }
+    if (shown < n)
+        printf("\t\t(%u more vectors)\n", n - shown);
+    uint64_t pba;
+    if (!ufio_client_region_read(c, p & 7, p & ~7u, &pba, 8))
+        printf("\t\tPending: %016llx%s\n", (unsigned long long)pba, n > 64 ? " (vectors 0..63)" : "");
+}
+
+static void print_caps_text(struct ufio_client *c, int verbose)
 {
     if (!(c16(6) & 0x10))
         return;
@@ -92,34 +219,26 @@ static void print_caps_text(void)
         printf("\tCapabilities: [%02x] %s", off, cap_name(id));
         switch (id) {
         case 0x01:
-            printf(" version %u\n", c16(off + 2) & 7);
+            print_pm(off, verbose);
             break;
-        case 0x05: {
-            uint16_t ctl = c16(off + 2);
-            printf(": Enable%c Count=%u/%u Maskable%c 64bit%c\n", ctl & 1 ? '+' : '-',
-                   1u << ((ctl >> 4) & 7), 1u << ((ctl >> 1) & 7), ctl & 0x100 ? '+' : '-',
-                   ctl & 0x80 ? '+' : '-');
+        case 0x05:
+            print_msi(off, verbose);
             break;
-        }
-        case 0x10: {
-            static const char *types[] = { "Endpoint", "Legacy Endpoint", "", "", "Root Port",
-                                           "Upstream Port", "Downstream Port", "PCI-Express to PCI/PCI-X Bridge",
-                                           "PCI/PCI-X to PCI-Express Bridge", "Root Complex Integrated Endpoint",
-                                           "Root Complex Event Collector" };
-            unsigned t = (c16(off + 2) >> 4) & 0xf;
-            printf(" (v%u) %s\n", c16(off + 2) & 0xf, t < 11 ? types[t] : "Unknown");
+        case 0x10:
+            print_express(off, verbose);
             break;
-        }
         case 0x11: {
             uint16_t ctl = c16(off + 2);
             printf(": Enable%c Count=%u Masked%c\n", ctl & 0x8000 ? '+' : '-', (ctl & 0x7ff) + 1,
                    ctl & 0x4000 ? '+' : '-');
             printf("\t\tVector table: BAR=%u offset=%08x\n", c32(off + 4) & 7, c32(off + 4) & ~7u);
             printf("\t\tPBA: BAR=%u offset=%08x\n", c32(off + 8) & 7, c32(off + 8) & ~7u);
+            if (verbose >= 3)
+                print_msix_table(c, off);
             break;
         }
         case 0x09:
-            printf(": Len=%02x <?>\n", cfg[off + 2]);
+            print_vendor(off, verbose);
             break;
         default:
             printf(" [%02x]\n", id);
@@ -154,6 +273,16 @@ static json_object *caps_json(void)
             json_object_object_add(o, "offset", json_object_new_int((int)off));
             json_object_object_add(o, "id", json_object_new_int(cfg[off]));
             json_object_object_add(o, "name", json_object_new_string(cap_name(cfg[off])));
+            if (cfg[off] == 0x09 && virtio_cap_at(off)) {
+                json_object *v = json_object_new_object();
+                json_object_object_add(v, "type", json_object_new_string(virtio_cap_name(cfg[off + 3])));
+                json_object_object_add(v, "bar", json_object_new_int(cfg[off + 4]));
+                json_object_object_add(v, "offset", json_object_new_int64(c32(off + 8)));
+                json_object_object_add(v, "length", json_object_new_int64(c32(off + 12)));
+                if (cfg[off + 3] == 2 && cfg[off + 2] >= 20)
+                    json_object_object_add(v, "notify_off_multiplier", json_object_new_int64(c32(off + 16)));
+                json_object_object_add(o, "virtio", v);
+            }
             if (cfg[off] == 0x11)
                 json_object_object_add(o, "table_size", json_object_new_int((c16(off + 2) & 0x7ff) + 1));
             if (cfg[off] == 0x05)
@@ -186,19 +315,59 @@ static json_object *caps_json(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ufio-lspci [-x | -xxx | -xxxx] [--json] [--timeout MS] SOCKET\n"
-               "Shows the vfio-user device at SOCKET as `lspci -v` would, plus vfio-user details.\n"
+    fprintf(f, "usage: ufio-lspci [-v | -vv | -vvv] [-x | -xxx | -xxxx] [--json] [--timeout MS] SOCKET\n"
+               "Shows the vfio-user device at SOCKET as lspci shows a PCI device, plus vfio-user details.\n"
+               "  (none)    one line: class, ids, revision (as plain `lspci`)\n"
+               "  -v        verbose, as `lspci -v`: subsystem, BARs, capabilities by name (virtio\n"
+               "            structures as \"VirtIO: CommonCfg\"...), and the vfio-user regions, mmap\n"
+               "            areas, IRQs and negotiated caps\n"
+               "  -vv       more, as `lspci -vv`: Control/Status registers, capability contents (PM,\n"
+               "            MSI address/data, Express, virtio BAR/offset/size/multiplier)\n"
+               "  -vvv      everything: also the MSI-X table and PBA as the device holds them, and\n"
+               "            the device's compatibility descriptor\n"
                "  -x        hex dump of the standard part of config space (64 bytes)\n"
                "  -xxx      hex dump of the whole conventional config space (256 bytes)\n"
                "  -xxxx     hex dump of the extended config space (4096 bytes)\n"
                "            (dumps are in the format `lspci -F FILE` reads)\n"
-               "  --json    machine-readable output\n"
+               "  --json    machine-readable output (everything -vv shows)\n"
                "  --timeout connect/reply timeout in ms (default 5000)\n");
+}
+
+static void print_control_status(void)
+{
+    uint16_t cmd = c16(4), st = c16(6);
+#define F(v, bit) ((v) & (bit) ? '+' : '-')
+    printf("\tControl: I/O%c Mem%c BusMaster%c SpecCycle%c MemWINV%c VGASnoop%c ParErr%c Stepping%c SERR%c "
+           "FastB2B%c DisINTx%c\n",
+           F(cmd, 1), F(cmd, 2), F(cmd, 4), F(cmd, 8), F(cmd, 0x10), F(cmd, 0x20), F(cmd, 0x40), F(cmd, 0x80),
+           F(cmd, 0x100), F(cmd, 0x200), F(cmd, 0x400));
+    static const char *devsel[] = { "fast", "medium", "slow", "??" };
+    printf("\tStatus: Cap%c 66MHz%c UDF%c FastB2B%c ParErr%c DEVSEL=%s >TAbort%c <TAbort%c <MAbort%c >SERR%c "
+           "<PERR%c INTx%c\n",
+           F(st, 0x10), F(st, 0x20), F(st, 0x40), F(st, 0x80), F(st, 0x100), devsel[(st >> 9) & 3], F(st, 0x800),
+           F(st, 0x1000), F(st, 0x2000), F(st, 0x4000), F(st, 0x8000), F(st, 0x8));
+#undef F
+    if (cfg[0x3d])
+        printf("\tInterrupt: pin %c (vfio-user: delivered by eventfd)\n", 'A' + (cfg[0x3d] - 1) % 4);
+}
+
+/* -vvv: the descriptor the device gives migration tools (docs/compatibility.md). */
+static void print_compat(struct ufio_client *c)
+{
+    char *buf = malloc(65537);
+    size_t got = 0;
+    if (buf && !ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, buf, 65536, &got) && got) {
+        buf[got] = 0;
+        printf("\tvfio-user: compatibility descriptor %s\n", buf);
+    } else {
+        printf("\tvfio-user: no compatibility descriptor\n");
+    }
+    free(buf);
 }
 
 int main(int argc, char **argv)
 {
-    int xlevel = 0, json = 0, timeout = 5000;
+    int xlevel = 0, verbose = 0, json = 0, timeout = 5000;
     static const struct option opts[] = {
         { "json", no_argument, NULL, 'j' },
         { "timeout", required_argument, NULL, 't' },
@@ -206,8 +375,9 @@ int main(int argc, char **argv)
         { 0 },
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "xh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "vxh", opts, NULL)) != -1) {
         switch (ch) {
+        case 'v': verbose++; break;
         case 'x': xlevel++; break;
         case 'j': json = 1; break;
         case 't': timeout = atoi(optarg); break;
@@ -220,23 +390,34 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[optind];
-    struct ufio_client_opts o = { .timeout_ms = timeout };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = timeout };
     struct ufio_client *c;
     int err = ufio_client_connect(path, &o, &c);
     if (err) {
         fprintf(stderr, "ufio-lspci: %s: %s\n", path, strerror(-err));
         return 1;
     }
-    struct ufio_client_device_info di;
-    static struct ufio_client_region_info ri[UFIO_PCI_NUM_REGIONS];
+    struct ufio_client_device_info di = { .size = sizeof(di) };
+    struct ufio_client_region_info ri[UFIO_PCI_NUM_REGIONS];
     struct ufio_client_irq_info ii[UFIO_IRQ_NUM];
+    /* sparse mmap areas per region, as many as we print */
+    static struct ufio_client_area mm[UFIO_PCI_NUM_REGIONS][64];
+    uint32_t nmm[UFIO_PCI_NUM_REGIONS] = { 0 };
+    for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS; i++)
+        ri[i] = (struct ufio_client_region_info){ .size = sizeof(ri[i]) };
+    for (unsigned i = 0; i < UFIO_IRQ_NUM; i++)
+        ii[i] = (struct ufio_client_irq_info){ .size = sizeof(ii[i]) };
     err = ufio_client_device_info(c, &di);
-    for (unsigned i = 0; !err && i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++)
+    for (unsigned i = 0; !err && i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
         err = ufio_client_region_info(c, i, &ri[i]);
+        int n = err ? err : ri[i].nr_areas ? ufio_client_region_areas(c, i, mm[i], 64) : 0;
+        err = n < 0 ? n : 0;
+        nmm[i] = n > 64 ? 64 : (uint32_t)(n > 0 ? n : 0);
+    }
     for (unsigned i = 0; !err && i < UFIO_IRQ_NUM && i < di.num_irqs; i++)
         err = ufio_client_irq_info(c, i, &ii[i]);
     if (!err) {
-        cfg_size = ri[UFIO_PCI_CONFIG_REGION].size >= 4096 ? 4096 : 256;
+        cfg_size = ri[UFIO_PCI_CONFIG_REGION].region_size >= 4096 ? 4096 : 256;
         err = ufio_client_region_read(c, UFIO_PCI_CONFIG_REGION, 0, cfg, cfg_size);
     }
     if (err) {
@@ -244,7 +425,7 @@ int main(int argc, char **argv)
         ufio_client_destroy(c);
         return 1;
     }
-    struct ufio_client_caps caps;
+    struct ufio_client_caps caps = { .size = sizeof(caps) };
     ufio_client_get_caps(c, &caps);
 
     if (xlevel && !json) {
@@ -278,16 +459,16 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
             json_object *r = json_object_new_object();
             json_object_object_add(r, "index", json_object_new_int((int)i));
-            json_object_object_add(r, "size", json_object_new_int64((int64_t)ri[i].size));
+            json_object_object_add(r, "size", json_object_new_int64((int64_t)ri[i].region_size));
             json_object_object_add(r, "flags", json_object_new_int((int)ri[i].flags));
-            if (i < 6 && ri[i].size)
+            if (i < 6 && ri[i].region_size)
                 json_object_object_add(r, "type", json_object_new_string(
                     (cfg[0x10 + 4 * i] & 1) ? "io" : (cfg[0x10 + 4 * i] & 4) ? "mem64" : "mem32"));
             json_object *areas = json_object_new_array();
-            for (uint32_t a = 0; a < ri[i].nr_areas; a++) {
+            for (uint32_t a = 0; a < nmm[i]; a++) {
                 json_object *ao = json_object_new_object();
-                json_object_object_add(ao, "offset", json_object_new_int64((int64_t)ri[i].areas[a].offset));
-                json_object_object_add(ao, "size", json_object_new_int64((int64_t)ri[i].areas[a].size));
+                json_object_object_add(ao, "offset", json_object_new_int64((int64_t)mm[i][a].offset));
+                json_object_object_add(ao, "size", json_object_new_int64((int64_t)mm[i][a].size));
                 json_object_array_add(areas, ao);
             }
             json_object_object_add(r, "mmap_areas", areas);
@@ -325,17 +506,26 @@ int main(int argc, char **argv)
         printf(" (rev %02x)", cfg[8]);
     if (cfg[9])
         printf(" (prog-if %02x)", cfg[9]);
-    printf("\n\tSubsystem: Device %04x:%04x\n", c16(0x2c), c16(0x2e));
-    uint16_t cmd = c16(4);
-    printf("\tFlags: %sfast devsel", cmd & 4 ? "bus master, " : "");
-    if (cfg[0x3d])
-        printf(", IRQ pin %c", 'A' + cfg[0x3d] - 1);
     printf("\n");
+    if (!verbose) {
+        ufio_client_destroy(c);
+        return 0;
+    }
+    printf("\tSubsystem: Device %04x:%04x\n", c16(0x2c), c16(0x2e));
+    if (verbose >= 2) {
+        print_control_status();
+    } else {
+        uint16_t cmd = c16(4);
+        printf("\tFlags: %sfast devsel", cmd & 4 ? "bus master, " : "");
+        if (cfg[0x3d])
+            printf(", IRQ pin %c", 'A' + cfg[0x3d] - 1);
+        printf("\n");
+    }
     for (unsigned i = 0; i < 6; i++) {
-        if (!ri[i].size)
+        if (!ri[i].region_size)
             continue;
         char sz[16];
-        size_str(ri[i].size, sz, sizeof(sz));
+        size_str(ri[i].region_size, sz, sizeof(sz));
         uint32_t bar = c32(0x10 + 4 * i);
         if (bar & 1)
             printf("\tI/O ports at <unassigned> [size=%s]", sz);
@@ -346,12 +536,12 @@ int main(int argc, char **argv)
             printf(" [mmap]");
         printf("\n");
     }
-    if (ri[UFIO_PCI_ROM_REGION].size) {
+    if (ri[UFIO_PCI_ROM_REGION].region_size) {
         char sz[16];
-        size_str(ri[UFIO_PCI_ROM_REGION].size, sz, sizeof(sz));
+        size_str(ri[UFIO_PCI_ROM_REGION].region_size, sz, sizeof(sz));
         printf("\tExpansion ROM at <unassigned> [disabled] [size=%s]\n", sz);
     }
-    print_caps_text();
+    print_caps_text(c, verbose);
     printf("\tvfio-user: version %u.%u, max_data_xfer_size %llu, max_msg_fds %u, max_dma_maps %u, "
            "twin socket %s, write multiple %s\n",
            caps.major, caps.minor, (unsigned long long)caps.max_data_xfer_size, caps.max_msg_fds,
@@ -360,18 +550,20 @@ int main(int argc, char **argv)
            di.flags & 2 ? "pci" : "", di.num_regions, di.num_irqs);
     static const char *rnames[] = { "BAR0", "BAR1", "BAR2", "BAR3", "BAR4", "BAR5", "ROM", "CONFIG", "VGA" };
     for (unsigned i = 0; i < UFIO_PCI_NUM_REGIONS && i < di.num_regions; i++) {
-        if (!ri[i].size)
+        if (!ri[i].region_size)
             continue;
-        printf("\tRegion %u (%s): size %#llx, %s%s%s\n", i, rnames[i], (unsigned long long)ri[i].size,
+        printf("\tRegion %u (%s): size %#llx, %s%s%s\n", i, rnames[i], (unsigned long long)ri[i].region_size,
                ri[i].flags & 1 ? "read " : "", ri[i].flags & 2 ? "write " : "", ri[i].flags & 4 ? "mmap" : "");
-        for (uint32_t a = 0; a < ri[i].nr_areas; a++)
-            printf("\t\tmmap area: offset %#llx size %#llx\n", (unsigned long long)ri[i].areas[a].offset,
-                   (unsigned long long)ri[i].areas[a].size);
+        for (uint32_t a = 0; a < nmm[i]; a++)
+            printf("\t\tmmap area: offset %#llx size %#llx\n", (unsigned long long)mm[i][a].offset,
+                   (unsigned long long)mm[i][a].size);
     }
     static const char *inames[] = { "INTx", "MSI", "MSI-X", "ERR", "REQ" };
     for (unsigned i = 0; i < UFIO_IRQ_NUM && i < di.num_irqs; i++)
         printf("\tIRQ %s: count %u%s%s%s\n", inames[i], ii[i].count, ii[i].flags & 1 ? " eventfd" : "",
                ii[i].flags & 2 ? " maskable" : "", ii[i].flags & 4 ? " automasked" : "");
+    if (verbose >= 3)
+        print_compat(c);
     printf("\n");
     ufio_client_destroy(c);
     return 0;

@@ -130,7 +130,7 @@ static int reset_device(const char *path, int timeout_ms, bool json)
 
 int main(int argc, char **argv)
 {
-    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_opts o = { .size = sizeof(o) };
     bool json = false, quiet = false;
     const char *reset = NULL;
     static const struct option lo[] = {
@@ -216,7 +216,10 @@ int main(int argc, char **argv)
     show_progress = !quiet && isatty(2);
     if (show_progress || pause_at >= 0)
         o.progress = progress;
-    struct ufio_migrate_result r;
+    static char errbuf[UFIO_MIGRATE_ERROR_MAX], warnbuf[UFIO_MIGRATE_ERROR_MAX], digest[UFIO_MIGRATE_DIGEST_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf),
+                                     .warning = warnbuf, .warning_size = sizeof(warnbuf),
+                                     .digest = digest, .digest_size = sizeof(digest) };
     int err = ufio_migrate(&o, &r);
     const char *result = err == 0             ? "migrated"
                        : err == -EPERM        ? "incompatible"

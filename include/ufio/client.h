@@ -29,6 +29,7 @@ extern "C" {
 struct ufio_client;
 
 struct ufio_client_opts {
+    size_t size;                 /* sizeof(struct ufio_client_opts) in the caller's build */
     int timeout_ms;              /* connect and per-reply timeout; default 5000 */
     bool no_twin_socket;         /* do not propose a twin socket */
     uint32_t max_data_xfer_size; /* what we accept; default 1 MiB */
@@ -40,7 +41,10 @@ struct ufio_client_opts {
     unsigned poll_us;
 };
 
-/* Connects to path (waiting up to timeout_ms for it to appear) and negotiates. */
+/* Connects to path (waiting up to timeout_ms for it to appear), negotiates,
+ * and records the device's identity (PCI ids from config space, compatibility
+ * descriptor) for ufio_client_reconnect(). opts may be NULL (defaults);
+ * opts->size as in ufio.h (-EINVAL, -E2BIG). */
 UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts *opts,
                                  struct ufio_client **out);
 /* Same over an already-connected socket (taken over; closed by destroy). */
@@ -49,6 +53,7 @@ UFIO_API void ufio_client_destroy(struct ufio_client *c);
 
 /* What the server granted in VERSION. */
 struct ufio_client_caps {
+    size_t size;            /* set by the caller: sizeof(struct ufio_client_caps) */
     uint16_t major, minor;
     uint32_t max_msg_fds;
     uint64_t max_data_xfer_size;
@@ -57,33 +62,49 @@ struct ufio_client_caps {
     bool twin_socket;
     bool write_multiple;
 };
-UFIO_API void ufio_client_get_caps(struct ufio_client *c, struct ufio_client_caps *caps);
+/* -EINVAL when caps->size is not set. */
+UFIO_API int ufio_client_get_caps(struct ufio_client *c, struct ufio_client_caps *caps);
 
 /* ---- device description ------------------------------------------------ */
 
+/* The info structs below: the caller sets size = sizeof the struct before the call. */
 struct ufio_client_device_info {
+    size_t size;
     uint32_t flags;         /* VFIO_DEVICE_FLAGS_* (1 reset, 2 PCI) */
     uint32_t num_regions;
     uint32_t num_irqs;
 };
 UFIO_API int ufio_client_device_info(struct ufio_client *c, struct ufio_client_device_info *info);
 
-#define UFIO_CLIENT_MAX_AREAS 64
 struct ufio_client_region_info {
+    size_t size;
     uint32_t index;
     uint32_t flags;         /* 1 read, 2 write, 4 mmap, 8 caps */
-    uint64_t size;
+    uint64_t region_size;
     uint64_t offset;        /* mmap offset in fd */
     int fd;                 /* mmap fd or -1; owned by the client (valid until destroy/reconnect) */
-    uint32_t nr_areas;
-    struct { uint64_t offset, size; } areas[UFIO_CLIENT_MAX_AREAS];
+    uint32_t nr_areas;      /* sparse mmap areas: ufio_client_region_areas() lists them */
     bool has_type;
     uint32_t type, subtype;
 };
 UFIO_API int ufio_client_region_info(struct ufio_client *c, unsigned index,
                                      struct ufio_client_region_info *ri);
 
+/* One sparse mmap area of a region (a frozen layout: it never grows). */
+struct ufio_client_area {
+    uint64_t offset, size;
+};
+/*
+ * The region's sparse mmap areas (asks the server, as region_info does):
+ * fills areas[0 .. min(n, max)) and returns n, the region's number of areas
+ * (call again with a larger array when n > max); areas may be NULL when max
+ * is 0. -errno on failure.
+ */
+UFIO_API int ufio_client_region_areas(struct ufio_client *c, unsigned index,
+                                      struct ufio_client_area *areas, uint32_t max);
+
 struct ufio_client_irq_info {
+    size_t size;
     uint32_t flags;         /* 1 eventfd, 2 maskable, 4 automasked, 8 noresize */
     uint32_t count;
 };
@@ -176,6 +197,13 @@ UFIO_API bool ufio_client_connected(struct ufio_client *c);
  * After the server went away (calls return -ENOTCONN): connects to the same
  * path again (waiting up to timeout_ms), renegotiates, and restores every DMA
  * mapping and IRQ eventfd the client had set up.
+ * Only to the same device: its PCI ids (vendor, device, subsystem vendor and
+ * id, class code, revision) and its compatibility descriptor (byte for byte;
+ * none for a server without one) must be those ufio_client_connect() found.
+ * Otherwise -ENODEV, a warning names every difference, the new connection is
+ * closed before any mapping or eventfd is sent, and the client stays
+ * disconnected (a later reconnect may find the right device). -ENOTSUP for a
+ * client made with ufio_client_attach_fd().
  */
 UFIO_API int ufio_client_reconnect(struct ufio_client *c, int timeout_ms);
 

@@ -54,6 +54,7 @@ struct ufio_mig_endpoint_ops {
 };
 
 struct ufio_mig_endpoint {
+    size_t size; /* sizeof(struct ufio_mig_endpoint) in the implementation's build */
     const struct ufio_mig_endpoint_ops *ops;
     void *priv;
     const char *name; /* for messages ("source", a path, a URL); may be NULL */
@@ -74,6 +75,7 @@ enum ufio_migrate_phase {
 };
 
 struct ufio_migrate_opts {
+    size_t size;                /* sizeof(struct ufio_migrate_opts) in the caller's build */
     /* the two devices: a socket path each, or an endpoint (used instead of
      * the path when set; the engine does not destroy it) */
     const char *src_path;
@@ -103,6 +105,7 @@ struct ufio_migrate_opts {
 };
 
 struct ufio_migrate_result {
+    size_t size;                /* set by the caller: sizeof(struct ufio_migrate_result) */
     uint64_t bytes;             /* migration stream bytes moved */
     uint64_t precopy_bytes;
     uint64_t stopcopy_bytes;
@@ -111,18 +114,29 @@ struct ufio_migrate_result {
     double total_ms;
     double throughput_mib_s;
     bool compatible;
-    char error[1024];           /* what failed, or the compatibility reasons */
-    char warning[1024];         /* something that did not stop the migration (or its rollback) */
+    /* Set by the caller (both may be 0): a buffer that receives what failed,
+     * or the compatibility reasons, NUL-terminated, truncated to error_size
+     * (UFIO_MIGRATE_ERROR_MAX holds any message in full); "" on success. */
+    char *error;
+    size_t error_size;
+    /* the same for something that did not stop the migration (or its rollback) */
+    char *warning;
+    size_t warning_size;
     /* the stop decision: downtime predicted from what was left and the
      * measured end-to-end rate, and the dirty-rate limit asked for (pages
      * per second, 0 = none) when precopy did not converge */
     double predicted_downtime_ms;
     double rate_mib_s;
     uint64_t dirty_limit;
-    /* the stopped source's digest was compared with the loaded destination's */
+    /* the stopped source's digest was compared with the loaded destination's;
+     * digest (set by the caller, may be NULL) receives it in hex
+     * (UFIO_MIGRATE_DIGEST_MAX holds any) */
     bool verified;
-    char digest[2 * (8 + 64) + 1]; /* hex, when verified */
+    char *digest;
+    size_t digest_size;
 };
+#define UFIO_MIGRATE_ERROR_MAX 1024
+#define UFIO_MIGRATE_DIGEST_MAX 145
 
 /*
  * 0 on success; -EPERM when the devices are incompatible (reasons in

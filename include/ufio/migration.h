@@ -88,6 +88,7 @@ UFIO_API bool ufio_mig_arc_is_direct(uint64_t flags, unsigned from, unsigned to)
 struct ufio_dev;
 
 struct ufio_mig_ops {
+    size_t size;  /* sizeof(struct ufio_mig_ops) in the caller's build */
     /* UFIO_MIG_F_*; STOP_COPY is required */
     uint64_t flags;
     /* One direct arc. Return 0, or a negative errno to fail the step (the
@@ -130,7 +131,8 @@ struct ufio_mig_ops {
     int (*dirty_limit)(struct ufio_dev *dev, void *opaque, uint64_t pages_per_sec);
 };
 
-/* Enables migration for the device (before it is attached). */
+/* Enables migration for the device (before it is attached). The ops are
+ * copied; ops->size as in ufio.h (-EINVAL, -E2BIG). */
 UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mig_ops *ops, void *opaque);
 UFIO_API unsigned ufio_dev_mig_state(struct ufio_dev *dev);
 /* In STOP_COPY with a deadline (UFIO_FEATURE_STOP_COPY_DEADLINE): the ms
@@ -155,7 +157,8 @@ UFIO_API int ufio_client_mig_get_state(struct ufio_client *c, unsigned *state);
 UFIO_API int ufio_client_mig_set_state(struct ufio_client *c, unsigned state, unsigned *reached);
 UFIO_API int ufio_client_mig_precopy_info(struct ufio_client *c, uint64_t *initial, uint64_t *dirty);
 UFIO_API int ufio_client_mig_stop_copy_size(struct ufio_client *c, uint64_t *bytes);
-/* Dirty-page logging of device DMA. nranges 0 = everything mapped. */
+/* Dirty-page logging of device DMA. nranges 0 = everything mapped.
+ * (ufio_iova_range is an array element with a frozen layout: no size.) */
 struct ufio_iova_range { uint64_t iova, length; };
 UFIO_API int ufio_client_dirty_log_start(struct ufio_client *c, uint64_t page_size,
                                          const struct ufio_iova_range *ranges, uint32_t nranges);

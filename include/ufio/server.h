@@ -26,19 +26,38 @@ extern "C" {
 struct ufio_dev;
 
 /*
+ * Return values of callbacks (every int-returning callback here and in
+ * migration.h follows the API's own rule):
+ *  - 0 is success;
+ *  - a negative errno is a failure, and that errno is what the client gets in
+ *    its error reply (-EINVAL for a bad access, -EIO for a device fault...);
+ *  - a region access callback may also return len, the full byte count (as
+ *    libvfio-user's callbacks do): success, the same as 0;
+ *  - anything else is the device's bug: a short (or long) byte count, another
+ *    positive value, or a negative number no errno has (below -4095). The
+ *    client gets EIO and the library logs a warning naming the callback and
+ *    the value (the 1st, 2nd, 4th, 8th... occurrence, so a guest repeating the
+ *    access cannot flood the log). A short count never means "partly done":
+ *    the library does not retry the rest.
+ * ufio_mig_ops.save returns a byte count by its own contract (migration.h).
+ */
+
+/*
  * Region access callback for BAR/ROM regions (and config-space ranges a
  * device claims with ufio_dev_claim_config(), with region =
  * UFIO_PCI_CONFIG_REGION and offset the config-space offset). buf holds len
- * bytes to write, or receives len bytes read. Returns 0 or a negative errno,
- * which goes to the client.
+ * bytes to write, or receives len bytes read. Returns 0 or len on success, a
+ * negative errno (sent to the client) on failure; see "Return values" above.
  */
 typedef int (*ufio_region_access_fn)(struct ufio_dev *dev, void *opaque, unsigned region,
                                      uint64_t offset, void *buf, uint32_t len, bool is_write);
 
 struct ufio_dev_ops {
+    size_t size;  /* sizeof(struct ufio_dev_ops) in the caller's build */
     /* DEVICE_RESET from the client (also after a client disconnect when
      * reset_on_disconnect is set). Config space is reset by the library
-     * before this is called. May be NULL. */
+     * before this is called. 0 or a negative errno (the client's reply).
+     * May be NULL. */
     int (*reset)(struct ufio_dev *dev, void *opaque);
     /* A DMA range became available / is about to go away. On unmap the
      * device must drop every pointer into [iova, iova+len) before returning. */
@@ -61,7 +80,8 @@ struct ufio_pci_ids {
     uint8_t revision;
 };
 
-/* Creates a device. name appears in log lines. ops may be NULL. */
+/* Creates a device. name appears in log lines. ops may be NULL (no
+ * callbacks); ops->size as in ufio.h (-EINVAL, -E2BIG). The ops are copied. */
 UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
                              const struct ufio_dev_ops *ops, void *opaque,
                              struct ufio_dev **out);
@@ -72,6 +92,7 @@ UFIO_API const char *ufio_dev_name(struct ufio_dev *dev);
 /* ---- configuration (before the device is attached) ------------------- */
 
 struct ufio_dev_limits {
+    size_t size;                 /* sizeof(struct ufio_dev_limits) in the caller's build */
     uint32_t max_msg_fds;        /* default 8, at most 16 */
     uint32_t max_data_xfer_size; /* default 1 MiB, at most 64 MiB */
     uint32_t max_dma_maps;       /* default 1024 */
@@ -80,7 +101,10 @@ struct ufio_dev_limits {
     int reply_timeout_ms;        /* for DMA_READ/WRITE replies from the client (default 5000) */
     uint64_t max_mig_stream;     /* migration payload a destination buffers (default 1 GiB) */
 };
-UFIO_API void ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l);
+/* Get, change, set: the caller sets l->size first. Limits a caller's build
+ * does not know keep their current value on set. -EINVAL for a bad size or
+ * value, -EBUSY with a client attached. */
+UFIO_API int ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l);
 UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_limits *l);
 
 /* ---- PCI config space ------------------------------------------------ */
@@ -97,10 +121,30 @@ UFIO_API int ufio_dev_add_cap_pm(struct ufio_dev *dev);
 /* nvec: 1, 2, 4, 8, 16 or 32. Sets up the MSI IRQ index with nvec vectors. */
 UFIO_API int ufio_dev_add_cap_msi(struct ufio_dev *dev, unsigned nvec, unsigned flags);
 /* nvec 1..2048; table and PBA live in memory BARs already added, inside
- * their size, not overlapping; the library emulates both. */
+ * their size, not overlapping; the library emulates both. ufio_dev_add_msix()
+ * below chooses the offsets instead. */
 UFIO_API int ufio_dev_add_cap_msix(struct ufio_dev *dev, unsigned nvec,
                                    unsigned table_bar, uint32_t table_offset,
                                    unsigned pba_bar, uint32_t pba_offset);
+/*
+ * MSI-X whose table and PBA the library lays out in memory BAR `bar`, so no
+ * offsets are computed by hand. Call it after the BAR's own mmap areas.
+ *  - bar not added yet (after = 0): the helper adds it as a 32-bit memory BAR
+ *    holding only the table (at 0) and the PBA, of the smallest power-of-two
+ *    size of at least 4 KiB;
+ *  - bar already added (with its callback): the table goes to the first 4 KiB
+ *    boundary at or after `after` (the end of the device's own registers there)
+ *    that keeps table and PBA clear of the BAR's mmap areas; -ENOSPC when the
+ *    BAR is too small.
+ * The PBA follows the table (8-byte aligned; the spec lets both share a
+ * page); the table never shares a page with the device's registers. The
+ * library emulates both. *table_offset / *pba_offset (each may be NULL)
+ * receive where they went. Returns the capability's config offset, or -EINVAL
+ * (nvec not 1..2048, an I/O BAR, after != 0 for a new BAR), -EEXIST (MSI-X
+ * already set up), -ENOSPC, -EBUSY (after attach); on failure nothing changed.
+ */
+UFIO_API int ufio_dev_add_msix(struct ufio_dev *dev, unsigned nvec, unsigned bar, uint64_t after,
+                               uint32_t *table_offset, uint32_t *pba_offset);
 /* PCIe capability (version 2) of the given device/port type (0 = endpoint);
  * switches the config space to 4 KiB. */
 UFIO_API int ufio_dev_add_cap_pcie(struct ufio_dev *dev, uint8_t port_type);
@@ -199,6 +243,7 @@ UFIO_API int ufio_dev_dma_write(struct ufio_dev *dev, uint64_t iova, const void 
  * device keeps writing through the pointer across a dirty-log report).
  */
 UFIO_API void *ufio_dev_dma_ptr(struct ufio_dev *dev, uint64_t iova, size_t len, bool write);
+/* Marks the mapped parts of [iova, iova+len) dirty (holes between mappings are skipped). */
 UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_t len);
 
 /* ---- attaching and running ------------------------------------------- */

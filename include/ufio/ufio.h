@@ -6,7 +6,13 @@
  *    and a negative errno on failure; the same errno travels in error replies;
  *  - objects are opaque; create/destroy pairs, destroy(NULL) is a no-op;
  *  - the library owns no threads and no event loop: each object exposes a
- *    pollable fd and a non-blocking step call, plus a blocking convenience.
+ *    pollable fd and a non-blocking step call, plus a blocking convenience;
+ *  - every struct the caller passes that may grow (ops, options, info)
+ *    starts with `size_t size`, which the caller sets to sizeof the struct;
+ *    the library reads and writes only that many bytes, treats members the
+ *    caller's build did not know as zero, and returns -EINVAL for a size
+ *    that does not cover `size` itself and -E2BIG when members this library
+ *    does not know are non-zero (docs/abi.md).
  */
 #ifndef UFIO_UFIO_H
 #define UFIO_UFIO_H
@@ -20,6 +26,35 @@ extern "C" {
 #endif
 
 #define UFIO_API __attribute__((visibility("default")))
+
+/* The version of the headers a caller is built with (docs/abi.md: the
+ * soname's number is UFIO_VERSION_MAJOR). */
+#define UFIO_VERSION_MAJOR 1
+#define UFIO_VERSION_MINOR 0
+#define UFIO_VERSION_PATCH 0
+#define UFIO_VERSION_STRING "1.0.0"
+/* One number that orders versions: 0x010000 for 1.0.0. */
+#define UFIO_VERSION_NUM(major, minor, patch) (((major) << 16) | ((minor) << 8) | (patch))
+#define UFIO_VERSION UFIO_VERSION_NUM(UFIO_VERSION_MAJOR, UFIO_VERSION_MINOR, UFIO_VERSION_PATCH)
+
+/* The version of the library actually running (which may be newer than the
+ * headers the caller was built with): UFIO_VERSION's encoding, and as text. */
+UFIO_API unsigned ufio_version(void);
+UFIO_API const char *ufio_version_string(void);
+
+/*
+ * Marks a callback parameter the device does not use, so -Wextra
+ * (-Wunused-parameter) stays quiet without a (void) cast per parameter.
+ * It goes before the parameter:
+ *     static int my_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque);
+ * Callbacks keep their full signatures on purpose: a device that needs the
+ * device handle or the region index later need not change its prototype.
+ */
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define UFIO_UNUSED [[maybe_unused]]
+#else
+#define UFIO_UNUSED __attribute__((unused))
+#endif
 
 /* vfio PCI region indices */
 enum ufio_pci_region {

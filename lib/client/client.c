@@ -12,11 +12,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 
-static void opts_defaults(struct ufio_client_opts *o, const struct ufio_client_opts *in)
+static int opts_defaults(struct ufio_client_opts *o, const struct ufio_client_opts *in)
 {
-    *o = in ? *in : (struct ufio_client_opts){ 0 };
+    *o = (struct ufio_client_opts){ .size = sizeof(*o) };
+    if (in) {
+        int err = abi_struct_in(o, sizeof(*o), in);
+        if (err)
+            return err;
+    }
     if (o->timeout_ms <= 0)
         o->timeout_ms = 5000;
     if (o->max_data_xfer_size == 0)
@@ -25,14 +31,21 @@ static void opts_defaults(struct ufio_client_opts *o, const struct ufio_client_o
         o->max_data_xfer_size = UFIO_MAX_DATA_XFER_LIMIT;
     if (o->max_msg_fds == 0 || o->max_msg_fds > UFIO_MAX_MSG_FDS_LIMIT)
         o->max_msg_fds = UFIO_MAX_MSG_FDS_LIMIT;
+    return 0;
 }
 
-static struct ufio_client *client_alloc(const struct ufio_client_opts *opts)
+static struct ufio_client *client_alloc(const struct ufio_client_opts *opts, int *err)
 {
     struct ufio_client *c = calloc(1, sizeof(*c));
+    *err = -ENOMEM;
     if (!c)
         return NULL;
-    opts_defaults(&c->opts, opts);
+    *err = opts_defaults(&c->opts, opts);
+    if (*err) {
+        free(c);
+        return NULL;
+    }
+    *err = -ENOMEM;
     c->post = calloc(UFIO_WRITE_MULTI_MAX, sizeof(*c->post));
     if (!c->post) {
         free(c);
@@ -51,10 +64,13 @@ static struct ufio_client *client_alloc(const struct ufio_client_opts *opts)
 
 UFIO_API int ufio_client_attach_fd(int fd, const struct ufio_client_opts *opts, struct ufio_client **out)
 {
-    struct ufio_client *c = client_alloc(opts);
-    if (!c)
-        return -ENOMEM;
-    int err = ufio_set_nonblock(fd, true);
+    int err;
+    struct ufio_client *c = client_alloc(opts, &err);
+    if (!c) {
+        close(fd); /* taken over, whatever happens */
+        return err;
+    }
+    err = ufio_set_nonblock(fd, true);
     if (!err)
         err = cl_negotiate(c, fd);
     else
@@ -70,13 +86,16 @@ UFIO_API int ufio_client_attach_fd(int fd, const struct ufio_client_opts *opts, 
 UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts *opts,
                                  struct ufio_client **out)
 {
-    struct ufio_client *c = client_alloc(opts);
+    int fd, err;
+    struct ufio_client *c = client_alloc(opts, &err);
     if (!c)
-        return -ENOMEM;
+        return err;
     c->path = strdup(path);
-    int fd, err = c->path ? ufio_sock_connect(path, c->opts.timeout_ms, &fd) : -ENOMEM;
+    err = c->path ? ufio_sock_connect(path, c->opts.timeout_ms, &fd) : -ENOMEM;
     if (!err)
         err = cl_negotiate(c, fd);
+    if (!err)
+        err = cl_identity_read(c, &c->ident);
     if (err) {
         ufio_client_destroy(c);
         return err;
@@ -119,6 +138,7 @@ UFIO_API void ufio_client_destroy(struct ufio_client *c)
     }
     free(c->post);
     free(c->path);
+    cl_identity_free(&c->ident);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->send_lock);
     pthread_mutex_destroy(&c->post_lock);
@@ -126,15 +146,20 @@ UFIO_API void ufio_client_destroy(struct ufio_client *c)
     free(c);
 }
 
-UFIO_API void ufio_client_get_caps(struct ufio_client *c, struct ufio_client_caps *caps)
+UFIO_API int ufio_client_get_caps(struct ufio_client *c, struct ufio_client_caps *caps)
 {
-    *caps = c->caps;
+    int err = abi_check_out(caps);
+    if (!err)
+        abi_struct_out(caps, &c->caps, sizeof(c->caps));
+    return err;
 }
 
 /* ---- device description ---------------------------------------------------------- */
 
 UFIO_API int ufio_client_device_info(struct ufio_client *c, struct ufio_client_device_info *info)
 {
+    if (abi_check_out(info))
+        return -EINVAL;
     uint8_t req[16];
     struct ufio_device_info di = { .argsz = 16 };
     ssize_t n = ufio_device_info_encode(&di, req, sizeof(req));
@@ -147,12 +172,18 @@ UFIO_API int ufio_client_device_info(struct ufio_client *c, struct ufio_client_d
     if (!err && (di.num_regions > 1024 || di.num_irqs > 1024))
         err = -EPROTO;
     ufio_msg_release(&m);
-    if (!err)
-        *info = (struct ufio_client_device_info){ di.flags, di.num_regions, di.num_irqs };
+    if (!err) {
+        struct ufio_client_device_info out = { sizeof(out), di.flags, di.num_regions, di.num_irqs };
+        abi_struct_out(info, &out, sizeof(out));
+    }
     return err;
 }
 
-UFIO_API int ufio_client_region_info(struct ufio_client *c, unsigned index, struct ufio_client_region_info *ri)
+/*
+ * REGION_INFO for index into *d (the protocol's view, areas included); caches
+ * the region's size and mmap fd. *fd gets that fd (owned by the client) or -1.
+ */
+static int region_query(struct ufio_client *c, unsigned index, struct ufio_region_info *d, int *fd)
 {
     uint32_t argsz = UFIO_REGION_INFO_SIZE + 8 + 8 + 16 * UFIO_MAX_SPARSE_AREAS + 16;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -165,18 +196,12 @@ UFIO_API int ufio_client_region_info(struct ufio_client *c, unsigned index, stru
         int err = cl_call(c, VFIO_USER_DEVICE_GET_REGION_INFO, &iov, 1, NULL, 0, &m);
         if (err)
             return err;
-        struct ufio_region_info *d = malloc(sizeof(*d));
-        if (!d) {
-            ufio_msg_release(&m);
-            return -ENOMEM;
-        }
         err = ufio_region_info_decode(m.payload, m.len, d);
         if (!err && d->index != index)
             err = -EPROTO;
         if (!err && d->argsz > m.len) {
             /* the answer did not fit: retry once with the size the server needs */
             uint32_t need = d->argsz;
-            free(d);
             ufio_msg_release(&m);
             if (attempt || need > 65536)
                 return -EPROTO;
@@ -187,20 +212,7 @@ UFIO_API int ufio_client_region_info(struct ufio_client *c, unsigned index, stru
         if (!err && (m.nfds > 1 || (m.nfds == 1 && !mmap_flag)))
             err = -EPROTO;
         if (!err) {
-            memset(ri, 0, sizeof(*ri));
-            ri->index = index;
-            ri->flags = d->flags;
-            ri->size = d->size;
-            ri->offset = d->offset;
-            ri->nr_areas = d->nr_areas;
-            for (uint32_t i = 0; i < d->nr_areas && i < UFIO_CLIENT_MAX_AREAS; i++) {
-                ri->areas[i].offset = d->areas[i].offset;
-                ri->areas[i].size = d->areas[i].size;
-            }
-            ri->has_type = d->has_type;
-            ri->type = d->type;
-            ri->subtype = d->subtype;
-            ri->fd = -1;
+            *fd = -1;
             pthread_mutex_lock(&c->lock);
             if (index < UFIO_PCI_NUM_REGIONS) {
                 c->region_size[index] = d->size;
@@ -210,19 +222,67 @@ UFIO_API int ufio_client_region_info(struct ufio_client *c, unsigned index, stru
                         close(c->region_fd[index]);
                     c->region_fd[index] = ufio_msg_take_fd(&m, 0);
                 }
-                ri->fd = c->region_fd[index];
+                *fd = c->region_fd[index];
             }
             pthread_mutex_unlock(&c->lock);
         }
-        free(d);
         ufio_msg_release(&m);
         return err;
     }
     return -EPROTO;
 }
 
+UFIO_API int ufio_client_region_info(struct ufio_client *c, unsigned index, struct ufio_client_region_info *ri)
+{
+    if (abi_check_out(ri))
+        return -EINVAL;
+    struct ufio_region_info *d = malloc(sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    int fd = -1;
+    int err = region_query(c, index, d, &fd);
+    if (!err) {
+        struct ufio_client_region_info out = {
+            .size = sizeof(out),
+            .index = index,
+            .flags = d->flags,
+            .region_size = d->size,
+            .offset = d->offset,
+            .fd = fd,
+            .nr_areas = d->nr_areas,
+            .has_type = d->has_type,
+            .type = d->type,
+            .subtype = d->subtype,
+        };
+        abi_struct_out(ri, &out, sizeof(out));
+    }
+    free(d);
+    return err;
+}
+
+UFIO_API int ufio_client_region_areas(struct ufio_client *c, unsigned index,
+                                      struct ufio_client_area *areas, uint32_t max)
+{
+    if (max && !areas)
+        return -EINVAL;
+    struct ufio_region_info *d = malloc(sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    int fd;
+    int err = region_query(c, index, d, &fd);
+    if (!err) {
+        for (uint32_t i = 0; i < d->nr_areas && i < max; i++)
+            areas[i] = (struct ufio_client_area){ d->areas[i].offset, d->areas[i].size };
+        err = (int)d->nr_areas;
+    }
+    free(d);
+    return err;
+}
+
 UFIO_API int ufio_client_irq_info(struct ufio_client *c, unsigned index, struct ufio_client_irq_info *ii)
 {
+    if (abi_check_out(ii))
+        return -EINVAL;
     uint8_t req[16];
     struct ufio_irq_info in = { .argsz = 16, .index = index };
     ssize_t n = ufio_irq_info_encode(&in, req, sizeof(req));
@@ -236,8 +296,10 @@ UFIO_API int ufio_client_irq_info(struct ufio_client *c, unsigned index, struct 
     if (!err && (out.index != index || out.count > 2048))
         err = -EPROTO;
     ufio_msg_release(&m);
-    if (!err)
-        *ii = (struct ufio_client_irq_info){ out.flags, out.count };
+    if (!err) {
+        struct ufio_client_irq_info o = { sizeof(o), out.flags, out.count };
+        abi_struct_out(ii, &o, sizeof(o));
+    }
     return err;
 }
 
@@ -365,11 +427,12 @@ UFIO_API int ufio_client_region_write_posted(struct ufio_client *c, unsigned reg
 UFIO_API int ufio_client_region_mmap(struct ufio_client *c, unsigned region, uint64_t offset,
                                      size_t len, void **ptr)
 {
-    struct ufio_client_region_info *ri = malloc(sizeof(*ri));
+    struct ufio_region_info *ri = malloc(sizeof(*ri));
     if (!ri)
         return -ENOMEM;
-    int err = ufio_client_region_info(c, region, ri);
-    if (!err && (!(ri->flags & VFIO_REGION_INFO_FLAG_MMAP) || ri->fd < 0))
+    int fd = -1;
+    int err = region_query(c, region, ri, &fd);
+    if (!err && (!(ri->flags & VFIO_REGION_INFO_FLAG_MMAP) || fd < 0))
         err = -ENOTSUP;
     if (!err) {
         bool inside = false;
@@ -383,7 +446,7 @@ UFIO_API int ufio_client_region_mmap(struct ufio_client *c, unsigned region, uin
             err = -EINVAL;
     }
     if (!err) {
-        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ri->fd, (off_t)(ri->offset + offset));
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)(ri->offset + offset));
         if (p == MAP_FAILED)
             err = -errno;
         else
@@ -685,6 +748,22 @@ UFIO_API int ufio_client_reconnect(struct ufio_client *c, int timeout_ms)
     pthread_mutex_unlock(&c->lock);
     if (err)
         return err;
+    /* another device at the path gets none of the guest's memory or eventfds */
+    struct cl_identity now;
+    err = cl_identity_read(c, &now);
+    char why[512];
+    if (!err && (err = cl_identity_compare(&c->ident, &now, why, sizeof(why))) != 0)
+        UFIO_WARN("client", "reconnect to %s refused: not the device attached before: %s", c->path, why);
+    cl_identity_free(&now);
+    if (err) {
+        pthread_mutex_lock(&c->lock);
+        cl_disconnect(c);
+        while (c->reader_active)
+            pthread_cond_wait(&c->cond, &c->lock);
+        close_conns(c);
+        pthread_mutex_unlock(&c->lock);
+        return err;
+    }
     /* restore the mappings and eventfds the device had from us */
     pthread_mutex_lock(&c->lock);
     size_t nd = c->ndma;

@@ -6,6 +6,7 @@
 
 #include <ufio/client.h>
 
+#include "client/client_identity.h"
 #include "proto/proto.h"
 #include "transport/transport.h"
 
@@ -69,6 +70,8 @@ struct ufio_client {
     pthread_mutex_t post_lock;
     struct ufio_write_multi_entry *post;
     size_t npost;
+    /* the device first attached by path: a reconnect must find the same one */
+    struct cl_identity ident;
 };
 
 /* client_io.c */

@@ -7,6 +7,7 @@
  * server's DMA_READ/DMA_WRITE requests, and wakes the others.
  */
 #include "client/client_internal.h"
+#include "client/client_match.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -61,27 +62,11 @@ static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t
     const struct vfio_user_header *h = &m->hdr;
     if (!ufio_hdr_is_reply(h))
         return cl_place_dma(c, 0, m, prefix, body_len);
-    if ((h->flags & VFIO_USER_F_ERROR) || m->nfds || m->fds_overflow)
+    int i = cl_pending_find(c->pend, CL_MAX_PENDING, h->msg_id);
+    if (i < 0 || !cl_reply_placeable(&c->pend[i], h, m->nfds || m->fds_overflow, prefix, body_len, keep))
         return NULL;
-    for (int i = 0; i < CL_MAX_PENDING; i++) {
-        struct cl_pending *p = &c->pend[i];
-        if (p->used && !p->done && p->id == h->msg_id) {
-            if (!p->dst || p->cmd != h->cmd)
-                return NULL;
-            if (p->cmd == VFIO_USER_MIG_DATA_READ) {
-                /* argsz, size, then at most what we asked for */
-                uint32_t size = ufio_ld32(prefix + 4);
-                if (size > p->dst_len || body_len != 8 + (size_t)size)
-                    return NULL;
-                *keep = 8;
-            } else if (body_len != 16 + p->dst_len || memcmp(prefix, p->head, 16)) {
-                return NULL;
-            }
-            p->placing = true;
-            return p->dst;
-        }
-    }
-    return NULL;
+    c->pend[i].placing = true;
+    return c->pend[i].dst;
 }
 
 int cl_negotiate(struct ufio_client *c, int fd)
@@ -90,7 +75,7 @@ int cl_negotiate(struct ufio_client *c, int fd)
     c->conn.send_timeout_ms = c->opts.timeout_ms;
     c->sink = (struct ufio_conn_sink){ .prefix = 16, .place = cl_sink_place, .opaque = c };
     c->conn.sink = &c->sink;
-    struct ufio_version v = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR, .has_json = true };
+    struct ufio_version v = { .major = UFIO_PROTO_MAJOR, .minor = UFIO_PROTO_MINOR, .has_json = true };
     ufio_caps_defaults(&v.caps);
     v.caps.max_msg_fds = c->opts.max_msg_fds;
     v.caps.max_data_xfer_size = c->opts.max_data_xfer_size;
@@ -145,6 +130,7 @@ int cl_negotiate(struct ufio_client *c, int fd)
         c->has_twin = true;
     }
     c->caps = (struct ufio_client_caps){
+        .size = sizeof(c->caps),
         .major = rv.major, .minor = rv.minor,
         .max_msg_fds = rv.caps.max_msg_fds,
         .max_data_xfer_size = rv.caps.max_data_xfer_size,
@@ -285,16 +271,15 @@ static void serve_dma(struct ufio_client *c, struct ufio_conn *conn, struct ufio
 static void dispatch(struct ufio_client *c, struct ufio_conn *conn, struct ufio_msg *m)
 {
     if (ufio_hdr_is_reply(&m->hdr) && conn == &c->conn) {
-        for (int i = 0; i < CL_MAX_PENDING; i++) {
+        int i = cl_pending_find(c->pend, CL_MAX_PENDING, m->hdr.msg_id);
+        if (i >= 0) {
             struct cl_pending *p = &c->pend[i];
-            if (p->used && !p->done && p->id == m->hdr.msg_id) {
-                p->reply = *m;
-                ufio_msg_init(m);
-                p->done = true;
-                p->placing = false;
-                pthread_cond_broadcast(&c->cond);
-                return;
-            }
+            p->reply = *m;
+            ufio_msg_init(m);
+            p->done = true;
+            p->placing = false;
+            pthread_cond_broadcast(&c->cond);
+            return;
         }
         UFIO_WARN("client", "reply msg_id %u (%s) matches no request: dropped", m->hdr.msg_id,
                   ufio_cmd_name(m->hdr.cmd));
@@ -456,25 +441,7 @@ static int read_turn(struct ufio_client *c, int ms)
 
 static int slot_alloc(struct ufio_client *c, uint16_t cmd)
 {
-    for (int tries = 0; tries < 65536; tries++) {
-        uint16_t id = c->next_id++;
-        bool busy = false;
-        int freeslot = -1;
-        for (int i = 0; i < CL_MAX_PENDING; i++) {
-            if (c->pend[i].used && c->pend[i].id == id)
-                busy = true;
-            if (!c->pend[i].used && freeslot < 0)
-                freeslot = i;
-        }
-        if (freeslot < 0)
-            return -EBUSY;
-        if (busy)
-            continue;
-        c->pend[freeslot] = (struct cl_pending){ .used = true, .id = id, .cmd = cmd };
-        ufio_msg_init(&c->pend[freeslot].reply);
-        return freeslot;
-    }
-    return -EBUSY;
+    return cl_pending_alloc(c->pend, CL_MAX_PENDING, &c->next_id, cmd);
 }
 
 static int cl_call_locked_wait(struct ufio_client *c, int slot, struct ufio_msg *reply)
@@ -584,13 +551,7 @@ static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *i
     pthread_mutex_unlock(&c->lock);
     if (err)
         return err;
-    if (m.hdr.cmd != cmd) {
-        err = -EPROTO;
-    } else if (m.hdr.flags & VFIO_USER_F_ERROR) {
-        err = peer_errno(&m);
-    } else if (!reply && (m.len || m.nfds)) {
-        err = -EPROTO;
-    }
+    err = cl_reply_verdict(&m.hdr, cmd, m.len, m.nfds, reply != NULL);
     if (err || !reply) {
         ufio_msg_release(&m);
         return err;

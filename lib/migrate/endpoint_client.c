@@ -75,6 +75,7 @@ UFIO_API int ufio_mig_endpoint_client(struct ufio_client *c, bool own, struct uf
         return -ENOMEM;
     e->c = c;
     e->own = own;
+    e->ep.size = sizeof(e->ep);
     e->ep.ops = &client_ops;
     e->ep.priv = e;
     *out = &e->ep;

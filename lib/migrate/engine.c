@@ -11,6 +11,7 @@
 #include <ufio/migrate.h>
 #include <ufio/migration.h>
 
+#include "common/abi.h"
 #include "migrate/ep.h"
 #include "proto/compat.h"
 #include "proto/proto.h"
@@ -35,16 +36,20 @@ struct ctx {
     bool dst_touched;     /* we moved the destination out of dst_state0 */
     bool src_touched;
     bool deadline_set;
+    /* copied to the caller's buffers at the end */
+    char error[UFIO_MIGRATE_ERROR_MAX];
+    char warning[UFIO_MIGRATE_ERROR_MAX];
+    char digest[2 * (8 + UFIO_DIGEST_MAX) + 1];
 };
 
 static void fail(struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(struct ctx *x, const char *fmt, ...)
 {
-    if (x->r->error[0])
+    if (x->error[0])
         return; /* the first cause is the one to report */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(x->r->error, sizeof(x->r->error), fmt, ap);
+    vsnprintf(x->error, sizeof(x->error), fmt, ap);
     va_end(ap);
 }
 
@@ -203,7 +208,7 @@ static int check(struct ctx *x)
     if (!err) {
         x->r->compatible = v->compatible;
         if (!v->compatible) {
-            ufio_compat_format(v, x->r->error, sizeof(x->r->error));
+            ufio_compat_format(v, x->error, sizeof(x->error));
             err = -EPERM;
         }
     }
@@ -278,7 +283,7 @@ static int verify(struct ctx *x)
         return -EBADE;
     }
     x->r->verified = true;
-    snprintf(x->r->digest, sizeof(x->r->digest), "%s", sh);
+    snprintf(x->digest, sizeof(x->digest), "%s", sh);
     return 0;
 }
 
@@ -412,7 +417,7 @@ static int run(struct ctx *x, double t_start)
     uint64_t moved = 0;
     if ((err = pump(x, UFIO_MIGRATE_STOPCOPY, &moved))) {
         if (err == -ETIME)
-            snprintf(r->error + strlen(r->error), sizeof(r->error) - strlen(r->error),
+            snprintf(x->error + strlen(x->error), sizeof(x->error) - strlen(x->error),
                      "; the source did not finish stop-copy within the %llu ms it was given",
                      (unsigned long long)deadline);
         return err;
@@ -435,8 +440,8 @@ static int run(struct ctx *x, double t_start)
     /* end the source's session, stopped */
     if (set(x, &x->src, UFIO_MIG_STOP)) {
         /* not fatal: the destination runs; report it */
-        snprintf(r->warning, sizeof(r->warning), "%s", r->error);
-        r->error[0] = 0;
+        snprintf(x->warning, sizeof(x->warning), "%s", x->error);
+        x->error[0] = 0;
     }
     if (r->dirty_limit)
         mep_set_u64(&x->src, UFIO_FEATURE_DIRTY_RATE_LIMIT, 0);
@@ -453,7 +458,7 @@ static void roll_back(struct ctx *x)
     unsigned st;
     if (x->src_touched && mep_get_state(&x->src, &st) == 0 && st != UFIO_MIG_RUNNING) {
         if (mep_set_state(&x->src, UFIO_MIG_RUNNING, NULL) != 0 && mep_reset(&x->src) != 0)
-            snprintf(x->r->warning, sizeof(x->r->warning), "%s: could not be put back to RUNNING", x->src.who);
+            snprintf(x->warning, sizeof(x->warning), "%s: could not be put back to RUNNING", x->src.who);
     }
     if (x->r->dirty_limit)
         mep_set_u64(&x->src, UFIO_FEATURE_DIRTY_RATE_LIMIT, 0);
@@ -464,7 +469,7 @@ static void roll_back(struct ctx *x)
          * frees what it holds and leaves it stopped */
         if (mep_set_state(&x->dst, UFIO_MIG_STOP, NULL) != 0) {
             if (mep_reset(&x->dst) != 0 || mep_set_state(&x->dst, UFIO_MIG_STOP, NULL) != 0)
-                snprintf(x->r->warning, sizeof(x->r->warning), "%s: could not be stopped", x->dst.who);
+                snprintf(x->warning, sizeof(x->warning), "%s: could not be stopped", x->dst.who);
         }
     }
 }
@@ -474,11 +479,17 @@ static int open_end(struct ctx *x, struct mep *e, struct ufio_mig_endpoint *give
 {
     e->who = who;
     if (given) {
+        /* every call of this version is needed: an older, shorter table cannot be used */
+        if (given->size < sizeof(*given) || !given->ops || given->ops->size < sizeof(*given->ops) ||
+            !given->ops->feature || !given->ops->data_read || !given->ops->data_write) {
+            fail(x, "%s: the endpoint given is incomplete", who);
+            return -EINVAL;
+        }
         e->e = given;
         e->owned = false;
         return 0;
     }
-    struct ufio_client_opts co = { .timeout_ms = x->o->timeout_ms > 0 ? x->o->timeout_ms : 5000,
+    struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = x->o->timeout_ms > 0 ? x->o->timeout_ms : 5000,
                                    .max_data_xfer_size = PUMP_MAX_CHUNK };
     struct ufio_client *c;
     int err = path ? ufio_client_connect(path, &co, &c) : -EINVAL;
@@ -490,44 +501,86 @@ static int open_end(struct ctx *x, struct mep *e, struct ufio_mig_endpoint *give
     return err;
 }
 
-UFIO_API int ufio_migrate(const struct ufio_migrate_opts *o, struct ufio_migrate_result *r)
+static int migrate(struct ctx *x)
 {
-    memset(r, 0, sizeof(*r));
+    const struct ufio_migrate_opts *o = x->o;
     double t0 = now_ms();
-    struct ctx x = { .o = o, .r = r };
-    int err = open_end(&x, &x.src, o->src, o->src_path, "source");
-    if (!err && (err = open_end(&x, &x.dst, o->dst, o->dst_path, "destination")))
-        mep_close(&x.src);
+    int err = open_end(x, &x->src, o->src, o->src_path, "source");
+    if (!err && (err = open_end(x, &x->dst, o->dst, o->dst_path, "destination")))
+        mep_close(&x->src);
     if (err)
         return err;
-    err = run(&x, t0);
+    err = run(x, t0);
     if (err && err != -EPERM)
-        roll_back(&x);
+        roll_back(x);
     for (int i = 0; i < PUMP_NBUF; i++)
-        free(x.buf[i]);
-    mep_close(&x.src);
-    mep_close(&x.dst);
+        free(x->buf[i]);
+    mep_close(&x->src);
+    mep_close(&x->dst);
+    return err;
+}
+
+static void copy_out(char *to, size_t cap, const char *from)
+{
+    if (to && cap)
+        snprintf(to, cap, "%s", from);
+}
+
+UFIO_API int ufio_migrate(const struct ufio_migrate_opts *user_o, struct ufio_migrate_result *user_r)
+{
+    if (!user_o || abi_check_out(user_r))
+        return -EINVAL;
+    struct ufio_migrate_opts opts;
+    int err = abi_struct_in(&opts, sizeof(opts), user_o);
+    if (err)
+        return err;
+    /* the caller's buffers, if its build knows the members */
+    struct ufio_migrate_result caller = { .size = sizeof(caller) };
+    abi_struct_out(&caller, user_r, abi_user_size(user_r) < sizeof(caller) ? abi_user_size(user_r) : sizeof(caller));
+    struct ufio_migrate_result r = { .size = sizeof(r) };
+    struct ctx *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->o = &opts;
+    x->r = &r;
+    err = migrate(x);
+    r.error = caller.error;
+    r.error_size = caller.error_size;
+    r.warning = caller.warning;
+    r.warning_size = caller.warning_size;
+    r.digest = caller.digest;
+    r.digest_size = caller.digest_size;
+    copy_out(r.error, r.error_size, x->error);
+    copy_out(r.warning, r.warning_size, x->warning);
+    copy_out(r.digest, r.digest_size, x->digest);
+    free(x);
+    abi_struct_out(user_r, &r, sizeof(r));
     return err;
 }
 
 UFIO_API int ufio_migrate_reset(const char *path, struct ufio_mig_endpoint *given, int timeout_ms, char *why,
                                 size_t why_len)
 {
-    struct ufio_migrate_opts o = { .timeout_ms = timeout_ms };
-    struct ufio_migrate_result r = { 0 };
-    struct ctx x = { .o = &o, .r = &r };
-    int err = open_end(&x, &x.dst, given, path, "device");
+    struct ufio_migrate_opts o = { .size = sizeof(o), .timeout_ms = timeout_ms };
+    struct ufio_migrate_result r = { .size = sizeof(r) };
+    struct ctx *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->o = &o;
+    x->r = &r;
+    int err = open_end(x, &x->dst, given, path, "device");
     if (!err) {
         unsigned st = UFIO_MIG_ERROR;
-        mep_get_state(&x.dst, &st);
+        mep_get_state(&x->dst, &st);
         /* RESUMING -> STOP would load a half stream: a reset drops it */
-        if (st != UFIO_MIG_STOP && st != UFIO_MIG_RUNNING && (err = mep_reset(&x.dst)))
-            fail(&x, "device: reset: %s", strerror(-err));
+        if (st != UFIO_MIG_STOP && st != UFIO_MIG_RUNNING && (err = mep_reset(&x->dst)))
+            fail(x, "device: reset: %s", strerror(-err));
         if (!err)
-            err = set(&x, &x.dst, UFIO_MIG_STOP);
-        mep_close(&x.dst);
+            err = set(x, &x->dst, UFIO_MIG_STOP);
+        mep_close(&x->dst);
     }
     if (why)
-        snprintf(why, why_len, "%s", r.error);
+        snprintf(why, why_len, "%s", x->error);
+    free(x);
     return err;
 }

@@ -81,8 +81,8 @@ static inline bool ufio_hdr_is_reply(const struct vfio_user_header *h)
 
 /* ---- VERSION (1) ----------------------------------------------------- */
 
-#define UFIO_VERSION_MAJOR 0
-#define UFIO_VERSION_MINOR 2
+#define UFIO_PROTO_MAJOR 0
+#define UFIO_PROTO_MINOR 2
 
 #define UFIO_DEFAULT_MAX_MSG_FDS 1
 #define UFIO_DEFAULT_MAX_DATA_XFER (1u << 20)

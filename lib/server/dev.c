@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 
 #define DEV_MSGS_PER_STEP 64
@@ -33,14 +34,20 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
 {
     if (!ids || !out)
         return -EINVAL;
+    struct ufio_dev_ops known = { .size = sizeof(known) };
+    if (ops) {
+        int err = abi_struct_in(&known, sizeof(known), ops);
+        if (err)
+            return err;
+    }
     struct ufio_dev *dev = calloc(1, sizeof(*dev));
     if (!dev)
         return -ENOMEM;
     snprintf(dev->name, sizeof(dev->name), "%s", name ? name : "ufio-dev");
-    if (ops)
-        dev->ops = *ops;
+    dev->ops = known;
     dev->opaque = opaque;
     dev->lim = (struct ufio_dev_limits){
+        .size = sizeof(dev->lim),
         .max_msg_fds = 8,
         .max_data_xfer_size = UFIO_DEFAULT_MAX_DATA_XFER,
         .max_dma_maps = 1024,
@@ -111,10 +118,28 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
 UFIO_API void *ufio_dev_opaque(struct ufio_dev *dev) { return dev->opaque; }
 UFIO_API const char *ufio_dev_name(struct ufio_dev *dev) { return dev->name; }
 
-UFIO_API void ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l) { *l = dev->lim; }
-
-UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_limits *l)
+UFIO_API int ufio_dev_get_limits(struct ufio_dev *dev, struct ufio_dev_limits *l)
 {
+    int err = abi_check_out(l);
+    if (!err)
+        abi_struct_out(l, &dev->lim, sizeof(dev->lim));
+    return err;
+}
+
+UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_limits *user)
+{
+    if (!user)
+        return -EINVAL;
+    struct ufio_dev_limits in;
+    int err = abi_struct_in(&in, sizeof(in), user);
+    if (err)
+        return err;
+    /* limits the caller's build did not know keep their current value */
+    struct ufio_dev_limits merged = dev->lim;
+    size_t n = abi_user_size(user);
+    memcpy(&merged, user, n < sizeof(merged) ? n : sizeof(merged));
+    merged.size = sizeof(merged);
+    const struct ufio_dev_limits *l = &merged;
     if (l->max_msg_fds > UFIO_MAX_MSG_FDS_LIMIT || l->max_data_xfer_size < 4096 ||
         l->max_data_xfer_size > UFIO_MAX_DATA_XFER_LIMIT || l->max_dma_maps == 0 ||
         l->reply_timeout_ms == 0 || l->max_mig_stream < (1u << 20))

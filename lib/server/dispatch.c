@@ -5,6 +5,7 @@
  * argsz, flags, overflow) -> the handler's device-specific checks.
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
 {
     if (dev->negotiated)
         return -EINVAL;
-    struct ufio_version cv, sv = { .major = UFIO_VERSION_MAJOR, .minor = UFIO_VERSION_MINOR }, rv;
+    struct ufio_version cv, sv = { .major = UFIO_PROTO_MAJOR, .minor = UFIO_PROTO_MINOR }, rv;
     int err = ufio_version_decode(m->payload, m->len, &cv);
     if (err)
         return err;
@@ -80,6 +81,8 @@ static int h_version(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply
     dev->negotiated = true;
     UFIO_INFO(dev->name, "negotiated version %u.%u%s", rv.major, rv.minor,
               dev->has_twin ? " with twin socket" : "");
+    if (dev->ops.attach) /* promised by server.h; was never called */
+        dev->ops.attach(dev, dev->opaque);
     return 0;
 }
 
@@ -296,7 +299,7 @@ static int h_reset(struct ufio_dev *dev, struct ufio_msg *m, struct ufio_reply *
     irq_reset(dev);
     dev_mig_reset(dev);
     if (dev->ops.reset)
-        return dev->ops.reset(dev, dev->opaque);
+        return dev_cb_result(dev->name, "reset", dev->ops.reset(dev, dev->opaque), 0);
     return 0;
 }
 

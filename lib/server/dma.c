@@ -170,9 +170,17 @@ void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t io
 UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_t len)
 {
     while (len) {
-        struct ufio_dma_region *r = dma_find(dev, iova);
-        if (!r)
+        size_t i = lower_bound(&dev->dma, iova);
+        if (i >= dev->dma.n)
             return;
+        struct ufio_dma_region *r = &dev->dma.r[i];
+        if (r->iova > iova) {
+            /* a hole: nothing to mark there, but the mappings after it may have been written */
+            if (r->iova - iova >= len)
+                return;
+            len -= r->iova - iova;
+            iova = r->iova;
+        }
         uint64_t n = r->iova + r->size - iova;
         if (n > len)
             n = len;

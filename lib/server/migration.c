@@ -4,6 +4,7 @@
  * and ufio's extensions (precopy info, compatibility descriptor).
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/abi.h"
 #include "common/log.h"
 #include "proto/mig_stream.h"
 #include "server/compat.h"
@@ -69,13 +71,20 @@ UFIO_API int ufio_dev_setup_migration(struct ufio_dev *dev, const struct ufio_mi
 {
     if (dev->built || dev->mig)
         return -EBUSY;
-    if (!ops || !ops->save || !ops->load || !(ops->flags & UFIO_MIG_F_STOP_COPY) ||
+    if (!ops)
+        return -EINVAL;
+    struct ufio_mig_ops known;
+    int err = abi_struct_in(&known, sizeof(known), ops);
+    if (err)
+        return err;
+    ops = &known;
+    if (!ops->save || !ops->load || !(ops->flags & UFIO_MIG_F_STOP_COPY) ||
         (ops->flags & ~(uint64_t)(UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_P2P | UFIO_MIG_F_PRE_COPY)))
         return -EINVAL;
     struct ufio_mig *m = calloc(1, sizeof(*m));
     if (!m)
         return -ENOMEM;
-    m->ops = *ops;
+    m->ops = known;
     m->opaque = opaque;
     m->state = UFIO_MIG_RUNNING;
     m->dev = dev;
@@ -381,11 +390,11 @@ static int rx_desc(void *arg, const char *desc)
 static int rx_data(void *arg, const uint8_t *p, size_t len)
 {
     struct ufio_mig *m = arg;
-    int err = m->ops.load(m->dev, m->opaque, p, len, false);
+    int err = dev_cb_result(m->dev->name, "migration load", m->ops.load(m->dev, m->opaque, p, len, false), 0);
     if (err) {
         refuse(m->dev, "the device refused record %u of the stream (%zu bytes): %s", m->loaded + 1, len,
                strerror(-err));
-        return err < 0 ? err : -EINVAL;
+        return err;
     }
     m->loaded++;
     return 0;
@@ -434,10 +443,10 @@ static int resume_check(struct ufio_dev *dev)
         refuse(dev, "migration stream: the device configuration record is missing or does not fit");
         return -EINVAL;
     }
-    int err = m->ops.load(dev, m->opaque, NULL, 0, true);
+    int err = dev_cb_result(dev->name, "migration load", m->ops.load(dev, m->opaque, NULL, 0, true), 0);
     if (err) {
         refuse(dev, "the device found its state incomplete: %s", strerror(-err));
-        return err < 0 ? err : -EINVAL;
+        return err;
     }
     return 0;
 }
@@ -471,12 +480,14 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
     }
     if (session && (err = save_prepare(dev, &head, &head_len)))
         return err;
-    if (session && m->ops.save_start && (err = m->ops.save_start(dev, m->opaque))) {
+    if (session && m->ops.save_start &&
+        (err = dev_cb_result(dev->name, "migration save_start", m->ops.save_start(dev, m->opaque), 0))) {
         free(head);
         refuse(dev, "the device could not start a save session: %s", strerror(-err));
         return err;
     }
-    if (m->ops.transition && (err = m->ops.transition(dev, m->opaque, from, to))) {
+    if (m->ops.transition &&
+        (err = dev_cb_result(dev->name, "migration transition", m->ops.transition(dev, m->opaque, from, to), 0))) {
         free(head);
         refuse(dev, "the device failed the arc %s -> %s: %s", ufio_mig_state_name(from), ufio_mig_state_name(to),
                strerror(-err));
@@ -809,7 +820,7 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
             if (m->state == UFIO_MIG_STOP_COPY)
                 m->deadline_at_ns = v ? mono_ns() + v * 1000000u : 0;
         } else {
-            int err = m->ops.dirty_limit(dev, m->opaque, v);
+            int err = dev_cb_result(dev->name, "migration dirty_limit", m->ops.dirty_limit(dev, m->opaque, v), 0);
             if (err)
                 return err;
         }

@@ -100,6 +100,15 @@ int pci_cfg_set_bar(struct pci_cfg *c, unsigned n, uint64_t size, unsigned flags
     return 0;
 }
 
+void pci_cfg_clear_bar32(struct pci_cfg *c, unsigned n)
+{
+    unsigned off = PCI_BASE_ADDRESS_0 + 4 * n;
+    put32(c->space + off, 0);
+    put32(c->wmask + off, 0);
+    c->bar_size[n] = 0;
+    c->bar_flags[n] = 0;
+}
+
 int pci_cfg_add_cap(struct pci_cfg *c, uint8_t id, const void *body, const void *wmask, size_t len)
 {
     unsigned off = (c->cap_end + 3u) & ~3u;

@@ -106,6 +106,8 @@ void pci_cfg_set_intx_pin(struct pci_cfg *c, uint8_t pin);
  * the size; the type bits are read-only. -EINVAL / -EEXIST.
  */
 int pci_cfg_set_bar(struct pci_cfg *c, unsigned n, uint64_t size, unsigned flags);
+/* Undoes pci_cfg_set_bar() of a 32-bit BAR 0..5 (a builder that failed half-way). */
+void pci_cfg_clear_bar32(struct pci_cfg *c, unsigned n);
 
 /*
  * Appends a standard capability: id, then body (len bytes after the id/next

@@ -4,6 +4,7 @@
  * backing is split into pieces, each handled by its owner.
  */
 #include "server/dev_internal.h"
+#include "server/callback.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -118,7 +119,7 @@ static int split_access(struct ufio_dev *dev, unsigned index, uint64_t off, uint
         uint32_t n = 0;
         int err = piece(dev, index, off, p, len, is_write, &n);
         if (err)
-            return err > 0 ? -EIO : err;
+            return err;
         p += n;
         off += n;
         len -= n;
@@ -133,8 +134,10 @@ static int config_piece(struct ufio_dev *dev, unsigned index, uint64_t off, uint
     uint64_t extent;
     const struct ufio_cfg_claim *c = claim_at(dev, off, len, &extent);
     *done = extent < len ? (uint32_t)extent : len;
-    return c ? c->fn(dev, c->opaque, UFIO_PCI_CONFIG_REGION, off, p, *done, is_write)
-             : config_plain(dev, off, p, *done, is_write);
+    if (!c)
+        return config_plain(dev, off, p, *done, is_write);
+    int ret = c->fn(dev, c->opaque, UFIO_PCI_CONFIG_REGION, off, p, *done, is_write);
+    return dev_cb_result(dev->name, "config claim", ret, *done);
 }
 
 /* A BAR or the ROM: shared memory, the emulated MSI-X table/PBA, or the device's callback. */
@@ -157,7 +160,7 @@ static int bar_piece(struct ufio_dev *dev, unsigned index, uint64_t off, uint8_t
     }
     *done = (uint32_t)plain_extent(dev, index, off, len);
     if (r->fn)
-        return r->fn(dev, r->opaque, index, off, p, *done, is_write);
+        return dev_cb_result(dev->name, "region access", r->fn(dev, r->opaque, index, off, p, *done, is_write), *done);
     if (!is_write)
         memset(p, 0, *done);
     return 0;

@@ -159,7 +159,7 @@ int main(int argc, char **argv)
         .subsys_vendor_id = VIRTIO_VENDOR, .subsys_id = VIRTIO_SUBSYS_ID,
         .class_code = 0x018000, .revision = 1,
     };
-    const struct ufio_dev_ops ops = { .reset = vblk_dev_reset, .detach = vblk_detach,  };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .reset = vblk_dev_reset, .detach = vblk_detach,  };
     struct ufio_dev *dev = NULL;
     err = ufio_dev_create(PROG, &ids, &ops, &vb, &dev);
     if (!err)

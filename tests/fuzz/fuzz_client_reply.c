@@ -100,7 +100,7 @@ static void setup(void)
     new_pair(sv);
     if (write(sv[1], version_reply, n) != (ssize_t)n)
         abort();
-    struct ufio_client_opts o = { .timeout_ms = 50, .no_twin_socket = true };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 50, .no_twin_socket = true };
     if (ufio_client_attach_fd(sv[0], &o, &cl))
         abort();
     reset_client(cl);
@@ -138,9 +138,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static uint8_t buf[4096];
         size_t got;
         switch (data[0] % 8) {
-        case 0: { struct ufio_client_device_info di; r[2] = ufio_client_device_info(c, &di); break; }
-        case 1: { static struct ufio_client_region_info ri; r[2] = ufio_client_region_info(c, 2, &ri); break; }
-        case 2: { struct ufio_client_irq_info ii; r[2] = ufio_client_irq_info(c, 2, &ii); break; }
+        case 0: { struct ufio_client_device_info di = { .size = sizeof(di) }; r[2] = ufio_client_device_info(c, &di); break; }
+        case 1: { static struct ufio_client_region_info ri = { .size = sizeof(ri) }; r[2] = ufio_client_region_info(c, 2, &ri); break; }
+        case 2: { struct ufio_client_irq_info ii = { .size = sizeof(ii) }; r[2] = ufio_client_irq_info(c, 2, &ii); break; }
         case 3: r[2] = ufio_client_region_read(c, 0, 0, buf, sizeof(buf)); break;
         case 4: r[2] = ufio_client_feature(c, UFIO_FEATURE_GET | 2, NULL, 0, buf, sizeof(buf), &got); break;
         case 5: r[2] = ufio_client_mig_data_read(c, buf, sizeof(buf), &got); break;

@@ -74,11 +74,11 @@ static struct ufio_dev *make_dev(void)
     if (ufio_dev_create("fuzz", &ids, NULL, NULL, &dev))
         abort();
     void *ram;
-    struct ufio_dev_limits l;
+    struct ufio_dev_limits l = { .size = sizeof(l) };
     ufio_dev_get_limits(dev, &l);
     l.reply_timeout_ms = 1;
     l.max_data_xfer_size = 65536;
-    static const struct ufio_mig_ops mig = { .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
+    static const struct ufio_mig_ops mig = { .size = sizeof(mig), .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
                                              .transition = transition, .save = save, .load = load };
     if (ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, bar0, NULL) ||
         ufio_dev_add_bar(dev, 1, 256, UFIO_BAR_IO, bar0, NULL) ||

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include <ufio/client.h>
+#include <ufio/server.h>
 
 #include "harness.h"
 
@@ -43,19 +44,19 @@ static void test_info_and_regions(void **st)
     struct srv s;
     assert_int_equal(srv_start(&s, server_bin, NULL), 0);
     struct ufio_client *c = attach(&s);
-    struct ufio_client_caps caps;
+    struct ufio_client_caps caps = { .size = sizeof(caps) };
     ufio_client_get_caps(c, &caps);
     assert_int_equal(caps.major, 0);
     assert_true(caps.twin_socket);
     assert_true(caps.write_multiple);
     assert_int_equal(caps.max_data_xfer_size, 1 << 20);
-    struct ufio_client_device_info di;
+    struct ufio_client_device_info di = { .size = sizeof(di) };
     assert_int_equal(ufio_client_device_info(c, &di), 0);
     assert_int_equal(di.num_regions, 9);
     assert_int_equal(di.flags, 3);
-    struct ufio_client_region_info ri;
+    struct ufio_client_region_info ri = { .size = sizeof(ri) };
     assert_int_equal(ufio_client_region_info(c, 2, &ri), 0);
-    assert_int_equal(ri.size, 65536);
+    assert_int_equal(ri.region_size, 65536);
     assert_int_equal(ri.nr_areas, 1);
     assert_true(ri.fd >= 0);
     uint8_t *mem;
@@ -70,7 +71,7 @@ static void test_info_and_regions(void **st)
     assert_int_equal(mem[65535], 0xa5);
     munmap(mem, 65536);
     /* a client that accepts only 4 KiB per message splits a 64 KiB write in 16 */
-    struct ufio_client_opts small = { .max_data_xfer_size = 4096 };
+    struct ufio_client_opts small = { .size = sizeof(small), .max_data_xfer_size = 4096 };
     struct ufio_client *c2;
     ufio_client_destroy(c);
     assert_int_equal(ufio_client_connect(s.path, &small, &c2), 0);
@@ -95,7 +96,7 @@ static void test_info_and_regions(void **st)
         assert_int_equal(ufio_client_region_write_posted(c, 0, 8, &i, 4), 0);
     assert_int_equal(ufio_client_region_read(c, 0, 8, &v, 4), 0);
     assert_int_equal(v, 499);
-    struct ufio_client_irq_info ii;
+    struct ufio_client_irq_info ii = { .size = sizeof(ii) };
     assert_int_equal(ufio_client_irq_info(c, 2, &ii), 0);
     assert_int_equal(ii.count, 4);
     assert_int_equal(ufio_client_reset(c), 0);
@@ -281,6 +282,125 @@ static void test_reconnect_after_server_restart(void **st)
     assert_int_equal(srv_stop(&s2), 0);
 }
 
+/* ---- reconnect finds another device at the path ----------------------------------- */
+
+static _Atomic unsigned impostor_maps;
+static char refusal[1024];
+
+static void impostor_dma_map(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len, uint32_t prot)
+{
+    impostor_maps++;
+}
+
+static int impostor_cfg(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf, uint32_t len,
+                        bool is_write)
+{
+    return 0;
+}
+
+static void keep_refusal(void *opaque, enum ufio_log_level level, const char *msg)
+{
+    if (strstr(msg, "refused"))
+        snprintf(refusal, sizeof(refusal), "%s", msg);
+}
+
+static void *impostor_run(void *arg)
+{
+    ufio_dev_run(arg);
+    return NULL;
+}
+
+static void kill_server(struct srv *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    close(s->out_fd);
+}
+
+/* The client was attached to ufio-sample; whatever else now serves the path (a device with other
+ * ids, the sample with another descriptor) is refused with the reason, gets none of the client's
+ * DMA mappings or eventfds, and the client can still come back to the right device afterwards. */
+static void test_reconnect_refuses_another_device(void **st)
+{
+    struct srv s;
+    assert_int_equal(srv_start(&s, server_bin, NULL), 0);
+    char *path = strdup(s.path);
+    struct ufio_client *c = attach(&s);
+    int mfd = memfd_create("guest", MFD_CLOEXEC);
+    assert_int_equal(ftruncate(mfd, 1 << 16), 0);
+    uint8_t *g = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    assert_int_equal(ufio_client_dma_map(c, 0x1000000, 1 << 16, 3, g, mfd, 0), 0);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    enable_msix(c, efd);
+    kill_server(&s);
+    ufio_set_log(keep_refusal, NULL, UFIO_LOG_WARN);
+
+    /* 1. another device (its own ids) listening on the same path, in this process */
+    static const struct ufio_pci_ids other = { 0x5546, 0x0002, 0x5546, 0x0001, 0xff0000, 1 };
+    const struct ufio_dev_ops ops = { .size = sizeof(ops), .dma_map = impostor_dma_map };
+    struct ufio_dev *dev;
+    assert_int_equal(ufio_dev_create("impostor", &other, &ops, NULL, &dev), 0);
+    assert_int_equal(ufio_dev_add_bar(dev, 0, 4096, UFIO_BAR_MEM32, impostor_cfg, NULL), 0);
+    assert_true(ufio_dev_add_msix(dev, 4, 4, 0, NULL, NULL) >= 0);
+    assert_int_equal(ufio_dev_listen(dev, path), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, impostor_run, dev), 0);
+    refusal[0] = 0;
+    assert_int_equal(ufio_client_reconnect(c, 2000), -ENODEV);
+    assert_non_null(strstr(refusal, "device_id 0x0001 -> 0x0002"));
+    assert_non_null(strstr(refusal, "compatibility descriptor differs")); /* the sample's vs one made of ids */
+    assert_int_equal(impostor_maps, 0); /* the guest's memory never reached it */
+    assert_false(ufio_client_connected(c));
+    uint32_t v;
+    assert_int_equal(ufio_client_region_read(c, 0, 0, &v, 4), -ENOTCONN);
+    ufio_dev_stop(dev);
+    pthread_join(th, NULL);
+    ufio_dev_destroy(dev);
+
+    /* 2. the sample itself, but another software version: same ids, another descriptor */
+    const char *newer[] = { "--sw-version=2.0.0", NULL };
+    struct srv s2;
+    assert_int_equal(srv_start_at(&s2, server_bin, path, newer), 0);
+    refusal[0] = 0;
+    assert_int_equal(ufio_client_reconnect(c, 2000), -ENODEV);
+    assert_null(strstr(refusal, "device_id"));
+    assert_non_null(strstr(refusal, "\"software_version\":\"1.0.0\""));
+    assert_non_null(strstr(refusal, "\"software_version\":\"2.0.0\""));
+    assert_false(ufio_client_connected(c));
+    kill_server(&s2);
+    ufio_set_log(NULL, NULL, UFIO_LOG_WARN);
+
+    /* 3. the same device again: accepted, mappings and eventfds restored (DMA and an MSI-X interrupt work) */
+    struct srv s3;
+    assert_int_equal(srv_start_at(&s3, server_bin, path, NULL), 0);
+    assert_int_equal(ufio_client_reconnect(c, 2000), 0);
+    assert_true(ufio_client_connected(c));
+    for (int i = 0; i < 4096; i++)
+        g[i] = (uint8_t)(i * 7);
+    /* MSI-X enable is config state, gone with the old process; the eventfd is the client's to restore */
+    uint8_t cfg[256];
+    assert_int_equal(ufio_client_region_read(c, 7, 0, cfg, sizeof(cfg)), 0);
+    unsigned off = cfg[0x34];
+    while (off && cfg[off] != 0x11)
+        off = cfg[off + 1];
+    uint16_t ctl = 0x8000;
+    assert_int_equal(ufio_client_region_write(c, 7, off + 2, &ctl, 2), 0);
+    uint32_t unmask = 0;
+    assert_int_equal(ufio_client_region_write(c, 4, 12, &unmask, 4), 0);
+    run_dma(c, 0x1000000, 0x1008000, 4096);
+    assert_int_equal(regr(c, 0x30), 1);
+    for (int i = 0; i < 4096; i++)
+        assert_int_equal(g[0x8000 + i], (uint8_t)(i * 7) ^ 0x5a);
+    assert_true(ufio_client_irq_wait(efd, 2000) > 0);
+    ufio_client_destroy(c);
+    close(efd);
+    munmap(g, 1 << 16);
+    close(mfd);
+    free(path);
+    assert_int_equal(srv_stop(&s3), 0);
+}
+
 /* ---- a fake server that misbehaves ------------------------------------------------ */
 
 enum fake_mode { FAKE_SILENT, FAKE_WRONG_ID, FAKE_SHORT, FAKE_FDS, FAKE_DIE, FAKE_BIG_ERRNO, FAKE_BAD_MINOR,
@@ -375,10 +495,10 @@ static void test_misbehaving_server(void **st)
         struct fake f = { sv[1], cases[i].mode };
         pthread_t th;
         pthread_create(&th, NULL, fake_server, &f);
-        struct ufio_client_opts o = { .timeout_ms = 300, .no_twin_socket = true };
+        struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 300, .no_twin_socket = true };
         struct ufio_client *c;
         assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
-        struct ufio_client_device_info di;
+        struct ufio_client_device_info di = { .size = sizeof(di) };
         int err = ufio_client_device_info(c, &di);
         if (err != cases[i].want)
             fprintf(stderr, "mode %d: got %d want %d\n", cases[i].mode, err, cases[i].want);
@@ -396,7 +516,7 @@ static void test_misbehaving_server(void **st)
     pthread_t th;
     pthread_create(&th, NULL, fake_server, &f);
     struct ufio_client *c;
-    struct ufio_client_opts o = { .timeout_ms = 300 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 300 };
     assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), -EPROTO);
     shutdown(sv[1], SHUT_RDWR);
     pthread_join(th, NULL);
@@ -449,7 +569,7 @@ static void test_big_read_replies(void **st)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     pthread_t th;
     pthread_create(&th, NULL, bigread_server, &sv[1]);
-    struct ufio_client_opts o = { .timeout_ms = 1000, .no_twin_socket = true };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 1000, .no_twin_socket = true };
     struct ufio_client *c;
     assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
     static uint8_t buf[65536], zero[65536];
@@ -561,7 +681,7 @@ static void test_unmap_during_dma_write(void **st)
     struct unmap_race u = { .fd = sv[1], .twin_err = -1, .twin = -1 };
     pthread_t srv;
     pthread_create(&srv, NULL, unmap_race_server, &u);
-    struct ufio_client_opts o = { .timeout_ms = 3000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 3000 };
     struct ufio_client *c;
     assert_int_equal(ufio_client_attach_fd(sv[0], &o, &c), 0);
     static uint8_t mem[65536]; /* no fd: the server must write it by message */
@@ -635,11 +755,11 @@ static void test_server_vanishes_at_every_byte(void **st)
         struct cutter k = { sv[1], cut };
         pthread_t th;
         pthread_create(&th, NULL, cut_server, &k);
-        struct ufio_client_opts o = { .timeout_ms = 2000, .no_twin_socket = true };
+        struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 2000, .no_twin_socket = true };
         struct ufio_client *c;
         int err = ufio_client_attach_fd(sv[0], &o, &c);
         if (err == 0) {
-            struct ufio_client_device_info di;
+            struct ufio_client_device_info di = { .size = sizeof(di) };
             err = ufio_client_device_info(c, &di);
             if (cut == total)
                 assert_int_equal(err, 0); /* the whole conversation: it works */
@@ -668,6 +788,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dma_and_interrupts),
         cmocka_unit_test(test_many_threads),
         cmocka_unit_test(test_reconnect_after_server_restart),
+        cmocka_unit_test(test_reconnect_refuses_another_device),
         cmocka_unit_test(test_misbehaving_server),
         cmocka_unit_test(test_big_read_replies),
         cmocka_unit_test(test_unmap_during_dma_write),

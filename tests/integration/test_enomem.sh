@@ -18,7 +18,7 @@ bad=0 started=0
 
 # one session against the server on $1: what each failure point is tested with
 session() {
-    timeout 10 "$lspci_tool" --timeout 2000 "$1" >/dev/null 2>&1
+    timeout 10 "$lspci_tool" -vvv --timeout 2000 "$1" >/dev/null 2>&1
     timeout 10 "$migrate" --timeout 2000 --from "$1" --to "$dir/peer.sock" >/dev/null 2>&1
     timeout 10 "$migrate" --timeout 2000 --from "$dir/peer.sock" --to "$1" >/dev/null 2>&1
 }
@@ -42,7 +42,7 @@ server_allocs=$(count_of "$dir/count")
 if grep -q "ASan runtime does not come first" "$dir/count"; then
     echo "skipped: a sanitizer build cannot take the allocation shim"; kill $peer; exit 77
 fi
-UFIO_FAILMALLOC_AT=999999999 UFIO_FAILMALLOC_REPORT=1 LD_PRELOAD="$shim" "$lspci_tool" --timeout 2000 \
+UFIO_FAILMALLOC_AT=999999999 UFIO_FAILMALLOC_REPORT=1 LD_PRELOAD="$shim" "$lspci_tool" -vvv --timeout 2000 \
     "$dir/peer.sock" >/dev/null 2>"$dir/count"
 client_allocs=$(count_of "$dir/count")
 if [ -z "$server_allocs" ] || [ -z "$client_allocs" ]; then echo "not ok - no allocation count"; exit 1; fi
@@ -71,7 +71,7 @@ done
 # the client: every allocation of ufio-lspci, and a few past the last
 client_bad=0
 for n in $(seq 1 $((client_allocs + 5))); do
-    UFIO_FAILMALLOC_AT=$n LD_PRELOAD="$shim" timeout 10 "$lspci_tool" --timeout 2000 "$dir/peer.sock" \
+    UFIO_FAILMALLOC_AT=$n LD_PRELOAD="$shim" timeout 10 "$lspci_tool" -vvv --timeout 2000 "$dir/peer.sock" \
         >/dev/null 2>"$dir/err"
     st=$?
     if [ $st -gt 128 ] || [ $st = 124 ]; then

@@ -127,10 +127,15 @@ static void assert_same(const struct look *src, const struct look *dst)
     assert_int_equal(dst->digest, src->digest);
 }
 
+static char errbuf[UFIO_MIGRATE_ERROR_MAX], digbuf[UFIO_MIGRATE_DIGEST_MAX];
+
 static int migrate(struct srv *a, struct srv *b, struct ufio_migrate_opts *o, struct ufio_migrate_result *r)
 {
+    o->size = sizeof(*o);
     o->src_path = a->path;
     o->dst_path = b->path;
+    *r = (struct ufio_migrate_result){ .size = sizeof(*r), .error = errbuf, .error_size = sizeof(errbuf),
+                                       .digest = digbuf, .digest_size = sizeof(digbuf) };
     return ufio_migrate(o, r);
 }
 

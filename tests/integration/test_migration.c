@@ -255,8 +255,9 @@ static void test_engine_migrates(void **st)
     w32(a, 0, 8, 0xabcdef01);
     w32(a, 1, 4, 0x77);
     ufio_client_destroy(a);
-    struct ufio_migrate_opts o = { .src_path = A.path, .dst_path = B.path, .max_downtime_ms = 300 };
-    struct ufio_migrate_result r;
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = A.path, .dst_path = B.path, .max_downtime_ms = 300 };
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     assert_int_equal(ufio_migrate(&o, &r), 0);
     assert_true(r.compatible);
     assert_true(r.rounds >= 1);
@@ -293,8 +294,9 @@ static void test_engine_rolls_back(void **st)
     struct ufio_client *a = cl(&A);
     w32(a, 0, 8, 0x0badcafe);
     ufio_client_destroy(a);
-    struct ufio_migrate_opts o = { .src_path = A.path, .dst_path = C.path, .progress = kill_in_precopy, .opaque = &C };
-    struct ufio_migrate_result r;
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = A.path, .dst_path = C.path, .progress = kill_in_precopy, .opaque = &C };
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     int err = ufio_migrate(&o, &r);
     assert_true(err < 0 && err != -EPERM);
     assert_true(strlen(r.error) > 0);
@@ -310,8 +312,9 @@ static void test_engine_source_dies(void **st)
     struct srv src, dst;
     assert_int_equal(srv_start(&src, server_bin, NULL), 0);
     assert_int_equal(srv_start(&dst, server_bin, NULL), 0);
-    struct ufio_migrate_opts o = { .src_path = src.path, .dst_path = dst.path, .progress = kill_in_precopy, .opaque = &src };
-    struct ufio_migrate_result r;
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = src.path, .dst_path = dst.path, .progress = kill_in_precopy, .opaque = &src };
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     int err = ufio_migrate(&o, &r);
     assert_true(err < 0 && err != -EPERM);
     struct ufio_client *d = cl(&dst);
@@ -334,8 +337,9 @@ static void test_engine_no_precopy(void **st)
     assert_int_equal(ufio_client_region_write(a, 2, 0, ram, sizeof(ram)), 0);
     w32(a, 0, 8, 0x13579bdf);
     ufio_client_destroy(a);
-    struct ufio_migrate_opts o = { .src_path = src.path, .dst_path = dst.path, .no_precopy = true };
-    struct ufio_migrate_result r;
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = src.path, .dst_path = dst.path, .no_precopy = true };
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     assert_int_equal(ufio_migrate(&o, &r), 0);
     assert_int_equal(r.rounds, 0);
     assert_int_equal(r.precopy_bytes, 0);
@@ -357,8 +361,9 @@ static void test_compatibility(void **st)
     assert_int_equal(srv_start(&old, server_bin, NULL), 0);       /* 1.0.0 */
     assert_int_equal(srv_start(&newer, server_bin, v11), 0);
     assert_int_equal(srv_start(&major2, server_bin, v20), 0);
-    struct ufio_migrate_result r;
-    struct ufio_migrate_opts o = { .src_path = newer.path, .dst_path = old.path };
+    char errbuf[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = newer.path, .dst_path = old.path };
     assert_int_equal(ufio_migrate(&o, &r), -EPERM);
     assert_false(r.compatible);
     assert_non_null(strstr(r.error, "software_version"));
@@ -367,9 +372,9 @@ static void test_compatibility(void **st)
     struct ufio_client *c = cl(&old);
     assert_int_equal(state(c), UFIO_MIG_RUNNING);
     ufio_client_destroy(c);
-    o = (struct ufio_migrate_opts){ .src_path = old.path, .dst_path = major2.path };
+    o = (struct ufio_migrate_opts){ .size = sizeof(o), .src_path = old.path, .dst_path = major2.path };
     assert_int_equal(ufio_migrate(&o, &r), -EPERM);
-    o = (struct ufio_migrate_opts){ .src_path = old.path, .dst_path = newer.path };
+    o = (struct ufio_migrate_opts){ .size = sizeof(o), .src_path = old.path, .dst_path = newer.path };
     assert_int_equal(ufio_migrate(&o, &r), 0);
     assert_true(r.compatible);
 

@@ -125,6 +125,25 @@ static uint32_t region_read32(int fd, uint32_t region, uint64_t off)
     return get32(R.payload + 16);
 }
 
+/* A REGION_READ/WRITE of len (1..8) bytes: 0 or the error reply's errno (negative). */
+static int region_rw(int fd, uint32_t region, uint64_t off, uint8_t *data, uint32_t len, bool write)
+{
+    uint8_t p[24];
+    put64(p, off);
+    put32(p + 8, region);
+    put32(p + 12, len);
+    if (write)
+        memcpy(p + 16, data, len);
+    assert_int_equal(xfer(fd, 6, write ? REGION_WRITE : REGION_READ, p, 16 + (write ? len : 0), NULL, 0, &R), 0);
+    if (R.flags & 0x20)
+        return -(int)R.err;
+    assert_int_equal(R.len, 16 + (write ? 0 : len));
+    assert_int_equal(get32(R.payload + 12), len);
+    if (!write)
+        memcpy(data, R.payload + 16, len);
+    return 0;
+}
+
 /* ---- positive behaviour --------------------------------------------------- */
 
 static void test_version_negotiation(void **st)
@@ -214,6 +233,37 @@ static void test_device_info_and_regions(void **st)
     cclose(fd);
 }
 
+/* The sample's I/O BAR answers 1-, 2- and 4-byte accesses as port I/O does: each
+ * byte of ID at its own offset, narrow writes change only their bytes of SCRATCH. */
+static void test_io_bar_widths(void **st)
+{
+    int fd = conn();
+    uint8_t b[4];
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(region_rw(fd, 1, i, b, 1, false), 0);
+        assert_int_equal(b[0], "UFIO"[i]);
+    }
+    assert_int_equal(region_rw(fd, 1, 2, b, 2, false), 0);
+    assert_memory_equal(b, "IO", 2);
+    uint8_t w4[4] = { 0x11, 0x22, 0x33, 0x44 };
+    assert_int_equal(region_rw(fd, 1, 4, w4, 4, true), 0);
+    uint8_t w1 = 0xaa, w2[2] = { 0xbb, 0xcc };
+    assert_int_equal(region_rw(fd, 1, 5, &w1, 1, true), 0);
+    assert_int_equal(region_rw(fd, 1, 6, w2, 2, true), 0);
+    assert_int_equal(region_read32(fd, 1, 4), 0xccbbaa11);
+    assert_int_equal(region_rw(fd, 1, 7, b, 1, false), 0);
+    assert_int_equal(b[0], 0xcc);
+    assert_int_equal(region_rw(fd, 1, 4, b, 2, false), 0);
+    assert_int_equal(get16(b), 0xaa11);
+    /* unaligned or odd widths are refused, and change nothing */
+    assert_int_equal(region_rw(fd, 1, 5, w2, 2, true), -EINVAL);
+    assert_int_equal(region_rw(fd, 1, 4, b, 3, false), -EINVAL);
+    assert_int_equal(region_rw(fd, 1, 6, w4, 4, true), -EINVAL);
+    assert_int_equal(region_read32(fd, 1, 4), 0xccbbaa11);
+    region_write32(fd, 1, 4, 0);
+    cclose(fd);
+}
+
 static void test_irq_info(void **st)
 {
     int fd = conn();
@@ -259,6 +309,9 @@ static void test_msix_interrupt(void **st)
     assert_true(off != 0);
     uint32_t ctl = cfg_read32(fd, off);
     assert_int_equal((ctl >> 16) & 0x7ff, 3); /* table size 4 */
+    /* ufio_dev_add_msix() placed them: table at BAR4+0, the PBA right after its 4 entries */
+    assert_int_equal(cfg_read32(fd, off + 4), 0x000 | 4);
+    assert_int_equal(cfg_read32(fd, off + 8), 0x040 | 4);
     uint8_t w[20];
     put64(w, off + 2);
     put32(w + 8, 7);
@@ -272,11 +325,11 @@ static void test_msix_interrupt(void **st)
     region_write32(fd, 4, 12, 1);
     region_write32(fd, 0, 0x0c, 0);
     assert_false(efd_fired(efd, 50));
-    assert_int_equal(region_read32(fd, 4, 0x800) & 1, 1);
+    assert_int_equal(region_read32(fd, 4, 0x040) & 1, 1);
     /* unmask vector 0: the pending interrupt is delivered */
     region_write32(fd, 4, 12, 0);
     assert_true(efd_fired(efd, 1000));
-    assert_int_equal(region_read32(fd, 4, 0x800) & 1, 0);
+    assert_int_equal(region_read32(fd, 4, 0x040) & 1, 0);
     region_write32(fd, 0, 0x0c, 0);
     assert_true(efd_fired(efd, 1000));
     /* disable MSI-X again for the other tests */
@@ -849,6 +902,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_command_before_version, teardown_conns),
         cmocka_unit_test_teardown(test_version_major_mismatch_closes, teardown_conns),
         cmocka_unit_test_teardown(test_device_info_and_regions, teardown_conns),
+        cmocka_unit_test_teardown(test_io_bar_widths, teardown_conns),
         cmocka_unit_test_teardown(test_irq_info, teardown_conns),
         cmocka_unit_test_teardown(test_msix_interrupt, teardown_conns),
         cmocka_unit_test_teardown(test_dma_mapped_memory, teardown_conns),

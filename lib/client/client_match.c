@@ -1,0 +1,69 @@
+#include "client/client_internal.h"
+#include "client/client_match.h"
+
+#include <errno.h>
+#include <string.h>
+
+int cl_peer_errno(uint32_t e)
+{
+    return (e == 0 || e > UFIO_MAX_ERRNO) ? -EPROTO : -(int)e;
+}
+
+int cl_pending_find(const struct cl_pending *pend, int n, uint16_t msg_id)
+{
+    for (int i = 0; i < n; i++)
+        if (pend[i].used && !pend[i].done && pend[i].id == msg_id)
+            return i;
+    return -1;
+}
+
+int cl_pending_alloc(struct cl_pending *pend, int n, uint16_t *next_id, uint16_t cmd)
+{
+    for (int tries = 0; tries < 65536; tries++) {
+        uint16_t id = (*next_id)++;
+        bool busy = false;
+        int freeslot = -1;
+        for (int i = 0; i < n; i++) {
+            if (pend[i].used && pend[i].id == id)
+                busy = true;
+            if (!pend[i].used && freeslot < 0)
+                freeslot = i;
+        }
+        if (freeslot < 0)
+            return -EBUSY;
+        if (busy)
+            continue;
+        pend[freeslot] = (struct cl_pending){ .used = true, .id = id, .cmd = cmd };
+        ufio_msg_init(&pend[freeslot].reply);
+        return freeslot;
+    }
+    return -EBUSY;
+}
+
+bool cl_reply_placeable(const struct cl_pending *p, const struct vfio_user_header *h, bool has_fds,
+                        const uint8_t *prefix, size_t body_len, size_t *keep)
+{
+    if ((h->flags & VFIO_USER_F_ERROR) || has_fds || !p->dst || p->cmd != h->cmd)
+        return false;
+    if (p->cmd == VFIO_USER_MIG_DATA_READ) {
+        /* argsz, size, then at most what we asked for */
+        uint32_t size = ufio_ld32(prefix + 4);
+        if (size > p->dst_len || body_len != 8 + (size_t)size)
+            return false;
+        *keep = 8;
+        return true;
+    }
+    return body_len == 16 + p->dst_len && !memcmp(prefix, p->head, 16);
+}
+
+int cl_reply_verdict(const struct vfio_user_header *h, uint16_t cmd, size_t payload_len, size_t nfds,
+                     bool want_payload)
+{
+    if (h->cmd != cmd)
+        return -EPROTO;
+    if (h->flags & VFIO_USER_F_ERROR)
+        return cl_peer_errno(h->error_no);
+    if (!want_payload && (payload_len || nfds))
+        return -EPROTO;
+    return 0;
+}
