@@ -296,7 +296,8 @@ static int left_bytes(struct ctx *x, uint64_t *left, double *rtt)
     double t = now_ms() - t0;
     if (t < *rtt || *rtt == 0)
         *rtt = t;
-    if (err == -ENOTSUP) {
+    if (err == -ENOTSUP || err == -EINVAL) {
+        /* no PRECOPY_INFO (libvfio-user answers EINVAL for a feature it lacks) */
         uint64_t sc;
         if (mep_stop_copy_size(&x->src, &sc) == 0) {
             *left = sc;

@@ -34,7 +34,7 @@
 
 #include "harness.h"
 
-static const char *sample_bin, *migrate_bin;
+static const char *sample_bin, *migrate_bin, *plain_bin;
 
 enum { REG_SCRATCH = 0x08, REG_DIGEST_LO = 0x38, REG_DIGEST_HI = 0x3c, REG_MIG_FAIL = 0x40 };
 #define FAIL_ARC(from, to) (0x10000u | (unsigned)(from) | (unsigned)(to) << 8)
@@ -686,12 +686,60 @@ static void test_bad_option_values(void **st)
     }
 }
 
+/* ---- servers without ufio's extensions ------------------------------------------------ */
+
+/* libvfio-user-like servers: descriptor from the PCI ids, precopy ended by a short read,
+ * padded MIG_DATA_READ replies; the state arrives (checked from outside), unverified. */
+static void test_plain_servers_migrate(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, plain_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, plain_bin, NULL), 0);
+    static uint8_t ram[65536], back[65536];
+    for (size_t i = 0; i < sizeof(ram); i++)
+        ram[i] = (uint8_t)(i * 31 + 7);
+    struct ufio_client *c = cl(&a);
+    assert_int_equal(ufio_client_region_write(c, 2, 0, ram, sizeof(ram)), 0);
+    /* the client takes a padded reply: 100 bytes asked of a pass, all data */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
+    size_t got = 0;
+    uint8_t small[100];
+    assert_int_equal(ufio_client_mig_data_read(c, small, sizeof(small), &got), 0);
+    assert_int_equal(got, sizeof(small));
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(c);
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    assert_false(r.verified);
+    assert_true(r.rounds >= 1);
+    assert_true(r.precopy_bytes >= sizeof(ram));
+    c = cl(&b);
+    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    assert_int_equal(ufio_client_region_read(c, 2, 0, back, sizeof(back)), 0);
+    assert_memory_equal(back, ram, sizeof(ram));
+    ufio_client_destroy(c);
+    c = cl(&a);
+    assert_int_equal(state(c), UFIO_MIG_STOP);
+    ufio_client_destroy(c);
+    /* and a ufio device is not taken for it: different ids */
+    struct srv u;
+    assert_int_equal(srv_start(&u, sample_bin, NULL), 0);
+    set_state(&a, UFIO_MIG_RUNNING);
+    assert_int_equal(migrate(&a, &u, &o, &r), -EPERM);
+    assert_non_null(strstr(r.error, "type"));
+    srv_stop(&u);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 3)
+    if (argc < 4)
         return 2;
     sample_bin = argv[1];
     migrate_bin = argv[2];
+    plain_bin = argv[3];
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_migration_keeps_bar2),
@@ -707,6 +755,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dirty_rate_limit),
         cmocka_unit_test(test_sigint_each_phase),
         cmocka_unit_test(test_bad_option_values),
+        cmocka_unit_test(test_plain_servers_migrate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
