@@ -374,7 +374,9 @@ static int run(struct ctx *x, double t_start)
             else if (err)
                 return err;
             double rate = bw > 0 ? bw : 100e3; /* before a measurement: a conservative 100 MB/s */
-            predicted = left / rate + 4 * rtt;
+            /* a quarter more than the rate says, for what the rate does not see (the source's
+             * stop, the destination's final checks, both digests, its start) */
+            predicted = left / rate * 1.25 + 4 * rtt + 1;
             bool fits = predicted <= max_dt;
             bool bounded = r->rounds >= max_rounds || now_ms() - t_pre >= max_pre_ms ||
                            (o->max_precopy_bytes && r->precopy_bytes >= o->max_precopy_bytes);
@@ -397,7 +399,8 @@ static int run(struct ctx *x, double t_start)
             fail(x, "the budget cannot be met: %.1f MiB still to move at the measured %.1f MiB/s (the "
                     "destination's load included) is about %.0f ms of downtime, over the %u ms budget; the source "
                     "was never stopped and runs on (--force-downtime stops it anyway)",
-                 (predicted - 4 * rtt) * (bw > 0 ? bw : 100e3) / 1048576.0, (bw > 0 ? bw : 100e3) * 1000 / 1048576.0,
+                 (predicted - 4 * rtt - 1) / 1.25 * (bw > 0 ? bw : 100e3) / 1048576.0,
+                 (bw > 0 ? bw : 100e3) * 1000 / 1048576.0,
                  predicted, max_dt);
             return -ETIME;
         }
@@ -406,9 +409,10 @@ static int run(struct ctx *x, double t_start)
         fail(x, "interrupted");
         return -ECANCELED;
     }
-    /* the source gets what is left of the budget for stop-copy, minus what the
-     * destination's STOP and RUNNING and the digests will take */
-    uint64_t deadline = !o->force_downtime && max_dt > 4 * rtt + 1 ? (uint64_t)(max_dt - 4 * rtt) : 0;
+    /* the source gets three quarters of the budget for stop-copy: the rest is for the
+     * destination's STOP and RUNNING and the digests */
+    double dl = max_dt * 0.75 - 4 * rtt;
+    uint64_t deadline = !o->force_downtime && dl >= 1 ? (uint64_t)dl : 0;
     if (deadline && mep_set_u64(&x->src, UFIO_FEATURE_STOP_COPY_DEADLINE, deadline) != 0)
         deadline = 0; /* a device without the extension: the engine's own decision stands */
     x->deadline_set = deadline != 0;
