@@ -522,7 +522,9 @@ static void migration_table(const char *sample, const char *sizes, const char *r
                 if (bench_migration(sample, sz[i], (unsigned)rt[j], (unsigned)bg[k], raw, &r))
                     continue;
                 const char *res = r.err == 0 ? (r.verified ? "migrated, verified" : "migrated")
-                                : r.err == -ETIME ? "refused (source kept running)" : "failed";
+                                : r.err == -ETIME && strstr(r.error, "could not finish")
+                                    ? "stop-copy past its deadline: source runs again"
+                                : r.err == -ETIME ? "refused before stopping (source kept running)" : "failed";
                 printf("| %zu MiB | %lu | %lu | %s | %.1f | %.1f | %.0f | %.0f | %u | %llu | %.0f | %.0f | %.2f | %.0f | %.0f |\n",
                        r.mib, rt[j], bg[k], res, r.downtime, r.predicted, r.total, r.bytes / 1048576.0, r.rounds,
                        (unsigned long long)r.limit, r.mib_s, raw, r.vs_raw, r.src_rss, r.dst_rss);
