@@ -110,7 +110,8 @@ struct ufio_migrate_result {
     uint64_t precopy_bytes;
     uint64_t stopcopy_bytes;
     unsigned rounds;            /* precopy rounds */
-    double downtime_ms;         /* source STOP_COPY to destination RUNNING */
+    double downtime_ms;         /* source STOP_COPY to destination RUNNING (or, when stop-copy
+                                 * failed, until the failure) */
     double total_ms;
     double throughput_mib_s;
     bool compatible;

@@ -421,6 +421,7 @@ static int run(struct ctx *x, double t_start)
         return err;
     uint64_t moved = 0;
     if ((err = pump(x, UFIO_MIGRATE_STOPCOPY, &moved))) {
+        r->downtime_ms = now_ms() - t_stop; /* how long the source was stopped before it ran again */
         if (err == -ETIME)
             snprintf(x->error + strlen(x->error), sizeof(x->error) - strlen(x->error),
                      "; the source did not finish stop-copy within the %llu ms it was given",

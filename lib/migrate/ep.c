@@ -49,7 +49,7 @@ int mep_get_state(struct mep *m, unsigned *state)
     return err;
 }
 
-int mep_set_state(struct mep *m, unsigned state, unsigned *reached)
+static int set_direct(struct mep *m, unsigned state)
 {
     uint8_t in[8], out[8];
     ufio_st32(in, state);
@@ -58,6 +58,32 @@ int mep_set_state(struct mep *m, unsigned state, unsigned *reached)
     int err = feat(m, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, in, 8, out, sizeof(out), &got);
     if (!err && (got != 8 || ufio_ld32(out) != state))
         err = -EPROTO;
+    return err;
+}
+
+/* A server that takes only direct arcs (libvfio-user): walk the kernel's path arc by arc. */
+static int set_by_arcs(struct mep *m, unsigned state)
+{
+    uint64_t flags;
+    unsigned cur, path[UFIO_MIG_NUM_STATES];
+    size_t len;
+    int err = mep_flags(m, &flags);
+    if (!err)
+        err = mep_get_state(m, &cur);
+    if (!err)
+        err = ufio_mig_path(flags, cur, state, path, &len);
+    if (!err && len <= 1)
+        return -EINVAL; /* the direct request was this one arc: its refusal stands */
+    for (size_t i = 0; !err && i < len; i++)
+        err = set_direct(m, path[i]);
+    return err;
+}
+
+int mep_set_state(struct mep *m, unsigned state, unsigned *reached)
+{
+    int err = set_direct(m, state);
+    if (err == -EINVAL && set_by_arcs(m, state) == 0)
+        err = 0;
     if (reached) {
         if (!err)
             *reached = state;
