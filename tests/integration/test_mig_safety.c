@@ -476,7 +476,6 @@ static void test_stop_copy_deadline(void **st)
     size_t got;
     set_u64(c, UFIO_FEATURE_STOP_COPY_DEADLINE, 2);
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
-    assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), 0);
     double t0 = now_ms();
     while (now_ms() - t0 < 5) /* the deadline is a time: let it pass */
         ;
@@ -512,7 +511,7 @@ static void note_phase(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes,
 /* A budget the measured rate cannot meet: refused, and the source never stopped. */
 static void test_budget_refused(void **st)
 {
-    const char *busy[] = { "--state-mib=32", "--dirty-rate=200", NULL }, *idle[] = { "--state-mib=32", NULL };
+    const char *busy[] = { "--state-mib=8", "--dirty-rate=200", NULL }, *idle[] = { "--state-mib=8", NULL };
     struct srv a, b;
     assert_int_equal(srv_start(&a, sample_bin, busy), 0);
     assert_int_equal(srv_start(&b, sample_bin, idle), 0);
@@ -520,7 +519,7 @@ static void test_budget_refused(void **st)
     static struct look la0, la, lb;
     look(&a, &la0);
     set_state(&a, UFIO_MIG_RUNNING);
-    /* 200 pages/ms is 800 MB/s of new state: what is left after a round never fits 1 ms */
+    /* 200 pages/ms is 800 MB/s of new state over 2048 pages: what is left after a round never fits 1 ms */
     struct ufio_migrate_opts o = { .max_downtime_ms = 1, .max_rounds = 3, .progress = note_phase };
     struct ufio_migrate_result r;
     saw_stopcopy = false;
@@ -566,18 +565,20 @@ static uint64_t dirtied_in(struct ufio_client *c, double ms)
 
 static void test_dirty_rate_limit(void **st)
 {
-    const char *busy[] = { "--state-mib=64", "--dirty-rate=20", NULL };
+    const char *busy[] = { "--state-mib=16", "--dirty-rate=20", NULL };
     struct srv a;
     assert_int_equal(srv_start(&a, sample_bin, busy), 0);
     struct ufio_client *c = cl(&a);
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
-    uint64_t free_run = dirtied_in(c, 50);
+    /* a longer window under valgrind, which runs one thread at a time */
+    double ms = getenv("UFIO_UNDER_VALGRIND") ? 400 : 50;
+    uint64_t free_run = dirtied_in(c, ms);
     set_u64(c, UFIO_FEATURE_DIRTY_RATE_LIMIT, 20); /* 20 pages per second */
-    uint64_t limited = dirtied_in(c, 50);
-    print_message("dirtied in 50 ms: %llu pages free, %llu limited to 20/s\n", (unsigned long long)free_run,
+    uint64_t limited = dirtied_in(c, ms);
+    print_message("dirtied in %.0f ms: %llu pages free, %llu limited to 20/s\n", ms, (unsigned long long)free_run,
                   (unsigned long long)limited);
-    assert_true(free_run > 200);  /* 20 pages/ms for 50 ms: ~1000 */
-    assert_true(limited < 20);    /* about one */
+    assert_true(free_run > 200);  /* 20 pages/ms for 50 ms: ~1000 writes over 4096 pages */
+    assert_true(limited < 20);    /* 20/s: one, or eight under valgrind */
     ufio_client_destroy(c);
     srv_stop(&a);
 }
