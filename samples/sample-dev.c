@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+
+#include <ufio/serve_opts.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,7 +171,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [--sw-version=X.Y.Z]\n"
-            "                   [--compat-file=FILE] [--state-mib=N] [--dirty-rate=PAGES_PER_MS] [-v]\n"
+            "                   [--compat-file=FILE] [--state-mib=N] [--dirty-rate=PAGES_PER_MS]\n"
+            "                   [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
             "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
             "  --fd=N              serve an already-connected socket (exits when it closes)\n"
@@ -180,6 +183,7 @@ static void usage(FILE *f)
             "  --state-mib=N       N MiB of extra device state that migrates (default 0)\n"
             "  --dirty-rate=N      a thread writes N pages/ms of that state while the device runs\n"
             "                      (default 0; the client may cap it during migration)\n"
+            UFIO_SERVE_USAGE
             "  -v, --verbose       log protocol activity to stderr\n"
             "  -h, --help          this text\n"
             "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
@@ -255,10 +259,18 @@ int main(int argc, char **argv)
         { "dirty-rate", required_argument, NULL, 'D' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        UFIO_SERVE_LONGOPTS,
         { 0 },
     };
+    struct ufio_serve_opts so;
+    ufio_serve_opts_init(&so);
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int taken = ufio_serve_opt(&so, c, optarg, "ufio-sample");
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         switch (c) {
         case 's': path = optarg; break;
         case 'f': {
@@ -325,6 +337,8 @@ int main(int argc, char **argv)
         err = build(dev, &s);
     if (!err)
         err = ufio_dev_set_poll_budget(dev, poll_us);
+    if (!err)
+        err = ufio_serve_apply(dev, &so, false);
     if (err) {
         fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
@@ -332,6 +346,8 @@ int main(int argc, char **argv)
         return 1;
     }
     err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
+    if (!err && fd < 0 && (err = ufio_serve_apply(dev, &so, true)))
+        path = ufio_dev_mgmt_socket(dev) ? ufio_dev_mgmt_socket(dev) : "the management socket";
     if (err) {
         fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on",
                 fd >= 0 ? "" : path, strerror(-err));

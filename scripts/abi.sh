@@ -3,6 +3,7 @@
 #
 #   scripts/abi.sh symbols LIBUFIO.SO LIBUFIO.A   exported symbols of both libraries == abi/libufio.symbols
 #   scripts/abi.sh abidiff LIBUFIO.SO             the ABI against the baseline abi/libufio.abi (abidiff):
+#                                                 no fixed arrays in public structs;
 #                                                 removals and changes fail; new functions and members
 #                                                 appended to a sized struct do not
 #   scripts/abi.sh update BUILD_DIR               rewrites abi/libufio.symbols (and with --baseline,
@@ -80,7 +81,8 @@ abidiff)
     abidiff --no-added-syms --suppressions "$suppr" "$baseline" "$tmp/new.abi" >"$tmp/report"
     rc=$?
     # abidiff cannot tell a member appended after the old size from one put in the old tail
-    # padding (docs/abi.md, rule 2); the suppression lets both through, so look ourselves
+    # padding (docs/abi.md, rule 2); the suppression lets both through, so look ourselves;
+    # and refuse fixed arrays in public structs
     python3 - "$baseline" "$tmp/new.abi" >"$tmp/pad" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 def structs(path):
@@ -94,6 +96,16 @@ def structs(path):
     return out
 old, new = structs(sys.argv[1]), structs(sys.argv[2])
 bad = 0
+# no fixed arrays in public structs (docs/abi.md): a list is an accessor, text a caller buffer
+tree = ET.parse(sys.argv[2])
+arrays = {a.get('id') for a in tree.iter('array-type-def')}
+for c in tree.iter('class-decl'):
+    for d in c.findall('data-member'):
+        for v in d.findall('var-decl'):
+            if v.get('type-id') in arrays:
+                print(f"struct {c.get('name')}: member '{v.get('name')}' is a fixed-size array: a public struct "
+                      "cannot grow it; use an accessor function or a caller-provided buffer (docs/abi.md)")
+                bad = 1
 for name, (osize, omembers) in old.items():
     if name not in new:
         continue

@@ -52,7 +52,7 @@ static char *load_desc(const char *what, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(what, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = timeout_ms };
+        struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = timeout_ms, .role = UFIO_ROLE_OBSERVER_REQ };
         struct ufio_client *c;
         int e = ufio_client_connect(what, &o, &c);
         if (e) {

@@ -390,7 +390,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[optind];
-    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = timeout };
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = timeout, .role = UFIO_ROLE_OBSERVER_REQ };
     struct ufio_client *c;
     int err = ufio_client_connect(path, &o, &c);
     if (err) {

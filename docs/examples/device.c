@@ -21,9 +21,10 @@
 static uint32_t scratch;
 static struct ufio_dev *the_dev;
 
-/* BAR0: offset 0 is a 32-bit read/write register; the rest reads as zero. */
-static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
-                       uint32_t len, bool is_write)
+/* BAR0: offset 0 is a 32-bit read/write register; the rest reads as zero.
+ * UFIO_UNUSED: the parameters it does not need, quiet under -Wextra. */
+static int bar0_access(UFIO_UNUSED struct ufio_dev *dev, UFIO_UNUSED void *opaque, UFIO_UNUSED unsigned region,
+                       uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     if (off != 0 || len != 4) {
         if (!is_write)
@@ -37,7 +38,7 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, unsigned region, uint
     return 0;
 }
 
-static void on_signal(int sig) { (void)sig; ufio_dev_stop(the_dev); }
+static void on_signal(UFIO_UNUSED int sig) { ufio_dev_stop(the_dev); }
 static void *serve(void *dev) { ufio_dev_run(dev); return NULL; }
 
 int main(int argc, char **argv)

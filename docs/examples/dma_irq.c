@@ -23,8 +23,8 @@
 #define IOVA 0x100000u
 
 /* BAR0 offset 0: the doorbell; the value written is the IOVA to fill. */
-static int doorbell(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
-                    uint32_t len, bool is_write)
+static int doorbell(struct ufio_dev *dev, UFIO_UNUSED void *opaque, UFIO_UNUSED unsigned region,
+                    UFIO_UNUSED uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     if (!is_write) {
         memset(buf, 0, len);

@@ -22,8 +22,8 @@ struct state {
     bool sent, loaded;
 };
 
-static int reg_access(struct ufio_dev *dev, void *opaque, unsigned region, uint64_t off, void *buf,
-                      uint32_t len, bool is_write)
+static int reg_access(struct ufio_dev *dev, UFIO_UNUSED void *opaque, UFIO_UNUSED unsigned region,
+                      uint64_t off, void *buf, uint32_t len, bool is_write)
 {
     struct state *s = ufio_dev_opaque(dev);
     if (off != 0 || len != 4)
@@ -36,7 +36,7 @@ static int reg_access(struct ufio_dev *dev, void *opaque, unsigned region, uint6
 }
 
 /* STOP_COPY: the register once, then 0 = complete */
-static ssize_t save(struct ufio_dev *dev, void *opaque, void *buf, size_t len)
+static ssize_t save(UFIO_UNUSED struct ufio_dev *dev, void *opaque, void *buf, size_t len)
 {
     struct state *s = opaque;
     if (s->sent || len < 4)
@@ -48,7 +48,7 @@ static ssize_t save(struct ufio_dev *dev, void *opaque, void *buf, size_t len)
 
 /* each piece as save() produced it, its CRC checked on arrival; then (NULL, 0, last) once the
  * whole stream verified: the place to check nothing is missing */
-static int load(struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last)
+static int load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last)
 {
     struct state *s = opaque;
     if (last)
@@ -61,13 +61,13 @@ static int load(struct ufio_dev *dev, void *opaque, const void *buf, size_t len,
 }
 
 /* a new save session: everything goes again, whatever an earlier session sent */
-static int save_start(struct ufio_dev *dev, void *opaque)
+static int save_start(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
 {
     ((struct state *)opaque)->sent = false;
     return 0;
 }
 
-static int transition(struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
+static int transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned from, unsigned to)
 {
     if (to == UFIO_MIG_RESUMING)
         ((struct state *)opaque)->loaded = false;

@@ -2,10 +2,13 @@
  * libufio server API: emulate a PCI device and serve it over vfio-user.
  *
  * A device is described once (ids, capabilities, BARs, IRQs, callbacks),
- * then attached to a listening UNIX socket (or an already-connected fd). One
- * client is served at a time; when it leaves, its DMA mappings and IRQ
- * eventfds are dropped, the device state is kept, and the next client is
- * accepted.
+ * then attached to a listening UNIX socket (or an already-connected fd).
+ * Every connection is a session with a role (docs/sessions.md): one owner
+ * (the VMM) with every right the spec gives a client, observers (read-only)
+ * and at most one migration controller, served in turn by one loop. When the
+ * owner leaves, its DMA mappings and IRQ eventfds are dropped, the device
+ * state is kept, and the next owner is accepted. When the session that took
+ * the device out of RUNNING leaves, the device returns to RUNNING.
  *
  * Threading: a device is driven by one thread at a time: the thread that calls
  * ufio_dev_run()/ufio_dev_run_once(). All callbacks run on that thread, and
@@ -18,6 +21,8 @@
 #define UFIO_SERVER_H
 
 #include <ufio/ufio.h>
+
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -95,11 +100,13 @@ struct ufio_dev_limits {
     size_t size;                 /* sizeof(struct ufio_dev_limits) in the caller's build */
     uint32_t max_msg_fds;        /* default 8, at most 16 */
     uint32_t max_data_xfer_size; /* default 1 MiB, at most 64 MiB */
-    uint32_t max_dma_maps;       /* default 1024 */
+    uint32_t max_dma_maps;       /* default 65535 (a vIOMMU guest maps many) */
     bool twin_socket;            /* offer a twin socket for DMA_READ/WRITE (default true) */
     bool write_multiple;         /* accept REGION_WRITE_MULTI (default true) */
     int reply_timeout_ms;        /* for DMA_READ/WRITE replies from the client (default 5000) */
     uint64_t max_mig_stream;     /* migration payload a destination buffers (default 1 GiB) */
+    int handshake_timeout_ms;    /* a connection sends VERSION within this or is closed (default 5000, 0 = never) */
+    int msg_timeout_ms;          /* a message begun is complete within this or the session is closed (default 5000) */
 };
 /* Get, change, set: the caller sets l->size first. Limits a caller's build
  * does not know keep their current value on set. -EINVAL for a bad size or
@@ -250,6 +257,25 @@ UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_
 
 /* Listens on a UNIX socket path (replacing a stale socket file). */
 UFIO_API int ufio_dev_listen(struct ufio_dev *dev, const char *path);
+/*
+ * The management socket: observers and the migration controller connect
+ * there while the owner holds the device socket. path NULL: the default
+ * derived from the device socket (ufio_mgmt_path(): PATH.mgmt; call after
+ * ufio_dev_listen()). Created mode 0600.
+ */
+UFIO_API int ufio_dev_listen_mgmt(struct ufio_dev *dev, const char *path);
+/* Its path, or NULL when there is none. */
+UFIO_API const char *ufio_dev_mgmt_socket(struct ufio_dev *dev);
+/*
+ * Every connection on either socket is checked with SO_PEERCRED: only the
+ * listed uids get in (a refused peer is closed and logged with its pid and
+ * uid). The list starts as the server's own effective uid and root; this
+ * adds one (-ENOSPC past 16).
+ */
+UFIO_API int ufio_dev_allow_uid(struct ufio_dev *dev, uid_t uid);
+/* Number of connections being served (any role, handshake included). */
+UFIO_API unsigned ufio_dev_session_count(struct ufio_dev *dev);
+
 /* Serves an already-connected socket (the backend-program --fd=N mode). */
 UFIO_API int ufio_dev_attach_fd(struct ufio_dev *dev, int fd);
 
@@ -287,8 +313,9 @@ UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec);
  * handler on the loop's thread, within 100 ms from any other thread. */
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev);
 
+/* Is an owner attached (past VERSION)? */
 UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev);
-/* Removes the listening socket file (also done by destroy). */
+/* Removes the listening socket files, device and management (also done by destroy). */
 UFIO_API void ufio_dev_unlink_socket(struct ufio_dev *dev);
 
 #ifdef __cplusplus

@@ -92,6 +92,27 @@ enum ufio_log_level {
  * the msg_id they concern. The default sink writes WARN and above to stderr.
  * fn == NULL restores the default.
  */
+/*
+ * Sessions (docs/sessions.md). A device serves one owner (the VMM, on the
+ * device socket), any number of observers (read-only) and at most one
+ * migration controller; the last two usually come through the device's
+ * management socket.
+ */
+enum ufio_role {
+    UFIO_ROLE_DEFAULT = 0, /* owner on the device socket, observer on the management socket */
+    UFIO_ROLE_OWNER_REQ = 1,
+    UFIO_ROLE_OBSERVER_REQ = 2,
+    UFIO_ROLE_CONTROLLER_REQ = 4,
+};
+
+/*
+ * The management socket path derived from a device socket path, the default
+ * of every ufio program and the first place the tools look: the device path
+ * with ".mgmt" appended. -ENAMETOOLONG when it does not fit cap or a socket
+ * address.
+ */
+UFIO_API int ufio_mgmt_path(const char *sock_path, char *buf, size_t cap);
+
 typedef void (*ufio_log_fn)(void *opaque, enum ufio_log_level level, const char *msg);
 UFIO_API void ufio_set_log(ufio_log_fn fn, void *opaque, enum ufio_log_level max_level);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/abi.h"
@@ -31,7 +32,34 @@ static int opts_defaults(struct ufio_client_opts *o, const struct ufio_client_op
         o->max_data_xfer_size = UFIO_MAX_DATA_XFER_LIMIT;
     if (o->max_msg_fds == 0 || o->max_msg_fds > UFIO_MAX_MSG_FDS_LIMIT)
         o->max_msg_fds = UFIO_MAX_MSG_FDS_LIMIT;
+    if (o->role != UFIO_ROLE_OWNER_REQ && o->role != UFIO_ROLE_OBSERVER_REQ && o->role != UFIO_ROLE_CONTROLLER_REQ)
+        o->role = UFIO_ROLE_DEFAULT;
     return 0;
+}
+
+/*
+ * Where a session in role goes: an observer or controller tries the device's
+ * management socket (PATH.mgmt) first, and the device socket itself when
+ * there is none (a server without one, or one that predates it).
+ */
+static int connect_for_role(struct ufio_client *c, const char *path, int *fd)
+{
+    if (c->opts.role == UFIO_ROLE_OBSERVER_REQ || c->opts.role == UFIO_ROLE_CONTROLLER_REQ) {
+        char mp[4096];
+        struct stat st;
+        if (ufio_mgmt_path(path, mp, sizeof(mp)) == 0 && stat(mp, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            ufio_sock_connect(mp, 0, fd) == 0) {
+            char *p = strdup(mp);
+            if (!p) {
+                close(*fd);
+                return -ENOMEM;
+            }
+            free(c->path);
+            c->path = p; /* a reconnect goes the same way */
+            return 0;
+        }
+    }
+    return ufio_sock_connect(path, c->opts.timeout_ms, fd);
 }
 
 static struct ufio_client *client_alloc(const struct ufio_client_opts *opts, int *err)
@@ -91,7 +119,7 @@ UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts
     if (!c)
         return err;
     c->path = strdup(path);
-    err = c->path ? ufio_sock_connect(path, c->opts.timeout_ms, &fd) : -ENOMEM;
+    err = c->path ? connect_for_role(c, path, &fd) : -ENOMEM;
     if (!err)
         err = cl_negotiate(c, fd);
     if (!err)

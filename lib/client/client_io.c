@@ -81,6 +81,7 @@ int cl_negotiate(struct ufio_client *c, int fd)
     v.caps.max_data_xfer_size = c->opts.max_data_xfer_size;
     v.caps.twin_socket = !c->opts.no_twin_socket;
     v.caps.write_multiple = true;
+    v.caps.role = (uint8_t)c->opts.role; /* enum ufio_role values are the wire's role bits */
     uint8_t buf[1024];
     ssize_t n = ufio_version_encode(&v, buf, sizeof(buf));
     if (n < 0)
@@ -104,6 +105,8 @@ int cl_negotiate(struct ufio_client *c, int fd)
     } else if ((err = ufio_version_decode(m.payload, m.len, &rv)) == 0) {
         if (rv.major != v.major || rv.minor > v.minor)
             err = -EPROTO; /* the spec: same major, minor at most ours */
+        else if (v.caps.role && rv.caps.role && rv.caps.role != v.caps.role)
+            err = -EACCES; /* a ufio server granted another role (one that ignores the key echoes none) */
     }
     int twin = -1;
     if (!err && rv.caps.twin_socket) {

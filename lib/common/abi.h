@@ -16,6 +16,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/log.h"
+
+/* No public struct will ever be this large: a larger size is a caller that
+ * never set it (stack garbage), refused before anything is read past it. */
+#define ABI_STRUCT_MAX 4096u
+
 static inline size_t abi_user_size(const void *user)
 {
     size_t n;
@@ -23,21 +29,34 @@ static inline size_t abi_user_size(const void *user)
     return n;
 }
 
+/* A bad size is a bug in the caller's code: say what to fix, once per call. */
+static inline int abi_bad_size(const char *fn, size_t n)
+{
+    ufio_log(UFIO_LOG_ERR, "libufio", "%s: struct size %zu: set .size = sizeof the struct (docs/abi.md)", fn, n);
+    return -EINVAL;
+}
+
 /*
  * Copies the caller's struct at user into the library's own (lib, lib_size
  * bytes), zero-filling what the caller's build did not know. lib->size is set
- * to lib_size. -EINVAL when the caller's size does not even cover `size`.
+ * to lib_size. -EINVAL when the caller's size does not even cover `size` (or
+ * is absurd), -E2BIG when a newer caller set members this library lacks.
  */
-static inline int abi_struct_in(void *lib, size_t lib_size, const void *user)
+#define abi_struct_in(lib, lib_size, user) abi_struct_in_(lib, lib_size, user, __func__)
+static inline int abi_struct_in_(void *lib, size_t lib_size, const void *user, const char *fn)
 {
     size_t n = abi_user_size(user);
-    if (n < sizeof(size_t))
-        return -EINVAL;
+    if (n < sizeof(size_t) || n > ABI_STRUCT_MAX)
+        return abi_bad_size(fn, n);
     if (n > lib_size) {
         const uint8_t *tail = (const uint8_t *)user + lib_size;
         for (size_t i = 0; i < n - lib_size; i++)
-            if (tail[i])
+            if (tail[i]) {
+                ufio_log(UFIO_LOG_ERR, "libufio",
+                         "%s: the caller sets members this libufio %s does not have (struct size %zu > %zu)",
+                         fn, UFIO_VERSION_STRING, n, lib_size);
                 return -E2BIG;
+            }
         n = lib_size;
     }
     memcpy(lib, user, n);
@@ -47,24 +66,27 @@ static inline int abi_struct_in(void *lib, size_t lib_size, const void *user)
 }
 
 /* -EINVAL unless user is a struct whose size covers at least `size`. */
-static inline int abi_check_out(const void *user)
+#define abi_check_out(user) abi_check_out_(user, __func__)
+static inline int abi_check_out_(const void *user, const char *fn)
 {
-    return user && abi_user_size(user) >= sizeof(size_t) ? 0 : -EINVAL;
+    if (!user)
+        return -EINVAL;
+    size_t n = abi_user_size(user);
+    return n >= sizeof(size_t) && n <= ABI_STRUCT_MAX ? 0 : abi_bad_size(fn, n);
 }
 
 /*
  * Writes the library's struct (lib, lib_size bytes) to the caller's, as far
- * as the caller's size reaches; members past the library's struct (a newer
- * caller) read as zero. The caller's size is left as it was. The caller has
- * passed abi_check_out().
+ * as both reach: never past the caller's size, never past the library's own
+ * struct (members of a newer caller's build stay as the caller initialised
+ * them). The caller's size is left as it was. The caller has passed
+ * abi_check_out().
  */
 static inline void abi_struct_out(void *user, const void *lib, size_t lib_size)
 {
     size_t n = abi_user_size(user);
     size_t k = n < lib_size ? n : lib_size;
     memcpy((uint8_t *)user + sizeof(size_t), (const uint8_t *)lib + sizeof(size_t), k - sizeof(size_t));
-    if (n > lib_size)
-        memset((uint8_t *)user + lib_size, 0, n - lib_size);
 }
 
 #endif

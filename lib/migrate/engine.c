@@ -495,8 +495,9 @@ static int open_end(struct ctx *x, struct mep *e, struct ufio_mig_endpoint *give
         e->owned = false;
         return 0;
     }
+    /* a controller, through the management socket when there is one: the VMM may hold the device */
     struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = x->o->timeout_ms > 0 ? x->o->timeout_ms : 5000,
-                                   .max_data_xfer_size = PUMP_MAX_CHUNK };
+                                   .max_data_xfer_size = PUMP_MAX_CHUNK, .role = UFIO_ROLE_CONTROLLER_REQ };
     struct ufio_client *c;
     int err = path ? ufio_client_connect(path, &co, &c) : -EINVAL;
     if (!err && (err = ufio_mig_endpoint_client(c, true, &e->e)))

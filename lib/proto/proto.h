@@ -88,7 +88,7 @@ static inline bool ufio_hdr_is_reply(const struct vfio_user_header *h)
 #define UFIO_DEFAULT_MAX_DATA_XFER (1u << 20)
 #define UFIO_DEFAULT_MAX_DMA_MAPS 65535
 #define UFIO_DEFAULT_PGSIZES 4096
-/* QEMU refuses a peer max_msg_fds above 16. */
+/* QEMU refuses a peer max_msg_fds above 16; a peer offering more is clamped to it. */
 #define UFIO_MAX_MSG_FDS_LIMIT 16
 /* Our ceiling for any max_data_xfer_size, proposed or accepted (QEMU: 64 MiB). */
 #define UFIO_MAX_DATA_XFER_LIMIT (64u << 20)
@@ -109,7 +109,14 @@ struct ufio_caps {
     bool has_twin_fd_index;
     uint32_t twin_fd_index;       /* reply only */
     bool write_multiple;
+    uint8_t role;                 /* ufio_role: UFIO_ROLE_*, 0 = not asked (docs/sessions.md) */
 };
+
+/* Session roles (a bit each, so the command table can hold sets of them). */
+#define UFIO_ROLE_OWNER      0x1u
+#define UFIO_ROLE_OBSERVER   0x2u
+#define UFIO_ROLE_CONTROLLER 0x4u
+const char *ufio_role_name(unsigned role);
 
 /* Fills caps with the spec's defaults (what an absent key means). */
 void ufio_caps_defaults(struct ufio_caps *c);

@@ -53,7 +53,9 @@ static int parse_caps_obj(const struct ufio_json *caps, struct ufio_caps *c)
     struct ufio_json v, m;
     uint64_t n;
     if (ufio_json_get(caps, "max_msg_fds", &v)) {
-        if (get_uint(&v, UFIO_MAX_MSG_FDS_LIMIT, &n))
+        /* what the peer can receive: more than we ever send is as good as our
+         * ceiling (libvfio-user's client offers 32) */
+        if (get_uint_clamped(&v, UFIO_MAX_MSG_FDS_LIMIT, &n))
             return -EINVAL;
         c->max_msg_fds = (uint32_t)n;
     }
@@ -103,7 +105,29 @@ static int parse_caps_obj(const struct ufio_json *caps, struct ufio_caps *c)
     }
     if (ufio_json_get(caps, "write_multiple", &v) && get_bool(&v, &c->write_multiple))
         return -EINVAL;
+    if (ufio_json_get(caps, "ufio_role", &v)) {
+        /* ufio's extension: the role a session asks for (docs/sessions.md) */
+        static const char *const names[] = { "owner", "observer", "controller" };
+        static const uint8_t roles[] = { UFIO_ROLE_OWNER, UFIO_ROLE_OBSERVER, UFIO_ROLE_CONTROLLER };
+        size_t i;
+        for (i = 0; i < 3; i++)
+            if (v.type == UFIO_JSON_STRING && ufio_json_str_is(&v, names[i]))
+                break;
+        if (i == 3)
+            return -EINVAL;
+        c->role = roles[i];
+    }
     return 0;
+}
+
+const char *ufio_role_name(unsigned role)
+{
+    switch (role) {
+    case UFIO_ROLE_OWNER: return "owner";
+    case UFIO_ROLE_OBSERVER: return "observer";
+    case UFIO_ROLE_CONTROLLER: return "controller";
+    default: return "none";
+    }
 }
 
 int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
@@ -126,7 +150,9 @@ int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
 
 ssize_t ufio_caps_emit(const struct ufio_caps *c, char *buf, size_t cap)
 {
-    char mig[128] = "", twin[96] = "";
+    char mig[128] = "", twin[96] = "", role[40] = "";
+    if (c->role)
+        snprintf(role, sizeof(role), ",\"ufio_role\":\"%s\"", ufio_role_name(c->role));
     if (c->has_migration)
         snprintf(mig, sizeof(mig), ",\"migration\":{\"pgsize\":%llu,\"max_bitmap_size\":%llu}",
                  (unsigned long long)c->mig_pgsize, (unsigned long long)c->mig_max_bitmap_size);
@@ -138,10 +164,10 @@ ssize_t ufio_caps_emit(const struct ufio_caps *c, char *buf, size_t cap)
     }
     int n = snprintf(buf, cap,
                      "{\"capabilities\":{\"max_msg_fds\":%u,\"max_data_xfer_size\":%llu,"
-                     "\"max_dma_maps\":%u,\"pgsizes\":%llu%s%s%s}}",
+                     "\"max_dma_maps\":%u,\"pgsizes\":%llu%s%s%s%s}}",
                      c->max_msg_fds, (unsigned long long)c->max_data_xfer_size, c->max_dma_maps,
                      (unsigned long long)c->pgsizes, mig, twin,
-                     c->write_multiple ? ",\"write_multiple\":true" : "");
+                     c->write_multiple ? ",\"write_multiple\":true" : "", role);
     if (n < 0 || (size_t)n + 1 > cap)
         return -ENOSPC;
     return n + 1;

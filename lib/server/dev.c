@@ -1,7 +1,8 @@
 /*
- * Device lifecycle, the client connection and the run loop.
+ * Device lifecycle, the listening sockets (device and management), who may
+ * connect (SO_PEERCRED), and the run loop that serves every session in turn.
  */
-#include "server/dev_internal.h"
+#include "server/session.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,15 +21,13 @@
 #include "common/abi.h"
 #include "common/log.h"
 
-#define DEV_MSGS_PER_STEP 64
-/* longest sleep in recvmsg before ufio_dev_run() looks for a stop request */
+/* messages one session may have handled per turn before the next is served */
+#define DEV_MSGS_PER_TURN 16
+/* rounds over read-ahead messages per step (each round bounded as above) */
+#define DEV_ROUNDS_PER_STEP 8
+/* longest sleep in recvmsg before ufio_dev_run() looks for a stop request and
+ * new connections */
 #define DEV_WAIT_MS 100
-
-static size_t dev_max_msg(const struct ufio_dev *dev)
-{
-    /* the largest legal message: a REGION_WRITE of max_data_xfer_size */
-    return VFIO_USER_HDR_SIZE + 16 + (size_t)dev->lim.max_data_xfer_size + 4096;
-}
 
 UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
                              const struct ufio_dev_ops *ops, void *opaque,
@@ -50,11 +51,13 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
         .size = sizeof(dev->lim),
         .max_msg_fds = 8,
         .max_data_xfer_size = UFIO_DEFAULT_MAX_DATA_XFER,
-        .max_dma_maps = 1024,
+        .max_dma_maps = UFIO_DEFAULT_MAX_DMA_MAPS,
         .twin_socket = true,
         .write_multiple = true,
         .reply_timeout_ms = 5000,
         .max_mig_stream = 1ull << 30,
+        .handshake_timeout_ms = 5000,
+        .msg_timeout_ms = 5000,
     };
     pci_cfg_init(&dev->cfg, ids->vendor_id, ids->device_id, ids->subsys_vendor_id,
                  ids->subsys_id, ids->class_code, ids->revision);
@@ -63,19 +66,31 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
     dev->regions[UFIO_PCI_CONFIG_REGION].size = dev->cfg.size;
     dev->regions[UFIO_PCI_CONFIG_REGION].info_flags = VFIO_REGION_INFO_FLAG_READ |
                                                       VFIO_REGION_INFO_FLAG_WRITE;
-    dev->listen_fd = -1;
-    dev->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    dev->conn.fd = -1;
-    dev->twin.fd = -1;
-    dev->epfd = epoll_create1(EPOLL_CLOEXEC);
-    dev->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int err = 0;
-    if (dev->epfd < 0 || dev->stop_efd < 0) {
+    struct ufio_sessions *ss = calloc(1, sizeof(*ss));
+    if (!ss) {
+        free(dev);
+        return -ENOMEM;
+    }
+    dev->ss = ss;
+    ss->dev = dev;
+    ss->listen_fd = -1;
+    ss->mgmt_fd = -1;
+    ss->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ss->epfd = epoll_create1(EPOLL_CLOEXEC);
+    ss->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    ss->handshake_ms = dev->lim.handshake_timeout_ms;
+    ss->msg_ms = dev->lim.msg_timeout_ms;
+    /* default allow-list: ourselves and root */
+    ss->allow[ss->nallow++] = geteuid();
+    if (geteuid() != 0)
+        ss->allow[ss->nallow++] = 0;
+    if (ss->epfd < 0 || ss->stop_efd < 0) {
         err = -errno;
         goto fail;
     }
-    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
-    if (epoll_ctl(dev->epfd, EPOLL_CTL_ADD, dev->stop_efd, &ev) < 0) {
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &ss->stop_efd };
+    if (epoll_ctl(ss->epfd, EPOLL_CTL_ADD, ss->stop_efd, &ev) < 0) {
         err = -errno;
         goto fail;
     }
@@ -95,23 +110,28 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
 {
     if (!dev)
         return;
-    if (dev->connected)
-        dev_client_gone(dev, "device destroyed");
-    ufio_dev_unlink_socket(dev);
-    if (dev->listen_fd >= 0)
-        close(dev->listen_fd);
+    struct ufio_sessions *ss = dev->ss;
+    if (ss) {
+        while (ss->list)
+            sess_free(ss->list, "device destroyed");
+        ufio_dev_unlink_socket(dev);
+        if (ss->listen_fd >= 0)
+            close(ss->listen_fd);
+        if (ss->mgmt_fd >= 0)
+            close(ss->mgmt_fd);
+        if (ss->epfd >= 0)
+            close(ss->epfd);
+        if (ss->stop_efd >= 0)
+            close(ss->stop_efd);
+        if (ss->reserve_fd >= 0)
+            close(ss->reserve_fd);
+        free(ss);
+    }
     dma_unmap_all(dev);
-    free(dev->dma.r);
     dev_mig_free(dev);
     free(dev->compat_json);
     irq_free_all(dev);
     region_free_all(dev);
-    if (dev->epfd >= 0)
-        close(dev->epfd);
-    if (dev->stop_efd >= 0)
-        close(dev->stop_efd);
-    if (dev->reserve_fd >= 0)
-        close(dev->reserve_fd);
     free(dev);
 }
 
@@ -142,23 +162,40 @@ UFIO_API int ufio_dev_set_limits(struct ufio_dev *dev, const struct ufio_dev_lim
     const struct ufio_dev_limits *l = &merged;
     if (l->max_msg_fds > UFIO_MAX_MSG_FDS_LIMIT || l->max_data_xfer_size < 4096 ||
         l->max_data_xfer_size > UFIO_MAX_DATA_XFER_LIMIT || l->max_dma_maps == 0 ||
-        l->reply_timeout_ms == 0 || l->max_mig_stream < (1u << 20))
+        l->reply_timeout_ms == 0 || l->max_mig_stream < (1u << 20) || l->handshake_timeout_ms < 0 ||
+        l->msg_timeout_ms < 0)
         return -EINVAL;
-    if (dev->connected)
+    if (dev->ss->n)
         return -EBUSY;
     dev->lim = *l;
+    dev->ss->handshake_ms = (unsigned)l->handshake_timeout_ms;
+    dev->ss->msg_ms = (unsigned)l->msg_timeout_ms;
     return 0;
 }
 
-/* ---- connection ------------------------------------------------------ */
+/* ---- who may connect --------------------------------------------------- */
 
-static int ep_set(struct ufio_dev *dev, int fd, int op, uint32_t tag)
+UFIO_API int ufio_dev_allow_uid(struct ufio_dev *dev, uid_t uid)
 {
-    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
-    if (epoll_ctl(dev->epfd, op, fd, op == EPOLL_CTL_DEL ? NULL : &ev) < 0)
-        return -errno;
+    struct ufio_sessions *ss = dev->ss;
+    for (size_t i = 0; i < ss->nallow; i++)
+        if (ss->allow[i] == uid)
+            return 0;
+    if (ss->nallow == UFIO_MAX_ALLOW_UIDS)
+        return -ENOSPC;
+    ss->allow[ss->nallow++] = uid;
     return 0;
 }
+
+static bool uid_allowed(const struct ufio_sessions *ss, uid_t uid)
+{
+    for (size_t i = 0; i < ss->nallow; i++)
+        if (ss->allow[i] == uid)
+            return true;
+    return false;
+}
+
+/* ---- listening ----------------------------------------------------------- */
 
 static void dev_build(struct ufio_dev *dev)
 {
@@ -169,298 +206,164 @@ static void dev_build(struct ufio_dev *dev)
     dev->built = true;
 }
 
-static int dev_take_conn(struct ufio_dev *dev, int fd)
+static int listen_at(struct ufio_sessions *ss, const char *path, int *fd_out, char **path_out, mode_t mode)
 {
-    ufio_conn_init(&dev->conn, fd, dev_max_msg(dev), dev->lim.max_msg_fds);
-    dev->conn.send_timeout_ms = dev->lim.reply_timeout_ms;
-    /* ufio_dev_run() sleeps in recvmsg on this socket (see there), unless the
-     * client shares our one CPU: then epoll is the cheaper wait */
-    if (ufio_sock_peer_on_my_cpu(fd))
-        UFIO_DBG(dev->name, "client pinned to our CPU: the run loop waits in epoll");
-    else if (ufio_conn_set_blocking(&dev->conn, DEV_WAIT_MS))
-        UFIO_WARN(dev->name, "socket stays non-blocking: the run loop waits in epoll");
-    dev->conn.block_body = dev->in_run;
-    dev->sink = (struct ufio_conn_sink){ .prefix = 16, .place = dev_sink_place, .opaque = dev };
-    dev->conn.sink = &dev->sink;
-    int err = ep_set(dev, fd, EPOLL_CTL_ADD, 2);
-    if (err) {
-        ufio_conn_close(&dev->conn);
-        return err;
-    }
-    dev->connected = true;
-    dev->negotiated = false;
-    dev->drop_conn = false;
-    ufio_caps_defaults(&dev->peer);
-    if (dev->listen_fd >= 0)
-        ep_set(dev, dev->listen_fd, EPOLL_CTL_DEL, 1); /* one client at a time */
-    UFIO_INFO(dev->name, "client connected");
-    return 0;
-}
-
-void dev_client_gone(struct ufio_dev *dev, const char *why)
-{
-    if (!dev->connected)
-        return;
-    UFIO_INFO(dev->name, "client gone: %s", why);
-    ep_set(dev, dev->conn.fd, EPOLL_CTL_DEL, 2);
-    ufio_conn_close(&dev->conn);
-    if (dev->has_twin) {
-        ufio_conn_close(&dev->twin);
-        dev->has_twin = false;
-    }
-    for (size_t i = 0; i < dev->nqueued; i++)
-        ufio_msg_release(&dev->queued[i]);
-    dev->nqueued = 0;
-    /* The spec: drop the client's DMA mappings and IRQ fds, keep device state.
-     * Dirty logging is the client's too (the kernel stops it when the device fd
-     * closes): the next client starts without it. */
-    dma_log_stop(dev);
-    dma_unmap_all(dev);
-    irq_drop_client_fds(dev);
-    bool was_negotiated = dev->negotiated;
-    dev->connected = false;
-    dev->negotiated = false;
-    if (was_negotiated && dev->ops.detach)
-        dev->ops.detach(dev, dev->opaque);
-    if (dev->listen_fd >= 0)
-        ep_set(dev, dev->listen_fd, EPOLL_CTL_ADD, 1);
-}
-
-UFIO_API int ufio_dev_listen(struct ufio_dev *dev, const char *path)
-{
-    if (!path || dev->listen_fd >= 0 || dev->connected)
-        return -EINVAL;
     char *copy = strdup(path);
     if (!copy)
         return -ENOMEM;
     int fd;
     int err = ufio_sock_listen(path, &fd);
+    if (!err && mode && chmod(path, mode) < 0)
+        err = -errno;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = fd_out };
+    if (!err && epoll_ctl(ss->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        err = -errno;
     if (err) {
+        if (fd >= 0 && err != -EADDRINUSE && err != -EEXIST) {
+            close(fd);
+            unlink(path);
+        }
         free(copy);
         return err;
     }
-    err = ep_set(dev, fd, EPOLL_CTL_ADD, 1);
-    if (err) {
-        close(fd);
-        unlink(path);
-        free(copy);
-        return err;
-    }
-    dev_build(dev);
-    dev->listen_fd = fd;
-    dev->sock_path = copy;
+    *fd_out = fd;
+    *path_out = copy;
     return 0;
 }
 
+UFIO_API int ufio_dev_listen(struct ufio_dev *dev, const char *path)
+{
+    struct ufio_sessions *ss = dev->ss;
+    if (!path || ss->listen_fd >= 0 || ss->fd_mode)
+        return -EINVAL;
+    int err = listen_at(ss, path, &ss->listen_fd, &ss->sock_path, 0);
+    if (!err)
+        dev_build(dev);
+    return err;
+}
+
+UFIO_API int ufio_dev_listen_mgmt(struct ufio_dev *dev, const char *path)
+{
+    struct ufio_sessions *ss = dev->ss;
+    char derived[4096];
+    if (ss->mgmt_fd >= 0)
+        return -EINVAL;
+    if (!path) {
+        if (!ss->sock_path)
+            return -EINVAL;
+        int err = ufio_mgmt_path(ss->sock_path, derived, sizeof(derived));
+        if (err)
+            return err;
+        path = derived;
+    }
+    /* 0600 before anyone can connect: created under a umask that leaves only us */
+    mode_t old = umask(0177);
+    int err = listen_at(ss, path, &ss->mgmt_fd, &ss->mgmt_path, 0600);
+    umask(old);
+    if (!err)
+        dev_build(dev);
+    return err;
+}
+
+UFIO_API const char *ufio_dev_mgmt_socket(struct ufio_dev *dev) { return dev->ss->mgmt_path; }
+
 UFIO_API int ufio_dev_attach_fd(struct ufio_dev *dev, int fd)
 {
-    if (fd < 0 || dev->connected || dev->listen_fd >= 0)
+    struct ufio_sessions *ss = dev->ss;
+    if (fd < 0 || ss->n || ss->listen_fd >= 0)
         return -EINVAL;
     int err = ufio_set_nonblock(fd, true);
     if (err)
         return err;
     dev_build(dev);
-    dev->fd_mode = true;
-    return dev_take_conn(dev, fd);
+    /* the fd was given to us by whoever started us: it is trusted as the owner's */
+    if (!sess_new(ss, fd, false, -1, 0))
+        return -ENOMEM;
+    ss->fd_mode = true;
+    return 0;
 }
 
 UFIO_API void ufio_dev_unlink_socket(struct ufio_dev *dev)
 {
-    if (dev && dev->sock_path) {
-        unlink(dev->sock_path);
-        free(dev->sock_path);
-        dev->sock_path = NULL;
+    if (!dev)
+        return;
+    struct ufio_sessions *ss = dev->ss;
+    if (ss->sock_path) {
+        unlink(ss->sock_path);
+        free(ss->sock_path);
+        ss->sock_path = NULL;
+    }
+    if (ss->mgmt_path) {
+        unlink(ss->mgmt_path);
+        free(ss->mgmt_path);
+        ss->mgmt_path = NULL;
     }
 }
 
-UFIO_API int ufio_dev_get_poll_fd(struct ufio_dev *dev) { return dev->epfd; }
-UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev) { return dev->connected; }
-
-static int dev_wait_reply(struct ufio_dev *dev, struct ufio_conn *c, const struct vfio_user_header *req,
-                          struct ufio_msg *reply);
-
-/*
- * Sends a server->client request (DMA_READ/DMA_WRITE) and waits for its
- * reply, matched by msg_id and command. On the twin socket nothing else can
- * arrive; on the main socket, client commands that arrive meanwhile are
- * queued and handled, in order, after the current one.
- */
-int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                     void *dst, size_t dst_len, struct ufio_msg *reply)
-{
-    if (!dev->connected || !dev->negotiated)
-        return -ENOTCONN;
-    struct ufio_conn *c = dev->has_twin ? &dev->twin : &dev->conn;
-    struct vfio_user_header h = {
-        .msg_id = dev->next_msg_id++,
-        .cmd = cmd,
-        .flags = VFIO_USER_F_TYPE_COMMAND,
-    };
-    int err = ufio_conn_send(c, &h, iov, iovcnt, NULL, 0);
-    if (err) {
-        dev->drop_conn = true;
-        return err;
-    }
-    /* commands read meanwhile are queued: none may touch device memory early */
-    dev->awaiting_reply = true;
-    if (dst && dst_len && iovcnt > 0 && iov[0].iov_len == 16) {
-        dev->expect.msg_id = h.msg_id;
-        dev->expect.cmd = cmd;
-        memcpy(dev->expect.head, iov[0].iov_base, 16);
-        dev->expect.dst = dst;
-        dev->expect.len = dst_len;
-    }
-    err = dev_wait_reply(dev, c, &h, reply);
-    if (err && c->in_body && c->cur.sunk)
-        ufio_conn_sink_divert(c); /* dst belongs to our caller, who is leaving */
-    dev->expect.dst = NULL;
-    dev->awaiting_reply = false;
-    return err;
-}
-
-static int dev_wait_reply(struct ufio_dev *dev, struct ufio_conn *c, const struct vfio_user_header *req,
-                          struct ufio_msg *reply)
-{
-    uint16_t cmd = req->cmd;
-    const struct vfio_user_header h = *req;
-    int err;
-    for (;;) {
-        struct ufio_msg m;
-        ufio_msg_init(&m);
-        err = ufio_conn_recv_wait(c, &m, dev->lim.reply_timeout_ms);
-        if (err < 0) {
-            UFIO_WARN(dev->name, "no reply to %s msg_id %u: %s", ufio_cmd_name(cmd), h.msg_id,
-                      strerror(-err));
-            dev->drop_conn = true;
-            return err == -ETIMEDOUT ? -ETIMEDOUT : -ENOTCONN;
-        }
-        if (ufio_hdr_is_reply(&m.hdr) && m.hdr.msg_id == h.msg_id && m.hdr.cmd == cmd) {
-            *reply = m;
-            return 0;
-        }
-        if (c == &dev->conn && !ufio_hdr_is_reply(&m.hdr) && dev->nqueued < UFIO_DEV_MAX_QUEUED) {
-            dev->queued[dev->nqueued++] = m;
-            continue;
-        }
-        UFIO_WARN(dev->name, "unexpected %s msg_id %u while waiting for a DMA reply",
-                  ufio_cmd_name(m.hdr.cmd), m.hdr.msg_id);
-        ufio_msg_release(&m);
-        if (c == &dev->conn && dev->nqueued >= UFIO_DEV_MAX_QUEUED) {
-            dev->drop_conn = true;
-            return -ENOBUFS;
-        }
-    }
-}
+UFIO_API int ufio_dev_get_poll_fd(struct ufio_dev *dev) { return dev->ss->epfd; }
+UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev) { return dev->ss->owner != NULL; }
+UFIO_API unsigned ufio_dev_session_count(struct ufio_dev *dev) { return (unsigned)dev->ss->n; }
 
 /*
  * Out of fds, accept() fails and the pending connection keeps the listener
  * readable: the loop would spin. A reserved fd is given up to accept and
  * drop that client (it sees EOF), then taken back.
  */
-static void dev_try_accept(struct ufio_dev *dev)
+static void dev_accept(struct ufio_sessions *ss, int lfd, bool mgmt)
 {
-    int fd;
-    int err = ufio_sock_accept(dev->listen_fd, &fd);
-    if (err == 0) {
-        if (dev_take_conn(dev, fd) != 0)
+    struct ufio_dev *dev = ss->dev;
+    for (int i = 0; i < 8; i++) {
+        int fd;
+        int err = ufio_sock_accept(lfd, &fd);
+        if (err == -EMFILE || err == -ENFILE) {
+            if (ss->reserve_fd >= 0) {
+                close(ss->reserve_fd);
+                ss->reserve_fd = -1;
+                if (ufio_sock_accept(lfd, &fd) == 0)
+                    close(fd);
+                ss->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                UFIO_WARN(dev->name, "out of file descriptors: refused a client");
+            }
+            return;
+        }
+        if (err)
+            return;
+        struct ucred cr;
+        socklen_t crl = sizeof(cr);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0) {
+            UFIO_WARN(dev->name, "refused a peer: SO_PEERCRED: %s", strerror(errno));
             close(fd);
-        return;
-    }
-    if ((err == -EMFILE || err == -ENFILE) && dev->reserve_fd >= 0) {
-        close(dev->reserve_fd);
-        dev->reserve_fd = -1;
-        if (ufio_sock_accept(dev->listen_fd, &fd) == 0)
+            continue;
+        }
+        if (!uid_allowed(ss, cr.uid)) {
+            UFIO_WARN(dev->name, "refused a peer on the %s socket: pid %d uid %u is not allowed",
+                      mgmt ? "management" : "device", (int)cr.pid, (unsigned)cr.uid);
             close(fd);
-        dev->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        UFIO_WARN(dev->name, "out of file descriptors: refused a client");
-    }
-}
-
-static void dev_handle_one(struct ufio_dev *dev, struct ufio_msg *m)
-{
-    dev_handle_msg(dev, m);
-    if (dev->connected)
-        ufio_conn_recycle(&dev->conn, m);
-    else
-        ufio_msg_release(m);
-}
-
-/* Runs the commands that were queued during a DMA wait, oldest first. */
-static void dev_drain_queue(struct ufio_dev *dev)
-{
-    while (dev->connected && dev->nqueued && !dev->drop_conn) {
-        struct ufio_msg m = dev->queued[0];
-        memmove(&dev->queued[0], &dev->queued[1], (dev->nqueued - 1) * sizeof(m));
-        dev->nqueued--;
-        dev_handle_one(dev, &m);
-    }
-}
-
-/* Returns the number of messages handled (>= 0) or a negative errno. */
-static int dev_step(struct ufio_dev *dev)
-{
-    int handled = 0;
-    if (!dev->connected) {
-        if (dev->listen_fd >= 0)
-            dev_try_accept(dev);
-        else if (dev->fd_mode)
-            return -ENOTCONN;
-        if (!dev->connected)
-            return 0;
-        handled++;
-    }
-    for (int i = 0; i < DEV_MSGS_PER_STEP && dev->connected; i++) {
-        dev_drain_queue(dev);
-        if (dev->drop_conn) {
-            dev_client_gone(dev, "protocol error");
-            break;
+            continue;
         }
-        struct ufio_msg m;
-        ufio_msg_init(&m);
-        int r = ufio_conn_recv(&dev->conn, &m);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            dev_client_gone(dev, r == -ECONNRESET ? "disconnected" : strerror(-r));
-            break;
+        if (ss->n >= UFIO_MAX_SESSIONS) {
+            UFIO_WARN(dev->name, "refused pid %d uid %u: %u sessions already", (int)cr.pid, (unsigned)cr.uid,
+                      UFIO_MAX_SESSIONS);
+            close(fd);
+            continue;
         }
-        bool posted = m.hdr.flags & VFIO_USER_F_NO_REPLY;
-        dev_handle_one(dev, &m);
-        handled++;
-        if (dev->drop_conn)
-            dev_client_gone(dev, "protocol error");
-        /* After a request that was answered the client usually waits: go back
-         * to epoll rather than pay a recvmsg that finds nothing. Posted writes
-         * come in bursts: keep reading. (epoll is level-triggered, so nothing
-         * left in the socket is missed.) */
-        if (!posted && !dev->nqueued && !ufio_conn_ready(&dev->conn))
-            break;
+        if (!sess_new(ss, fd, mgmt, cr.pid, cr.uid))
+            close(fd);
     }
-    /* a caller's poll() on our fd would sleep on messages already read ahead */
-    while (dev->connected && !dev->drop_conn && ufio_conn_ready(&dev->conn)) {
-        struct ufio_msg m;
-        ufio_msg_init(&m);
-        int r = ufio_conn_recv(&dev->conn, &m);
-        if (r <= 0) {
-            if (r < 0)
-                dev_client_gone(dev, strerror(-r));
-            break;
-        }
-        dev_handle_one(dev, &m);
-        handled++;
-        dev_drain_queue(dev);
-        if (dev->drop_conn)
-            dev_client_gone(dev, "protocol error");
-    }
-    if (dev->fd_mode && !dev->connected)
-        return -ENOTCONN;
-    return handled;
 }
 
-UFIO_API int ufio_dev_run_once(struct ufio_dev *dev)
+/* After VERSION made s the owner: how the run loop may wait for it. */
+static void owner_setup(struct ufio_sessions *ss, struct ufio_session *s)
 {
-    int r = dev_step(dev);
-    return r < 0 ? r : 0;
+    struct ufio_dev *dev = ss->dev;
+    /* ufio_dev_run() sleeps in recvmsg on this socket while the owner is
+     * alone (see there), unless it shares our one CPU: then epoll is cheaper */
+    if (ufio_sock_peer_on_my_cpu(s->conn.fd))
+        UFIO_DBG(dev->name, "owner pinned to our CPU: the run loop waits in epoll");
+    else if (ufio_conn_set_blocking(&s->conn, DEV_WAIT_MS))
+        UFIO_WARN(dev->name, "socket stays non-blocking: the run loop waits in epoll");
+    if (dev->ops.attach)
+        dev->ops.attach(dev, dev->opaque);
 }
 
 static uint64_t now_ns(void)
@@ -470,89 +373,230 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Takes what epoll has: stop requests, new connections, readable sessions. */
+static int dev_poll(struct ufio_sessions *ss, int timeout_ms)
+{
+    struct epoll_event ev[16];
+    int n = epoll_wait(ss->epfd, ev, 16, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        void *p = ev[i].data.ptr;
+        if (p == &ss->stop_efd) {
+            uint64_t junk;
+            if (read(ss->stop_efd, &junk, sizeof(junk)) == sizeof(junk)) {
+                ss->stopping = true;
+                ss->stop_req = 0;
+            }
+        } else if (p == &ss->listen_fd) {
+            dev_accept(ss, ss->listen_fd, false);
+        } else if (p == &ss->mgmt_fd) {
+            dev_accept(ss, ss->mgmt_fd, true);
+        } else {
+            ((struct ufio_session *)p)->readable = true;
+        }
+    }
+    return n;
+}
+
+/* Something to do without waiting for the sockets? */
+static bool dev_buffered(const struct ufio_sessions *ss)
+{
+    for (const struct ufio_session *s = ss->list; s; s = s->next) {
+        if (s->drop || (s->held && !sess_still_held(s)))
+            return true;
+        if (!s->held && (s->nqueued || ufio_conn_ready(&s->conn)))
+            return true;
+    }
+    return false;
+}
+
+/* Closes sessions that must go: dropped, or past their deadline. */
+static void dev_reap(struct ufio_sessions *ss, uint64_t now)
+{
+    for (struct ufio_session *s = ss->list, *next; s; s = next) {
+        next = s->next;
+        if (!s->drop && s->deadline_ns && now >= s->deadline_ns) {
+            s->drop = true;
+            s->drop_why = s->negotiated ? "a message begun was not completed in time" : "no VERSION in time";
+            if (s->held && s->nqueued) {
+                /* a would-be owner that waited all that time: say why it is refused */
+                ufio_conn_send_error(&s->conn, &s->queued[0].hdr, -EBUSY);
+                s->drop_why = "an owner is attached";
+            }
+        }
+        if (s->drop)
+            sess_free(s, s->drop_why ? s->drop_why : "protocol error");
+    }
+}
+
+/*
+ * One round over the sessions, starting where the last one stopped: each
+ * with something to do gets up to DEV_MSGS_PER_TURN messages, so a session
+ * flooding requests delays the others by at most that many.
+ */
+static int dev_round(struct ufio_sessions *ss, bool buffered_only)
+{
+    int handled = 0;
+    size_t n = ss->n;
+    struct ufio_session *s = ss->rr ? ss->rr : ss->list;
+    for (size_t i = 0; i < n && s; i++) {
+        struct ufio_session *next = s->next ? s->next : ss->list;
+        bool go = buffered_only ? (s->held ? !sess_still_held(s) : (s->nqueued || ufio_conn_ready(&s->conn)))
+                                : sess_pending(s);
+        if (go && !s->drop) {
+            struct ufio_session *owner_before = ss->owner;
+            bool was_negotiated = s->negotiated;
+            handled += sess_serve(s, DEV_MSGS_PER_TURN);
+            if (!was_negotiated && s->negotiated && ss->owner == s && owner_before != s)
+                owner_setup(ss, s);
+        }
+        s = next;
+    }
+    ss->rr = s;
+    return handled;
+}
+
+/* Returns the number of messages handled (>= 0) or a negative errno. */
+static int dev_step(struct ufio_dev *dev)
+{
+    struct ufio_sessions *ss = dev->ss;
+    bool alone = ss->n == 1 && ss->owner;
+    if (ss->owner)
+        ss->owner->conn.block_body = ss->in_run && alone;
+    int handled = dev_round(ss, false);
+    /* a caller's poll() on our fd would sleep on messages already read ahead */
+    for (int r = 0; r < DEV_ROUNDS_PER_STEP && dev_buffered(ss); r++) {
+        dev_reap(ss, now_ns());
+        handled += dev_round(ss, true);
+    }
+    dev_reap(ss, now_ns());
+    if (ss->fd_mode && !ss->n)
+        return -ENOTCONN;
+    return handled;
+}
+
+UFIO_API int ufio_dev_run_once(struct ufio_dev *dev)
+{
+    int r = dev_poll(dev->ss, 0);
+    if (r < 0)
+        return r;
+    r = dev_step(dev);
+    return r < 0 ? r : 0;
+}
+
 UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec)
 {
     if (usec > UFIO_MAX_POLL_US)
         return -EINVAL;
-    dev->poll_us = usec;
+    dev->ss->poll_us = usec;
     return 0;
 }
 
 /* Takes a stop request made while the loop slept somewhere other than epoll. */
-static bool dev_stop_requested(struct ufio_dev *dev)
+static bool dev_stop_requested(struct ufio_sessions *ss)
 {
-    if (!dev->stop_req)
+    if (!ss->stop_req)
         return false;
     uint64_t junk;
-    ssize_t r = read(dev->stop_efd, &junk, sizeof(junk)); /* or the next run stops at once */
+    ssize_t r = read(ss->stop_efd, &junk, sizeof(junk)); /* or the next run stops at once */
     (void)r;
-    dev->stop_req = 0;
-    dev->stopping = true;
+    ss->stop_req = 0;
+    ss->stopping = true;
     return true;
+}
+
+/* epoll_wait's timeout: until the nearest session deadline, -1 = none. */
+static int dev_wait_ms(const struct ufio_sessions *ss)
+{
+    uint64_t first = 0;
+    for (const struct ufio_session *s = ss->list; s; s = s->next)
+        if (s->deadline_ns && (!first || s->deadline_ns < first))
+            first = s->deadline_ns;
+    if (!first)
+        return -1;
+    uint64_t now = now_ns();
+    if (first <= now)
+        return 0;
+    uint64_t ms = (first - now + 999999) / 1000000;
+    return ms > 60000 ? 60000 : (int)ms;
 }
 
 /*
  * The loop sleeps, except that after handling a message it keeps polling the
- * socket for up to poll_us: back-to-back accesses then find the server awake
+ * sockets for up to poll_us: back-to-back accesses then find the server awake
  * instead of paying a scheduler wake-up each (tens of µs across CPUs), while
  * an idle device goes back to sleep once the budget is spent.
  *
- * With a client attached it sleeps in recvmsg on the client's socket (a
- * wake-up there costs less than epoll_wait's; see ufio_conn_set_blocking),
- * for at most DEV_WAIT_MS at a time so that a ufio_dev_stop() from another
- * thread is seen (one from a signal handler interrupts the wait at once).
- * Without a client, or with a big body half-read, it sleeps in epoll_wait.
+ * While the owner is the only session it sleeps in recvmsg on the owner's
+ * socket (a wake-up there costs less than epoll_wait's; see
+ * ufio_conn_set_blocking), for at most DEV_WAIT_MS at a time: then, and at
+ * least that often while the owner is busy, it looks at the listeners and
+ * for a ufio_dev_stop() from another thread (one from a signal handler
+ * interrupts the wait at once). With other sessions, or none, or a big body
+ * half-read, it sleeps in epoll_wait over every socket.
  */
 UFIO_API int ufio_dev_run(struct ufio_dev *dev)
 {
-    dev->stopping = false;
-    dev->in_run = true;
-    dev->conn.block_body = dev->connected;
+    struct ufio_sessions *ss = dev->ss;
+    ss->stopping = false;
+    ss->in_run = true;
     int ret = 0;
-    uint64_t spin_until = 0;
-    while (!dev->stopping && !dev_stop_requested(dev)) {
-        if (!dev->poll_us || now_ns() >= spin_until) {
-            if (dev->connected && dev->conn.fd_blocking && !dev->nqueued && !dev->conn.in_body &&
-                !ufio_conn_ready(&dev->conn)) {
-                ufio_conn_fill_wait(&dev->conn); /* errors surface in dev_step's recv */
-                if (dev_stop_requested(dev))
+    uint64_t spin_until = 0, next_look = 0;
+    while (!ss->stopping && !dev_stop_requested(ss)) {
+        struct ufio_session *o = ss->owner;
+        bool alone = o && ss->n == 1 && !o->held && !o->deadline_ns;
+        bool busy = dev_buffered(ss);
+        bool spin = ss->poll_us && now_ns() < spin_until;
+        int r = 0;
+        if (!busy && !spin) {
+            if (alone && o->conn.fd_blocking && !o->conn.in_body) {
+                ufio_conn_fill_wait(&o->conn); /* errors surface in the session's recv */
+                o->readable = true;
+                if (dev_stop_requested(ss))
                     break;
-                goto step;
+            } else {
+                r = dev_poll(ss, dev_wait_ms(ss));
+                next_look = now_ns() + (uint64_t)DEV_WAIT_MS * 1000000u;
             }
-            struct epoll_event ev[4];
-            int n = epoll_wait(dev->epfd, ev, 4, -1);
-            if (n < 0 && errno != EINTR)
-                return -errno;
-            for (int i = 0; i < n; i++) {
-                uint64_t junk;
-                if (ev[i].data.u32 == 0 && read(dev->stop_efd, &junk, sizeof(junk)) == sizeof(junk)) {
-                    dev->stopping = true;
-                    dev->stop_req = 0;
-                }
-            }
-            if (dev->stopping)
-                break;
+        } else if (alone) {
+            o->readable = true; /* spinning on the owner: its recv looks */
+        } else if (!busy) {
+            r = dev_poll(ss, 0);
         }
-    step:;
-        int r = dev_step(dev);
+        /* listeners and other threads' stops are looked at this often at least */
+        uint64_t now = now_ns();
+        if (r >= 0 && now >= next_look) {
+            next_look = now + (uint64_t)DEV_WAIT_MS * 1000000u;
+            r = dev_poll(ss, 0);
+        }
+        if (r < 0) {
+            ret = r;
+            break;
+        }
+        if (ss->stopping)
+            break;
+        r = dev_step(dev);
         if (r < 0) {
             ret = r == -ENOTCONN ? 0 : r;
             break;
         }
-        if (r > 0 && dev->poll_us)
-            spin_until = now_ns() + (uint64_t)dev->poll_us * 1000u;
-        else if (r == 0 && dev->poll_us)
+        if (r > 0 && ss->poll_us)
+            spin_until = now_ns() + (uint64_t)ss->poll_us * 1000u;
+        else if (r == 0 && ss->poll_us)
             sched_yield(); /* a client on this same CPU must get to run to answer */
     }
-    dev->in_run = false;
-    dev->conn.block_body = false;
+    ss->in_run = false;
+    if (ss->owner)
+        ss->owner->conn.block_body = false;
     return ret;
 }
 
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev)
 {
-    dev->stop_req = 1;
+    struct ufio_sessions *ss = dev->ss;
+    ss->stop_req = 1;
     uint64_t one = 1;
-    ssize_t r = write(dev->stop_efd, &one, sizeof(one));
+    ssize_t r = write(ss->stop_efd, &one, sizeof(one));
     (void)r;
 }

@@ -1,9 +1,11 @@
 /*
- * Internal state of a server-side device. Split by concern across
- * dev.c (lifecycle, connection, run loop), dispatch.c (per-command
- * handlers), region.c (region access routing), irq.c (IRQs and MSI-X
- * emulation), dma.c (the client's DMA mappings) and feature.c (DEVICE_FEATURE
- * and migration hooks).
+ * The device model of a server-side device: config space, regions, IRQs,
+ * the owner's DMA mappings, migration and dirty logging. It knows nothing of
+ * connections: server/session.h holds those (one session per connection,
+ * with roles), server/dispatch.c turns a session's messages into calls of
+ * the functions below. Split by concern: region.c (region access routing),
+ * irq.c (IRQs and MSI-X emulation), dma.c (DMA mappings), migration.c
+ * (DEVICE_FEATURE and the migration stream), dev_config.c (building).
  */
 #ifndef UFIO_SERVER_DEV_INTERNAL_H
 #define UFIO_SERVER_DEV_INTERNAL_H
@@ -70,9 +72,11 @@ struct ufio_dma_region {
     uint64_t *dirty;        /* dirty bitmap at log_pgsize, when logging */
 };
 
+struct dma_node;                /* server/dma_tree.c */
+
 struct ufio_dma_table {
-    struct ufio_dma_region *r;  /* sorted by iova, non-overlapping */
-    size_t n, cap;
+    struct dma_node *root;      /* AVL tree by iova, ranges do not overlap */
+    size_t n;
     bool logging;
     uint64_t log_pgsize;
 };
@@ -90,7 +94,17 @@ struct ufio_reply {
 };
 
 struct ufio_mig;            /* server/migration.c */
+struct ufio_session;        /* server/session.h: one per connection */
 
+/*
+ * A server-to-client request (DMA_READ/DMA_WRITE) for the device model: the
+ * session layer fills this in for the owner (the model never sees a
+ * connection). dst as for sess_send_request().
+ */
+typedef int (*dev_request_fn)(void *opaque, uint16_t cmd, const struct iovec *iov, int iovcnt, void *dst,
+                              size_t dst_len, struct ufio_msg *reply);
+
+/* The device model: shared by every session, knows none of them. */
 struct ufio_dev {
     char name[64];
     struct ufio_dev_ops ops;
@@ -104,54 +118,17 @@ struct ufio_dev {
     struct ufio_msix msix;
     struct ufio_dma_table dma;
     bool built;             /* config committed at first attach */
-
-    /* connection */
-    int listen_fd;
-    int reserve_fd;         /* spent to refuse a client when out of fds */
-    char *sock_path;
-    bool fd_mode;           /* attached with --fd: no re-accept */
-    int epfd;
-    int stop_efd;
-    bool stopping;
-    volatile sig_atomic_t stop_req; /* set by ufio_dev_stop() beside its eventfd */
-    bool in_run;            /* inside ufio_dev_run(): waits may block */
-    struct ufio_conn conn;
-    bool connected;
-    bool negotiated;
-    struct ufio_caps peer;  /* client's capabilities */
-    bool write_multiple;    /* negotiated */
-    struct ufio_conn twin;
-    bool has_twin;
-    uint16_t next_msg_id;
-    struct ufio_msg queued[UFIO_DEV_MAX_QUEUED]; /* commands that arrived while
-                                                    we waited for a DMA reply */
-    size_t nqueued;
-    bool drop_conn;         /* the connection must be closed after this step */
-    bool awaiting_reply;    /* inside dev_send_request: commands are queued */
-    struct {                /* the reply dev_send_request may receive in place */
-        uint16_t msg_id, cmd;
-        uint8_t head[16];
-        void *dst;          /* NULL: nothing expected */
-        size_t len;
-    } expect;
-    struct ufio_conn_sink sink; /* big REGION_WRITEs straight into shared memory */
-    unsigned poll_us;       /* busy-poll budget after activity (0 = always sleep) */
-
     struct ufio_mig *mig;   /* NULL unless migration callbacks registered */
     char *compat_json;      /* compatibility descriptor (built from ids if unset) */
+
+    /* the owner's side of DMA: requests to it and its transfer limit (0 = none) */
+    dev_request_fn request;
+    void *request_opaque;
+    uint64_t peer_xfer;
+
+    /* the sessions (server/session.c, server/dev.c) */
+    struct ufio_sessions *ss;
 };
-
-/* dev.c */
-void dev_client_gone(struct ufio_dev *dev, const char *why);
-/* dst: where the data of a reply that echoes iov[0] (a 16-byte head) plus
- * dst_len bytes may be received directly (reply.sunk then says so); NULL: none. */
-int dev_send_request(struct ufio_dev *dev, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                     void *dst, size_t dst_len, struct ufio_msg *reply);
-
-/* dispatch.c */
-void dev_handle_msg(struct ufio_dev *dev, struct ufio_msg *m);
-/* The conn sink's place(): where a big REGION_WRITE's data may go directly. */
-void *dev_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t *prefix, size_t body_len, size_t *keep);
 
 /* region.c */
 int region_access(struct ufio_dev *dev, unsigned index, uint64_t off, void *buf,
@@ -172,6 +149,20 @@ bool msix_claims(struct ufio_dev *dev, unsigned bar, uint64_t off, uint64_t *ext
 int msix_access(struct ufio_dev *dev, unsigned bar, uint64_t off, void *buf, uint32_t len, bool is_write);
 void irq_free_all(struct ufio_dev *dev);
 
+/* dma_tree.c: O(log n) map, unmap, lookup */
+/* The region holding iova, else the first one above it, else NULL. */
+struct ufio_dma_region *dma_tree_lower_bound(const struct ufio_dma_table *t, uint64_t iova);
+int dma_tree_insert(struct ufio_dma_table *t, const struct ufio_dma_region *r);
+/* r must be in t; it is freed. */
+void dma_tree_remove(struct ufio_dma_table *t, struct ufio_dma_region *r);
+/* Calls fn on every region meeting [from, to), in iova order, until it returns false. */
+void dma_tree_walk(const struct ufio_dma_table *t, uint64_t from, uint64_t to,
+                   bool (*fn)(struct ufio_dma_region *r, void *opaque), void *opaque);
+/* For tests: the tree's height (0 when empty). */
+int dma_tree_height(const struct ufio_dma_table *t);
+/* Calls fn on every region, then frees them all. */
+void dma_tree_clear(struct ufio_dma_table *t, void (*fn)(struct ufio_dma_region *r, void *opaque), void *opaque);
+
 /* dma.c */
 int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd);
 int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u);
@@ -179,6 +170,7 @@ void dma_unmap_all(struct ufio_dev *dev);
 struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova);
 void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t iova, uint64_t len);
 int dma_log_start(struct ufio_dev *dev, uint64_t pgsize);
+/* DMA_LOGGING_STOP, or its session gone: bitmaps freed. */
 void dma_log_stop(struct ufio_dev *dev);
 int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap);
 
@@ -187,11 +179,13 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
 int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, struct ufio_reply *rep);
 int dev_mig_data_write(struct ufio_dev *dev, const struct ufio_mig_data *req);
 void dev_mig_reset(struct ufio_dev *dev);
-/* The migration controller went away mid-migration: a saving device walks back to
- * RUNNING (its transitions called), a resuming one drops the stream and goes to
- * ERROR (load() saw part of it; a reset makes it usable). 0, or -EIO when the walk
- * failed (the state is forced to RUNNING). */
-int dev_mig_abort(struct ufio_dev *dev);
+/*
+ * The session that moved the device out of RUNNING went away: as the kernel
+ * does when the device file closes, the device returns to RUNNING (through
+ * the device's transitions where there is a path; an unfinished RESUMING
+ * stream is dropped, not loaded) and the stream buffers are freed.
+ */
+void dev_mig_abandon(struct ufio_dev *dev);
 void dev_mig_free(struct ufio_dev *dev);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * The client's DMA mappings: a sorted table of non-overlapping ranges, each
+ * The owner's DMA mappings: a table (dma_tree.c) of non-overlapping ranges, each
  * either mmap'd from the fd the client passed or served by DMA_READ/DMA_WRITE
  * messages; bounds-checked translation; dirty-page logging of device writes.
  */
@@ -25,12 +25,22 @@ static size_t dirty_words(uint64_t size, uint64_t pgsize)
     return (size_t)((pages + 63) / 64);
 }
 
+struct sum_ctx {
+    uint64_t pgsize, sum;
+};
+
+static bool add_log_bytes(struct ufio_dma_region *r, void *opaque)
+{
+    struct sum_ctx *c = opaque;
+    c->sum += dirty_words(r->size, c->pgsize) * 8;
+    return true;
+}
+
 static uint64_t log_bytes(const struct ufio_dma_table *t, uint64_t pgsize)
 {
-    uint64_t sum = 0;
-    for (size_t i = 0; i < t->n; i++)
-        sum += dirty_words(t->r[i].size, pgsize) * 8;
-    return sum;
+    struct sum_ctx c = { pgsize, 0 };
+    dma_tree_walk(t, 0, UINT64_MAX, add_log_bytes, &c);
+    return c.sum;
 }
 
 static int region_log_alloc(struct ufio_dma_region *r, uint64_t pgsize)
@@ -52,26 +62,10 @@ static void region_release(struct ufio_dev *dev, struct ufio_dma_region *r)
     free(r->dirty);
 }
 
-/* index of the first region whose end is above iova */
-static size_t lower_bound(const struct ufio_dma_table *t, uint64_t iova)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (t->r[mid].iova + t->r[mid].size <= iova)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova)
 {
-    size_t i = lower_bound(&dev->dma, iova);
-    if (i < dev->dma.n && dev->dma.r[i].iova <= iova)
-        return &dev->dma.r[i];
-    return NULL;
+    struct ufio_dma_region *r = dma_tree_lower_bound(&dev->dma, iova);
+    return r && r->iova <= iova ? r : NULL;
 }
 
 int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
@@ -82,8 +76,8 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
         return -EINVAL;
     if (t->n >= dev->lim.max_dma_maps)
         return -ENOSPC;
-    size_t i = lower_bound(t, m->addr);
-    if (i < t->n && t->r[i].iova < m->addr + m->size)
+    struct ufio_dma_region *next = dma_tree_lower_bound(t, m->addr);
+    if (next && next->iova < m->addr + m->size)
         return -EEXIST;
 
     struct ufio_dma_region r = { .iova = m->addr, .size = m->size, .prot = m->flags };
@@ -112,21 +106,12 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
             munmap(r.map_base, r.map_len);
         return -E2BIG;
     }
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 16;
-        void *nr = realloc(t->r, ncap * sizeof(*t->r));
-        if (!nr) {
-            if (r.map_base)
-                munmap(r.map_base, r.map_len);
-            free(r.dirty);
-            return -ENOMEM;
-        }
-        t->r = nr;
-        t->cap = ncap;
+    if (dma_tree_insert(t, &r)) {
+        if (r.map_base)
+            munmap(r.map_base, r.map_len);
+        free(r.dirty);
+        return -ENOMEM;
     }
-    memmove(&t->r[i + 1], &t->r[i], (t->n - i) * sizeof(*t->r));
-    t->r[i] = r;
-    t->n++;
     if (dev->ops.dma_map)
         dev->ops.dma_map(dev, dev->opaque, r.iova, r.size, r.prot);
     return 0;
@@ -139,22 +124,22 @@ int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u)
         return 0;
     }
     struct ufio_dma_table *t = &dev->dma;
-    size_t i = lower_bound(t, u->addr);
-    if (i >= t->n || t->r[i].iova != u->addr || t->r[i].size != u->size)
+    struct ufio_dma_region *r = dma_tree_lower_bound(t, u->addr);
+    if (!r || r->iova != u->addr || r->size != u->size)
         return -ENOENT; /* the spec allows no partial unmaps */
-    region_release(dev, &t->r[i]);
-    memmove(&t->r[i], &t->r[i + 1], (t->n - i - 1) * sizeof(*t->r));
-    t->n--;
+    region_release(dev, r);
+    dma_tree_remove(t, r);
     return 0;
+}
+
+static void release_cb(struct ufio_dma_region *r, void *opaque)
+{
+    region_release(opaque, r);
 }
 
 void dma_unmap_all(struct ufio_dev *dev)
 {
-    struct ufio_dma_table *t = &dev->dma;
-    while (t->n) {
-        region_release(dev, &t->r[t->n - 1]);
-        t->n--;
-    }
+    dma_tree_clear(&dev->dma, release_cb, dev);
 }
 
 void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t iova, uint64_t len)
@@ -170,10 +155,9 @@ void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t io
 UFIO_API void ufio_dev_dma_mark_dirty(struct ufio_dev *dev, uint64_t iova, size_t len)
 {
     while (len) {
-        size_t i = lower_bound(&dev->dma, iova);
-        if (i >= dev->dma.n)
+        struct ufio_dma_region *r = dma_tree_lower_bound(&dev->dma, iova);
+        if (!r)
             return;
-        struct ufio_dma_region *r = &dev->dma.r[i];
         if (r->iova > iova) {
             /* a hole: nothing to mark there, but the mappings after it may have been written */
             if (r->iova - iova >= len)
@@ -212,8 +196,10 @@ static int dma_msg(struct ufio_dev *dev, bool write, uint64_t iova, void *buf, u
     struct iovec iov[2] = { { head, (size_t)hl }, { buf, (size_t)n } };
     struct ufio_msg reply;
     /* a DMA_READ reply's data is received straight into buf */
-    int err = dev_send_request(dev, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, iov,
-                               write ? 2 : 1, write ? NULL : buf, (size_t)n, &reply);
+    if (!dev->request)
+        return -ENOTCONN;
+    int err = dev->request(dev->request_opaque, write ? VFIO_USER_DMA_WRITE : VFIO_USER_DMA_READ, iov,
+                           write ? 2 : 1, write ? NULL : buf, (size_t)n, &reply);
     if (err)
         return err;
     if (reply.hdr.flags & VFIO_USER_F_ERROR) {
@@ -236,10 +222,10 @@ static int dma_msg(struct ufio_dev *dev, bool write, uint64_t iova, void *buf, u
 
 static int dma_rw(struct ufio_dev *dev, uint64_t iova, uint8_t *buf, size_t len, bool write)
 {
-    if (!dev->connected)
-        return -ENOTCONN;
+    if (!dev->request)
+        return -ENOTCONN; /* no owner: nobody's memory to reach */
     uint32_t need = write ? VFIO_USER_F_DMA_REGION_WRITE : VFIO_USER_F_DMA_REGION_READ;
-    uint64_t xfer = dev->peer.max_data_xfer_size;
+    uint64_t xfer = dev->peer_xfer;
     if (xfer > dev->lim.max_data_xfer_size)
         xfer = dev->lim.max_data_xfer_size;
     /* check the whole range first so a failure leaves nothing half-done */
@@ -295,6 +281,24 @@ UFIO_API int ufio_dev_dma_write(struct ufio_dev *dev, uint64_t iova, const void 
 
 /* ---- dirty logging (DMA_LOGGING_START/STOP/REPORT) ----------------------- */
 
+/* sum_ctx.sum counts failures here */
+static bool alloc_cb(struct ufio_dma_region *r, void *opaque)
+{
+    struct sum_ctx *c = opaque;
+    if (region_log_alloc(r, c->pgsize)) {
+        c->sum++;
+        return false;
+    }
+    return true;
+}
+
+static bool free_cb(struct ufio_dma_region *r, void *opaque)
+{
+    free(r->dirty);
+    r->dirty = NULL;
+    return true;
+}
+
 int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
 {
     struct ufio_dma_table *t = &dev->dma;
@@ -302,14 +306,11 @@ int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
         return -EBUSY;
     if (log_bytes(t, pgsize) > DMA_LOG_MAX_BITMAP)
         return -E2BIG;
-    for (size_t i = 0; i < t->n; i++) {
-        if (region_log_alloc(&t->r[i], pgsize)) {
-            for (size_t j = 0; j <= i; j++) {
-                free(t->r[j].dirty);
-                t->r[j].dirty = NULL;
-            }
-            return -ENOMEM;
-        }
+    struct sum_ctx c = { pgsize, 0 };
+    dma_tree_walk(t, 0, UINT64_MAX, alloc_cb, &c);
+    if (c.sum) {
+        dma_tree_walk(t, 0, UINT64_MAX, free_cb, NULL);
+        return -ENOMEM;
     }
     t->log_pgsize = pgsize;
     t->logging = true;
@@ -318,12 +319,8 @@ int dma_log_start(struct ufio_dev *dev, uint64_t pgsize)
 
 void dma_log_stop(struct ufio_dev *dev)
 {
-    struct ufio_dma_table *t = &dev->dma;
-    for (size_t i = 0; i < t->n; i++) {
-        free(t->r[i].dirty);
-        t->r[i].dirty = NULL;
-    }
-    t->logging = false;
+    dma_tree_walk(&dev->dma, 0, UINT64_MAX, free_cb, NULL);
+    dev->dma.logging = false;
 }
 
 /*
@@ -332,39 +329,50 @@ void dma_log_stop(struct ufio_dev *dev)
  * that lie wholly inside the range (a page straddling the edge stays dirty:
  * reporting it again later is safe, losing it is not).
  */
+struct report_ctx {
+    uint64_t lp, iova, end, pgsize;
+    uint64_t *bitmap;
+};
+
+static bool report_cb(struct ufio_dma_region *r, void *opaque)
+{
+    const struct report_ctx *c = opaque;
+    uint64_t lp = c->lp, iova = c->iova, end = c->end, pgsize = c->pgsize;
+    uint64_t *bitmap = c->bitmap;
+    if (!r->dirty)
+        return true;
+    uint64_t lo = r->iova > iova ? r->iova : iova;
+    uint64_t hi = r->iova + r->size < end ? r->iova + r->size : end;
+    /* pages [first, stop) touch [lo, hi); counted in pages so that skipping ahead cannot wrap an address */
+    uint64_t span = hi - r->iova, stop = span / lp + (span % lp != 0);
+    for (uint64_t p = (lo - r->iova) / lp; p < stop; p++) {
+        uint64_t *w = &r->dirty[p / 64], bit = 1ull << (p % 64);
+        uint64_t word = __atomic_load_n(w, __ATOMIC_RELAXED);
+        if (!word) {
+            p |= 63; /* a clean word: its other pages too (a peer can ask about terabytes) */
+            continue;
+        }
+        if (!(word & bit))
+            continue;
+        uint64_t a = r->iova + p * lp, b = a + lp;
+        if (a >= iova && b <= end)
+            __atomic_fetch_and(w, ~bit, __ATOMIC_RELAXED);
+        if (a < lo)
+            a = lo;
+        if (b > hi)
+            b = hi;
+        for (uint64_t k = (a - iova) / pgsize; k <= (b - 1 - iova) / pgsize; k++)
+            bitmap[k / 64] |= 1ull << (k % 64);
+    }
+    return true;
+}
+
 int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t pgsize, uint64_t *bitmap)
 {
     struct ufio_dma_table *t = &dev->dma;
     if (!t->logging)
         return -EINVAL;
-    uint64_t lp = t->log_pgsize, end = iova + len;
-    for (size_t i = lower_bound(t, iova); i < t->n && t->r[i].iova < end; i++) {
-        struct ufio_dma_region *r = &t->r[i];
-        if (!r->dirty)
-            continue;
-        uint64_t lo = r->iova > iova ? r->iova : iova;
-        uint64_t hi = r->iova + r->size < end ? r->iova + r->size : end;
-        /* pages [first, stop) touch [lo, hi); counted in pages so that skipping ahead cannot wrap an address */
-        uint64_t span = hi - r->iova, stop = span / lp + (span % lp != 0);
-        for (uint64_t p = (lo - r->iova) / lp; p < stop; p++) {
-            uint64_t *w = &r->dirty[p / 64], bit = 1ull << (p % 64);
-            uint64_t word = __atomic_load_n(w, __ATOMIC_RELAXED);
-            if (!word) {
-                p |= 63; /* a clean word: its other pages too (a peer can ask about terabytes) */
-                continue;
-            }
-            if (!(word & bit))
-                continue;
-            uint64_t a = r->iova + p * lp, b = a + lp;
-            if (a >= iova && b <= end)
-                __atomic_fetch_and(w, ~bit, __ATOMIC_RELAXED);
-            if (a < lo)
-                a = lo;
-            if (b > hi)
-                b = hi;
-            for (uint64_t k = (a - iova) / pgsize; k <= (b - 1 - iova) / pgsize; k++)
-                bitmap[k / 64] |= 1ull << (k % 64);
-        }
-    }
+    struct report_ctx c = { t->log_pgsize, iova, iova + len, pgsize, bitmap };
+    dma_tree_walk(t, iova, iova + len, report_cb, &c);
     return 0;
 }

@@ -540,24 +540,37 @@ static int set_state(struct ufio_dev *dev, unsigned target)
     return 0;
 }
 
-int dev_mig_abort(struct ufio_dev *dev)
+/*
+ * The session that moved the device out of RUNNING went away (lib/server/session.c): as the
+ * kernel does when the device file closes, a saving device walks back to RUNNING through its
+ * transitions. A resuming one drops its stream; with records already loaded (streaming load)
+ * it goes to ERROR instead, so it never runs on part of a state: a reset makes it usable.
+ */
+void dev_mig_abandon(struct ufio_dev *dev)
 {
     struct ufio_mig *m = dev->mig;
-    if (!m)
-        return 0;
-    if (saving_state(m->state)) {
-        if (set_state(dev, UFIO_MIG_RUNNING)) {
-            save_end(m);
-            m->state = UFIO_MIG_RUNNING;
-            return -EIO;
-        }
-    } else if (m->state == UFIO_MIG_RESUMING) {
-        /* load() has seen part of a stream: the device must be reset before it runs */
+    if (!m || m->state == UFIO_MIG_RUNNING || m->state == UFIO_MIG_ERROR)
+        return;
+    unsigned from = m->state;
+    if (m->state == UFIO_MIG_RESUMING) {
+        bool partial = m->loaded > 0;
         resume_end(m);
-        m->state = UFIO_MIG_ERROR;
+        if (partial) {
+            m->state = UFIO_MIG_ERROR;
+            UFIO_INFO(dev->name, "migration abandoned in RESUMING with part of a stream loaded: ERROR until reset");
+            return;
+        }
+        m->state = UFIO_MIG_STOP;
     }
+    if (set_state(dev, UFIO_MIG_RUNNING) != 0) {
+        dev_mig_reset(dev);
+        if (m->ops.transition)
+            m->ops.transition(dev, m->opaque, from, UFIO_MIG_RUNNING);
+    }
+    save_end(m);
+    resume_end(m);
     m->deadline_ms = m->deadline_at_ns = 0;
-    return 0;
+    UFIO_INFO(dev->name, "migration abandoned in %s: device RUNNING again", ufio_mig_state_name(from));
 }
 
 /* The digest of the whole state: u32 flags, CRC-32C of the library's state
@@ -620,11 +633,25 @@ static int feature_reply(struct ufio_reply *rep, const struct ufio_feature *f, c
     return 0;
 }
 
+/* SET and PROBE replies echo the request's payload (argsz, flags, data), as the spec says. */
+static int feature_echo(struct ufio_reply *rep, const struct ufio_feature *f)
+{
+    ssize_t hl = ufio_feature_head_encode(f->argsz, f->flags, rep->head, sizeof(rep->head));
+    if (hl < 0)
+        return (int)hl;
+    rep->head_len = (size_t)hl;
+    if (f->data_len) {
+        rep->iov[0] = (struct iovec){ (void *)f->data, f->data_len }; /* the request outlives the reply */
+        rep->iovcnt = 1;
+    }
+    return 0;
+}
+
 static int feature_logging_start(struct ufio_dev *dev, const struct ufio_feature *f, bool probe,
                                  struct ufio_reply *rep)
 {
     if (probe)
-        return feature_reply(rep, f, NULL, 0, true);
+        return feature_echo(rep, f);
     struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
     uint64_t pgsize;
     uint32_t nranges, rsvd;
@@ -712,14 +739,14 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         ufio_st64(buf, m->ops.flags);
         return feature_reply(rep, f, buf, 8, true);
     case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: {
         if (!m)
             return -ENOTSUP;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         if (set) {
             struct ufio_rd r = ufio_rd_init(f->data, f->data_len);
             uint32_t st, fd;
@@ -746,12 +773,12 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
                 return -EINVAL;
             dma_log_stop(dev);
         }
-        return feature_reply(rep, f, NULL, 0, true);
+        return feature_echo(rep, f);
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         return feature_logging_report(dev, f, rep);
     case UFIO_FEATURE_MIG_DATA_SIZE:
     case UFIO_FEATURE_PRECOPY_INFO: {
@@ -760,7 +787,7 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         uint64_t initial = 0, dirty = 0, stop_copy = 0;
         if (m->ops.estimate)
             m->ops.estimate(dev, m->opaque, &initial, &dirty, &stop_copy);
@@ -830,7 +857,7 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
         if (set)
             return -EINVAL;
         if (probe)
-            return feature_reply(rep, f, NULL, 0, true);
+            return feature_echo(rep, f);
         const char *d = dev_compat_json(dev);
         return feature_reply(rep, f, d, strlen(d) + 1, false);
     }

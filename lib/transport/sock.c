@@ -2,6 +2,7 @@
  * UNIX stream sockets: listen, accept, connect, pairs.
  */
 #include "transport/transport.h"
+#include <ufio/ufio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -140,5 +141,15 @@ int ufio_sock_pair(int fds[2])
 {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
         return -errno;
+    return 0;
+}
+
+UFIO_API int ufio_mgmt_path(const char *sock_path, char *buf, size_t cap)
+{
+    if (!sock_path || !*sock_path)
+        return -EINVAL;
+    int n = snprintf(buf, cap, "%s.mgmt", sock_path);
+    if (n < 0 || (size_t)n >= cap || (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return -ENAMETOOLONG;
     return 0;
 }

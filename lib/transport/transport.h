@@ -131,6 +131,12 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out);
  */
 bool ufio_conn_ready(const struct ufio_conn *c);
 
+/* Part of a message has arrived and the rest not yet (a peer stalled mid-message?). */
+static inline bool ufio_conn_partial(const struct ufio_conn *c)
+{
+    return c->fd >= 0 && (c->in_body || c->rx_len > c->rx_off);
+}
+
 /*
  * Waiting in a blocking recvmsg costs less than poll/epoll_wait followed by
  * a recvmsg (measured: ~5 µs per wake-up on each side across CPUs in a VM,

@@ -21,6 +21,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+
+#include <ufio/serve_opts.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -59,7 +61,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: " PROG " --file=PATH [--socket-path=PATH] [--readonly] [--direct] [--serial=ID]\n"
-            "                       [--poll-us=N] [-v]\n"
+            "                       [--poll-us=N] [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves a virtio 1.x PCI block device (1af4:1042) backed by PATH over vfio-user\n"
             "(docs/virtio-blk.md).\n"
             "  --file=PATH         backing file or block device (required; its size is the disk's)\n"
@@ -70,6 +72,7 @@ static void usage(FILE *f)
             "  --serial=ID         the GET_ID string, at most 20 bytes (default ufio-virtio-blk)\n"
             "  --poll-us=N         busy-poll up to N microseconds after each message before\n"
             "                      sleeping (default 0: always sleep)\n"
+            UFIO_SERVE_USAGE
             "  -v, --verbose       log driver activity and protocol errors to stderr\n"
             "  -h, --help          this text\n"
             "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n");
@@ -109,10 +112,18 @@ int main(int argc, char **argv)
         { "poll-us", required_argument, NULL, 'p' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        UFIO_SERVE_LONGOPTS,
         { 0 },
     };
+    struct ufio_serve_opts so;
+    ufio_serve_opts_init(&so);
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int taken = ufio_serve_opt(&so, c, optarg, PROG);
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         switch (c) {
         case 's': sock = optarg; break;
         case 'f': vb.path = optarg; break;
@@ -166,6 +177,8 @@ int main(int argc, char **argv)
         err = build(dev, &vb);
     if (!err)
         err = ufio_dev_set_poll_budget(dev, (unsigned)poll_us);
+    if (!err)
+        err = ufio_serve_apply(dev, &so, false);
     if (err) {
         fprintf(stderr, PROG ": cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
@@ -174,6 +187,8 @@ int main(int argc, char **argv)
     }
     vb.dev = dev;
     err = ufio_dev_listen(dev, sock);
+    if (!err && (err = ufio_serve_apply(dev, &so, true)))
+        sock = "its management socket";
     if (err) {
         fprintf(stderr, PROG ": cannot listen on %s: %s\n", sock, strerror(-err));
         ufio_dev_destroy(dev);

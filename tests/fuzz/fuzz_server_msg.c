@@ -27,7 +27,7 @@
 #include <ufio/server.h>
 
 #include "proto/proto.h"
-#include "server/dev_internal.h"
+#include "server/session.h"
 #include "transport/transport.h"
 
 static uint8_t regs[64];
@@ -178,7 +178,8 @@ static void setup(void)
 /* Everything an input may have changed, back to how setup() left it. */
 static void reset_device(void)
 {
-    dev_client_gone(dev, "next input"); /* DMA mappings, IRQ fds, queued commands */
+    while (dev->ss->list) /* DMA mappings, IRQ fds, queued commands */
+        sess_free(dev->ss->list, "next input");
     pci_cfg_reset(&dev->cfg);
     irq_reset(dev);
     dev_mig_reset(dev);
@@ -188,7 +189,6 @@ static void reset_device(void)
         if (r->mem)
             memset(r->mem, 0, r->size);
     }
-    dev->next_msg_id = 0;
     memset(guest, 0, GUEST_SIZE);
     memset(regs, 0, sizeof(regs));
     st_calls = 0;
@@ -275,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         left -= (size_t)n;
     }
     /* one step per message while the server has bytes to read (each step reads one command) */
-    for (int i = 0; i < 64 && dev->connected && (unread(sv[0]) || dev->nqueued); i++) {
+    for (int i = 0; i < 64 && dev->ss->list && (unread(sv[0]) || dev->ss->list->nqueued); i++) {
         ufio_dev_run_once(dev);
         drain_some(sv[1], false);
     }

@@ -97,7 +97,7 @@ check "help texts" '"$migrate" --help | grep -q max-downtime && "$compat" --help
 # out of file descriptors: the server refuses what it must, answers, and does not spin
 # (not under valgrind: it needs file descriptors of its own)
 if command -v prlimit >/dev/null && [ -z "${UFIO_UNDER_VALGRIND:-}" ]; then
-    prlimit --nofile=9 "$sample" --socket-path="$dir/tight.sock" >"$dir/tight.log" 2>&1 &
+    prlimit --nofile=9 "$sample" --socket-path="$dir/tight.sock" --mgmt-socket=none >"$dir/tight.log" 2>&1 &
     tp=$!; pids+=($tp)
     for _ in $(seq 100); do [ -S "$dir/tight.sock" ] && break; sleep 0.05; done
     check "a server without spare fds still serves (no twin socket)" '"$lspci_tool" -v "$dir/tight.sock" | grep -q "twin socket no"'

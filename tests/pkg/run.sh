@@ -7,7 +7,7 @@
 #      under a throw-away overlay, so the cache is never modified;
 #   3. in that root, the documentation's examples built against the installed
 #      libufio-dev with pkg-config (shared, and static against libufio.a) and
-#      run, the man pages rendered, and ufio-lspci asked about ufio-sample.
+#      run, the man pages checked present, and ufio-lspci asked about ufio-sample.
 #
 #   tests/pkg/run.sh [--keep]      # --keep: leave the work directory (printed)
 #
@@ -26,9 +26,16 @@ die() { log "FAIL: $*"; exit 1; }
 
 VERSION=$(sed -n '1s/^ufio (\([^)]*\)).*/\1/p' "$SRC/debian/changelog")
 [ -n "$VERSION" ] || die "no version in debian/changelog"
+PROJECT=$(sed -n "s/^ *version *: *'\([^']*\)'.*/\1/p" "$SRC/meson.build" | head -n 1)
+[ "$VERSION" = "$PROJECT" ] ||
+    die "debian/changelog says $VERSION, meson.build $PROJECT: add a changelog entry (dch -v $PROJECT)"
 WORK=$(mktemp -d /tmp/ufio-pkg.XXXXXX)
 M=$WORK/root
 cleanup() {
+    # anything a failed step left running inside the root (it would keep the mount busy)
+    for p in /proc/[0-9]*; do
+        case $(readlink "$p/root" 2>/dev/null) in "$M"|"$M"/*) kill -9 "${p#/proc/}" 2>/dev/null || true ;; esac
+    done
     umount "$M/proc" 2>/dev/null || true
     umount "$M" 2>/dev/null || true
     if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf --one-file-system "$WORK"; fi
@@ -86,12 +93,13 @@ log "building and running the examples against the installed libufio-dev"
 chroot "$M" /usr/bin/env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp sh -eu -c '
     cd /tmp/ex
     pkg-config --exists ufio
+    [ "$(pkg-config --modversion ufio)" = "'"$VERSION"'" ]
     echo "ufio.pc: $(pkg-config --modversion ufio): $(pkg-config --cflags --libs ufio)"
     for e in *.c; do
         n=${e%.c}
-        cc -Wall -Wextra -Wno-unused-parameter -Werror -o "$n" "$e" $(pkg-config --cflags --libs ufio)
+        cc -Wall -Wextra -Werror -o "$n" "$e" $(pkg-config --cflags --libs ufio)
         # static: libufio.a, everything else as usual
-        cc -Wall -Wextra -Wno-unused-parameter -Werror -o "$n-static" "$e" $(pkg-config --cflags ufio) \
+        cc -Wall -Wextra -Werror -o "$n-static" "$e" $(pkg-config --cflags ufio) \
             -Wl,-Bstatic $(pkg-config --libs-only-l ufio) -Wl,-Bdynamic $(pkg-config --static --libs-only-other ufio)
         ! ldd "$n-static" | grep -q libufio
         ldd "$n" | grep -q "libufio.so.1 => /usr/lib/"
@@ -112,14 +120,16 @@ chroot "$M" /usr/bin/env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin HOME=/tmp sh -eu 
     done
     ufio-sample --socket-path=/tmp/pkg-sample.sock >/tmp/sample.out 2>&1 &
     pid=$!
+    trap "kill $pid 2>/dev/null || true" EXIT
     i=0
     until grep -q "listening on" /tmp/sample.out; do
         i=$((i + 1)); [ $i -lt 200 ] || { cat /tmp/sample.out; exit 1; }
         kill -0 $pid || { cat /tmp/sample.out; exit 1; }
         sleep 0.05   # polling a condition with a deadline, not a synchronisation
     done
-    ufio-lspci /tmp/pkg-sample.sock | head -n 1
-    ufio-lspci /tmp/pkg-sample.sock | grep -q "Region 2 (BAR2)"
+    ufio-lspci /tmp/pkg-sample.sock | tee /tmp/lspci.out
+    grep -q "5546:0001" /tmp/lspci.out
+    ufio-lspci --json /tmp/pkg-sample.sock | grep -Eq "\"vendor_id\": ?\"5546\""
     kill $pid
     wait $pid || true
 ' || die "the installed tools do not work (above)"

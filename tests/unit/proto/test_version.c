@@ -54,7 +54,7 @@ static void test_malformed(void **st)
 {
     static const char *bad[] = {
         "", "{", "[]", "null", "42", "{\"capabilities\":[]}", "{\"capabilities\":1}",
-        "{\"capabilities\":{\"max_msg_fds\":17}}", "{\"capabilities\":{\"max_msg_fds\":-1}}",
+        "{\"capabilities\":{\"ufio_role\":\"king\"}}", "{\"capabilities\":{\"max_msg_fds\":-1}}",
         "{\"capabilities\":{\"max_msg_fds\":\"8\"}}", "{\"capabilities\":{\"max_msg_fds\":1.5}}",
         "{\"capabilities\":{\"max_data_xfer_size\":0}}", "{\"capabilities\":{\"pgsizes\":0}}",
         "{\"capabilities\":{\"max_dma_maps\":0}}", "{\"capabilities\":{\"max_dma_maps\":4294967296}}",
@@ -182,8 +182,23 @@ static void test_numbers(void **st)
     assert_int_equal(c.max_msg_fds, 0);
     assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":16}}", &c), 0);
     assert_int_equal(c.max_msg_fds, 16);
-    assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":17}}", &c), -EINVAL);
-    assert_int_equal(c.max_msg_fds, 1);
+    /* above 16: what the peer can receive, so as good as 16 (libvfio-user offers 32) */
+    assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":17}}", &c), 0);
+    assert_int_equal(c.max_msg_fds, 16);
+    assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":32}}", &c), 0);
+    assert_int_equal(c.max_msg_fds, 16);
+    assert_int_equal(parse("{\"capabilities\":{\"max_msg_fds\":99999999999999999999999}}", &c), 0);
+    assert_int_equal(c.max_msg_fds, 16);
+    /* ufio_role: the three names, nothing else */
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_role\":\"observer\"}}", &c), 0);
+    assert_int_equal(c.role, UFIO_ROLE_OBSERVER);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_role\":\"controller\"}}", &c), 0);
+    assert_int_equal(c.role, UFIO_ROLE_CONTROLLER);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_role\":\"owner\"}}", &c), 0);
+    assert_int_equal(c.role, UFIO_ROLE_OWNER);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_role\":1}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"capabilities\":{}}", &c), 0);
+    assert_int_equal(c.role, 0);
     assert_int_equal(parse("{\"capabilities\":{\"max_dma_maps\":4294967295}}", &c), 0);
     assert_int_equal(c.max_dma_maps, UINT32_MAX);
     /* -0 is zero, not negative */
@@ -354,7 +369,7 @@ static void test_version_payload_rules(void **st)
     big[4] = ' ';
     assert_int_equal(ufio_version_decode(big + 1, sizeof(big) - 1, &v), 0); /* 4 + 4096: fits */
     /* a failed decode leaves caps at defaults */
-    const char *j = "{\"capabilities\":{\"max_msg_fds\":17}}";
+    const char *j = "{\"capabilities\":{\"max_msg_fds\":-7}}";
     uint8_t q[64] = { 0, 0, 2, 0 };
     memcpy(q + 4, j, strlen(j) + 1);
     assert_int_equal(ufio_version_decode(q, 4 + strlen(j) + 1, &v), -EINVAL);

@@ -1,0 +1,78 @@
+/*
+ * Command-line options every program built on libufio's server offers, the
+ * same way (docs/sessions.md):
+ *
+ *   --mgmt-socket=PATH|none    management socket (default: the device socket
+ *                              path + ".mgmt"; "none": no management socket)
+ *   --allow-uid=UID            let this uid connect too (repeatable; the
+ *                              server's own uid and root always may)
+ *   --handshake-timeout-ms=N   close a connection that has not sent VERSION
+ *                              within N ms (default 5000; 0 = never)
+ *   --msg-timeout-ms=N         close a session whose message begun is not
+ *                              complete within N ms (default 5000; 0 = never)
+ *
+ * Use: put UFIO_SERVE_LONGOPTS in the getopt_long table, hand every option
+ * getopt returns to ufio_serve_opt() first (1 = it was one of these), call
+ * ufio_serve_apply() after ufio_dev_create() and again, with listening =
+ * true, after ufio_dev_listen(), and print UFIO_SERVE_USAGE in --help.
+ */
+#ifndef UFIO_SERVE_OPTS_H
+#define UFIO_SERVE_OPTS_H
+
+#include <getopt.h>
+#include <sys/types.h>
+
+#include <ufio/server.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* getopt values, above any character a program uses */
+#define UFIO_SERVE_OPT_MGMT 0x4d01
+#define UFIO_SERVE_OPT_ALLOW_UID 0x4d02
+#define UFIO_SERVE_OPT_HANDSHAKE 0x4d03
+#define UFIO_SERVE_OPT_MSG_TIMEOUT 0x4d04
+
+#define UFIO_SERVE_LONGOPTS                                                       \
+    { "mgmt-socket", required_argument, NULL, UFIO_SERVE_OPT_MGMT },              \
+    { "allow-uid", required_argument, NULL, UFIO_SERVE_OPT_ALLOW_UID },           \
+    { "handshake-timeout-ms", required_argument, NULL, UFIO_SERVE_OPT_HANDSHAKE }, \
+    { "msg-timeout-ms", required_argument, NULL, UFIO_SERVE_OPT_MSG_TIMEOUT }
+
+#define UFIO_SERVE_USAGE                                                                       \
+    "  --mgmt-socket=PATH  management socket for observers and the migration controller\n"    \
+    "                      (default: the socket path + \".mgmt\", mode 0600; \"none\": off)\n"  \
+    "  --allow-uid=UID     let UID connect too (repeatable; own uid and root always may)\n"    \
+    "  --handshake-timeout-ms=N  drop a connection without VERSION after N ms (default 5000)\n" \
+    "  --msg-timeout-ms=N  drop a session stalled mid-message for N ms (default 5000)\n"
+
+#define UFIO_SERVE_MAX_UIDS 16
+
+struct ufio_serve_opts {
+    const char *mgmt_path;  /* NULL = the default; "none" = off */
+    uid_t allow[UFIO_SERVE_MAX_UIDS];
+    unsigned nallow;
+    int handshake_ms;       /* -1 = the library's default */
+    int msg_ms;             /* -1 = the library's default */
+};
+
+/* Fills in the defaults. */
+UFIO_API void ufio_serve_opts_init(struct ufio_serve_opts *o);
+/*
+ * Takes one getopt result: 1 when it was one of these options (applied to o),
+ * 0 when it is the program's own, -EINVAL for a bad value (a message went to
+ * stderr, prefixed with prog).
+ */
+UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg, const char *prog);
+/*
+ * Applies o to dev. Before listening (listening = false): the allow-list and
+ * the time limits. After ufio_dev_listen() (listening = true): opens the
+ * management socket unless it is off. Returns 0 or a negative errno.
+ */
+UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts *o, bool listening);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

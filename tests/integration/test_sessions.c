@@ -1,0 +1,488 @@
+/*
+ * Sessions and roles against a real ufio-sample process: the owner attached
+ * and busy while observers, tools and a migration controller work through
+ * the management socket; refused rights; held requests; connections that
+ * stall; peers refused by uid; a controller killed mid-migration.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ufio/client.h>
+#include <ufio/migrate.h>
+#include <ufio/migration.h>
+
+#include "harness.h"
+
+static const char *server_bin, *lspci_bin, *compat_bin;
+static struct rmsg R;
+
+/* short limits so that the stall tests do not wait long */
+static const char *const quick[] = { "--handshake-timeout-ms=300", "--msg-timeout-ms=300", NULL };
+
+#define SCRATCH 8
+
+static struct ufio_client *conn_role(const char *path, unsigned role)
+{
+    struct ufio_client_opts o = { .size = sizeof(o), .role = role };
+    struct ufio_client *c = NULL;
+    int err = ufio_client_connect(path, &o, &c);
+    if (err)
+        print_error("connect %s role %u: %s\n", path, role, strerror(-err));
+    assert_int_equal(err, 0);
+    return c;
+}
+
+static void w32(struct ufio_client *c, unsigned region, uint64_t off, uint32_t v)
+{
+    assert_int_equal(ufio_client_region_write(c, region, off, &v, 4), 0);
+}
+
+static uint32_t r32(struct ufio_client *c, unsigned region, uint64_t off)
+{
+    uint32_t v = 0;
+    assert_int_equal(ufio_client_region_read(c, region, off, &v, 4), 0);
+    return v;
+}
+
+static unsigned state(struct ufio_client *c)
+{
+    unsigned s = 99;
+    assert_int_equal(ufio_client_mig_get_state(c, &s), 0);
+    return s;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- an owner that keeps the device busy ---------------------------------- */
+
+struct busy {
+    struct ufio_client *c;
+    pthread_t t;
+    volatile int stop;
+    unsigned long rounds;
+    int err;
+};
+
+/* Writes and reads back a word of BAR2's RAM by message, round after round
+ * (SCRATCH in BAR0 stays the test's). */
+static void *busy_fn(void *arg)
+{
+    struct busy *b = arg;
+    while (!b->stop) {
+        uint32_t v = (uint32_t)b->rounds * 2654435761u, back = 0;
+        int err = ufio_client_region_write(b->c, 2, 0x40, &v, 4);
+        if (!err)
+            err = ufio_client_region_read(b->c, 2, 0x40, &back, 4);
+        if (!err && back != v)
+            err = -EIO;
+        if (err) {
+            b->err = err;
+            break;
+        }
+        b->rounds++;
+    }
+    return NULL;
+}
+
+static void busy_start(struct busy *b, struct ufio_client *c)
+{
+    memset(b, 0, sizeof(*b));
+    b->c = c;
+    assert_int_equal(pthread_create(&b->t, NULL, busy_fn, b), 0);
+    /* under way before anyone else comes */
+    uint64_t end = now_ms() + 5000;
+    while (b->rounds < 10 && !b->err && now_ms() < end)
+        sched_yield();
+    assert_true(b->rounds >= 10);
+}
+
+static unsigned long busy_stop(struct busy *b)
+{
+    b->stop = 1;
+    pthread_join(b->t, NULL);
+    assert_int_equal(b->err, 0);
+    return b->rounds;
+}
+
+/* Runs a tool, returns its exit status and its stdout in out. */
+static int run_tool(char *out, size_t cap, const char *const *argv)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(p[0], out + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n == cap - 1)
+            break;
+    }
+    out[n] = 0;
+    close(p[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ---- the tests -------------------------------------------------------------- */
+
+/* Owner busy; lspci, compat describe and a migration controller at the same time. */
+static void test_tools_and_controller_beside_a_busy_owner(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, server_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, server_bin, NULL), 0);
+    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    w32(owner, 0, SCRATCH, 0x5e55a11e);
+    struct busy bz;
+    busy_start(&bz, owner);
+
+    static char out[1 << 16];
+    const char *lspci[] = { lspci_bin, "-xxxx", a.path, NULL };
+    assert_int_equal(run_tool(out, sizeof(out), lspci), 0);
+    assert_non_null(strstr(out, "00: 46 55 01 00")); /* vendor 5546 device 0001, little-endian */
+    const char *describe[] = { compat_bin, "describe", a.path, NULL };
+    assert_int_equal(run_tool(out, sizeof(out), describe), 0);
+    assert_non_null(strstr(out, "ufio-sample"));
+
+    /* a controller migrates A to B while the owner works on A */
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = a.path, .dst_path = b.path, .max_downtime_ms = 300 };
+    struct ufio_migrate_result r = { .size = sizeof(r) };
+    assert_int_equal(ufio_migrate(&o, &r), 0);
+    /* the owner's requests made during STOP_COPY were held, then answered: it went on */
+    unsigned long rounds = busy_stop(&bz);
+    assert_true(rounds > 10);
+    /* read back from outside: B has A's state */
+    struct ufio_client *ob = conn_role(b.path, UFIO_ROLE_OBSERVER_REQ);
+    assert_int_equal(state(ob), UFIO_MIG_RUNNING);
+    ufio_client_destroy(ob);
+    struct ufio_client *ownb = conn_role(b.path, UFIO_ROLE_DEFAULT);
+    assert_int_equal(r32(ownb, 0, SCRATCH), 0x5e55a11e);
+    ufio_client_destroy(ownb);
+    /* A rests in STOP after a finished migration (it must not run twice) */
+    assert_int_equal(state(owner), UFIO_MIG_STOP);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* An observer may look; it may not touch, and the owner does not notice it. */
+static void test_observer_is_read_only(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, quick), 0);
+    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    w32(owner, 0, SCRATCH, 0x0b5e7e01);
+    struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
+    struct ufio_client_caps caps;
+    ufio_client_get_caps(obs, &caps);
+    assert_false(caps.twin_socket); /* DMA requests go to the owner only */
+    /* config space: the same bytes the owner reads */
+    uint8_t c1[256], c2[256];
+    assert_int_equal(ufio_client_region_read(owner, UFIO_PCI_CONFIG_REGION, 0, c1, sizeof(c1)), 0);
+    assert_int_equal(ufio_client_region_read(obs, UFIO_PCI_CONFIG_REGION, 0, c2, sizeof(c2)), 0);
+    assert_memory_equal(c1, c2, sizeof(c1));
+    /* a BAR read (side effects), a config write, mmap, DMA, reset, state change: refused */
+    uint32_t v = 0;
+    assert_int_equal(ufio_client_region_read(obs, 0, SCRATCH, &v, 4), -EACCES);
+    assert_int_equal(ufio_client_region_write(obs, UFIO_PCI_CONFIG_REGION, 4, &v, 2), -EACCES);
+    void *p = NULL;
+    assert_true(ufio_client_region_mmap(obs, 2, 0, 4096, &p) < 0);
+    assert_int_equal(ufio_client_reset(obs), -EACCES);
+    assert_int_equal(ufio_client_mig_set_state(obs, UFIO_MIG_STOP, NULL), -EACCES);
+    assert_int_equal(ufio_client_dirty_log_start(obs, 4096, NULL, 0), -EACCES);
+    /* but it sees the migration state and the descriptor */
+    assert_int_equal(state(obs), UFIO_MIG_RUNNING);
+    static char desc[4096];
+    size_t dl = 0;
+    assert_int_equal(ufio_client_feature(obs, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, desc,
+                                         sizeof(desc), &dl), 0);
+    assert_non_null(strstr(desc, "ufio-sample"));
+    /* the session goes on after refusals, and the owner was untouched */
+    assert_int_equal(ufio_client_region_read(obs, UFIO_PCI_CONFIG_REGION, 0, c2, 4), 0);
+    assert_int_equal(r32(owner, 0, SCRATCH), 0x0b5e7e01);
+    assert_int_equal(state(owner), UFIO_MIG_RUNNING);
+    p = NULL;
+    assert_int_equal(ufio_client_region_mmap(owner, 2, 0, 4096, &p), 0);
+    munmap(p, 4096);
+    /* a second owner on the device socket waits for the place, then EBUSY */
+    struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 3000 };
+    struct ufio_client *second = NULL;
+    assert_int_equal(ufio_client_connect(a.path, &o, &second), -EBUSY);
+    ufio_client_destroy(obs);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+}
+
+/* The owner's migration requests while a controller holds the migration: EBUSY. */
+static void test_owner_busy_while_controller_migrates(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, quick), 0);
+    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_PRE_COPY, NULL), 0);
+    assert_int_equal(ufio_client_mig_set_state(owner, UFIO_MIG_RUNNING, NULL), -EBUSY);
+    uint8_t buf[64];
+    size_t got = 0;
+    assert_int_equal(ufio_client_mig_data_read(owner, buf, sizeof(buf), &got), -EBUSY);
+    assert_int_equal(ufio_client_dirty_log_start(owner, 4096, NULL, 0), -EBUSY);
+    /* PRE_COPY runs: the owner's accesses are answered at once */
+    w32(owner, 0, SCRATCH, 7);
+    assert_int_equal(r32(owner, 0, SCRATCH), 7);
+    /* a second controller waits for the place, then EBUSY */
+    struct ufio_client_opts o = { .size = sizeof(o), .role = UFIO_ROLE_CONTROLLER_REQ, .timeout_ms = 3000 };
+    struct ufio_client *second = NULL;
+    assert_int_equal(ufio_client_connect(a.path, &o, &second), -EBUSY);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
+    /* released: the owner may migrate itself again */
+    assert_int_equal(ufio_client_mig_set_state(owner, UFIO_MIG_PRE_COPY, NULL), 0);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), -EBUSY);
+    assert_int_equal(ufio_client_mig_set_state(owner, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(ctl);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+}
+
+static size_t mk_rw(uint8_t *buf, uint16_t id, bool write, uint32_t off, uint32_t val)
+{
+    uint8_t p[20];
+    put64(p, off);
+    put32(p + 8, 0); /* BAR0 */
+    put32(p + 12, 4);
+    put32(p + 16, val);
+    return mk(buf, id, write ? 10 : 9, 0, p, write ? 20 : 16);
+}
+
+/* The owner's requests while a controller has the device stopped: held, then answered in order. */
+static void test_held_requests_answered_in_order(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, NULL), 0);
+    int fd = raw_connect(a.path);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_version(fd, "{\"capabilities\":{}}", &R), 0);
+    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), 0);
+    /* four requests back to back: write 1, read, write 2, read */
+    uint8_t b[256];
+    size_t n = 0;
+    n += mk_rw(b + n, 11, true, SCRATCH, 1);
+    n += mk_rw(b + n, 12, false, SCRATCH, 0);
+    n += mk_rw(b + n, 13, true, SCRATCH, 2);
+    n += mk_rw(b + n, 14, false, SCRATCH, 0);
+    assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
+    /* the controller is served meanwhile (the held owner blocks nobody) */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(state(ctl), UFIO_MIG_STOP);
+    /* nothing for the owner while stopped (a negative check: bounded wait) */
+    assert_int_equal(raw_recv(fd, &R, 200), -ETIMEDOUT);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
+    uint32_t want_read[] = { 1, 2 };
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(raw_recv(fd, &R, 3000), 0);
+        assert_int_equal(R.id, 11 + i);
+        assert_int_equal(R.flags & 0x20, 0);
+        if (i % 2 == 1) {
+            assert_int_equal(R.len, 20);
+            assert_int_equal(get32(R.payload + 16), want_read[i / 2]);
+        }
+    }
+    ufio_client_destroy(ctl);
+    close(fd);
+    srv_stop(&a);
+}
+
+/* A connection that never sends VERSION, and one that stops mid-message, are closed; others are served. */
+static void test_stalled_connections_dropped(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, quick), 0);
+    int silent = raw_connect(a.path);
+    int half = raw_connect(a.path);
+    assert_true(silent >= 0 && half >= 0);
+    /* half: negotiates as an observer on the device socket, then half a REGION_READ */
+    assert_int_equal(raw_version(half, "{\"capabilities\":{\"ufio_role\":\"observer\"}}", &R), 0);
+    uint8_t b[64];
+    size_t n = mk_rw(b, 5, false, 0, 0);
+    assert_int_equal(raw_send(half, b, n - 7, NULL, 0), 0);
+    uint64_t t0 = now_ms();
+    /* meanwhile the owner is served */
+    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    for (int i = 0; i < 50; i++) {
+        w32(owner, 0, SCRATCH, (uint32_t)i);
+        assert_int_equal(r32(owner, 0, SCRATCH), (uint32_t)i);
+    }
+    /* both are closed by the server once the limit passed (EOF), and not long after */
+    assert_int_equal(raw_recv(silent, &R, 3000), -ECONNRESET);
+    assert_int_equal(raw_recv(half, &R, 3000), -ECONNRESET);
+    uint64_t took = now_ms() - t0;
+    assert_true(took >= 250 && took < 3000);
+    assert_int_equal(r32(owner, 0, SCRATCH), 49u);
+    ufio_client_destroy(owner);
+    close(silent);
+    close(half);
+    srv_stop(&a);
+}
+
+/* A peer whose uid is not on the list is refused; --allow-uid lets it in. */
+static int child_connects(const char *path, uid_t uid)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(uid) || setuid(uid))
+            _exit(10);
+        int fd = raw_connect(path);
+        if (fd < 0)
+            _exit(11);
+        static struct rmsg m;
+        int err = raw_version(fd, "{\"capabilities\":{\"ufio_role\":\"observer\"}}", &m);
+        _exit(err == 0 ? 0 : err == -ECONNRESET || err == -EPIPE ? 1 : 12);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_uid_allow_list(void **st)
+{
+    if (geteuid() != 0) {
+        skip();
+        return;
+    }
+    struct srv a, b;
+    const char *const allow[] = { "--allow-uid=65533", NULL };
+    assert_int_equal(srv_start(&a, server_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, server_bin, allow), 0);
+    chmod(a.path, 0777);
+    chmod(b.path, 0777);
+    assert_int_equal(child_connects(a.path, 65533), 1); /* accepted, then closed */
+    assert_int_equal(child_connects(b.path, 65533), 0);
+    assert_int_equal(child_connects(b.path, 65532), 1);
+    /* the management socket is 0600: another uid cannot even connect */
+    char mp[128];
+    snprintf(mp, sizeof(mp), "%s.mgmt", b.path);
+    struct stat sb;
+    assert_int_equal(stat(mp, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(child_connects(mp, 65533), 11);
+    /* the server goes on */
+    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    w32(owner, 0, SCRATCH, 3);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* A controller killed mid-PRE_COPY or mid-STOP_COPY: the device runs again with its state. */
+static void kill_controller_in(unsigned target)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, NULL), 0);
+    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    w32(owner, 0, SCRATCH, 0xdeadbee0 + target);
+    uint8_t ram[4096], back[4096];
+    for (size_t i = 0; i < sizeof(ram); i++)
+        ram[i] = (uint8_t)(i * 13 + target);
+    assert_int_equal(ufio_client_region_write(owner, 2, 0, ram, sizeof(ram)), 0);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct ufio_client_opts o = { .size = sizeof(o), .role = UFIO_ROLE_CONTROLLER_REQ };
+        struct ufio_client *c;
+        if (ufio_client_connect(a.path, &o, &c) || ufio_client_mig_set_state(c, target, NULL))
+            _exit(1);
+        uint8_t buf[4096];
+        size_t got;
+        if (ufio_client_mig_data_read(c, buf, sizeof(buf), &got))
+            _exit(2);
+        if (write(ready[1], "k", 1) != 1)
+            _exit(3);
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    char k = 0;
+    assert_int_equal(read(ready[0], &k, 1), 1);
+    close(ready[0]);
+    struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
+    assert_int_equal(state(obs), target);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* the server sees the controller go: wait for RUNNING with a deadline */
+    uint64_t end = now_ms() + 3000;
+    unsigned s;
+    while ((s = state(obs)) != UFIO_MIG_RUNNING && now_ms() < end)
+        usleep(1000);
+    assert_int_equal(s, UFIO_MIG_RUNNING);
+    /* state intact, read from outside by the owner (which was held, if STOP_COPY, and now runs) */
+    assert_int_equal(r32(owner, 0, SCRATCH), 0xdeadbee0 + target);
+    assert_int_equal(ufio_client_region_read(owner, 2, 0, back, sizeof(back)), 0);
+    assert_memory_equal(ram, back, sizeof(ram));
+    /* and the next controller can migrate it again */
+    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_PRE_COPY, NULL), 0);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(ctl);
+    ufio_client_destroy(obs);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+}
+
+static void test_controller_killed_in_precopy(void **st) { kill_controller_in(UFIO_MIG_PRE_COPY); }
+static void test_controller_killed_in_stop_copy(void **st) { kill_controller_in(UFIO_MIG_STOP_COPY); }
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s SAMPLE LSPCI COMPAT\n", argv[0]);
+        return 2;
+    }
+    server_bin = argv[1];
+    lspci_bin = argv[2];
+    compat_bin = argv[3];
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tools_and_controller_beside_a_busy_owner),
+        cmocka_unit_test(test_observer_is_read_only),
+        cmocka_unit_test(test_owner_busy_while_controller_migrates),
+        cmocka_unit_test(test_held_requests_answered_in_order),
+        cmocka_unit_test(test_stalled_connections_dropped),
+        cmocka_unit_test(test_uid_allow_list),
+        cmocka_unit_test(test_controller_killed_in_precopy),
+        cmocka_unit_test(test_controller_killed_in_stop_copy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,205 @@
+/*
+ * The command table, row by row: what the issue and the spec say each role
+ * may send is written here independently, and every row's bounds are probed
+ * one byte / one fd either side.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include <ufio/migration.h>
+
+#include "proto/cmd.h"
+
+#define O UFIO_ROLE_OWNER
+#define V UFIO_ROLE_OBSERVER
+#define C UFIO_ROLE_CONTROLLER
+#define XF 4096 /* max_xfer used for LEN_XFER rows */
+
+/* who may send what: observers read, the controller migrates, the owner does it all */
+static const struct {
+    unsigned cmd;
+    unsigned roles;
+    bool state;   /* held for the owner while a controller has the device stopped */
+    bool mig;     /* EBUSY while another session holds the migration */
+} expect[] = {
+    { VFIO_USER_VERSION, O | V | C, false, false },
+    { VFIO_USER_DMA_MAP, O, true, false },
+    { VFIO_USER_DMA_UNMAP, O, true, false },
+    { VFIO_USER_DEVICE_GET_INFO, O | V | C, false, false },
+    { VFIO_USER_DEVICE_GET_REGION_INFO, O | V | C, false, false },
+    { VFIO_USER_DEVICE_GET_REGION_IO_FDS, O, false, false },
+    { VFIO_USER_DEVICE_GET_IRQ_INFO, O | V | C, false, false },
+    { VFIO_USER_DEVICE_SET_IRQS, O, true, false },
+    { VFIO_USER_REGION_READ, O | V | C, true, false }, /* observers: config space only */
+    { VFIO_USER_REGION_WRITE, O, true, false },
+    { VFIO_USER_DEVICE_RESET, O | C, true, false }, /* a controller resets a half-loaded destination */
+    { VFIO_USER_REGION_WRITE_MULTI, O, true, false },
+    { VFIO_USER_DEVICE_FEATURE, O | V | C, false, false }, /* the sub-format decides */
+    { VFIO_USER_MIG_DATA_READ, O | C, false, true },
+    { VFIO_USER_MIG_DATA_WRITE, O | C, false, true },
+};
+
+static void check_row(unsigned cmd, unsigned roles, bool state, bool mig)
+{
+    const struct ufio_cmd_desc *d = ufio_cmd_desc(cmd);
+    assert_non_null(d);
+    assert_int_equal(d->cmd, cmd);
+    assert_string_equal(d->name, ufio_cmd_name(cmd));
+    assert_int_equal(d->roles, roles);
+    assert_int_equal(!!(d->flags & UFIO_CMD_F_STATE), state);
+    assert_int_equal(!!(d->flags & UFIO_CMD_F_MIG), mig);
+    unsigned some = roles & O ? O : roles & C ? C : V;
+    size_t maxf = d->max_fds == UFIO_CMD_FDS_NEG ? 8 : d->max_fds;
+    /* the smallest payload, as many fds as allowed: accepted for each role of the set */
+    for (unsigned r = 1; r <= 4; r <<= 1)
+        assert_int_equal(ufio_cmd_check(d, r, d->min_len, maxf, XF, 8), (roles & r) ? 0 : -EACCES);
+    /* one fd more, one byte less, one byte more: EINVAL whoever sends it */
+    assert_int_equal(ufio_cmd_check(d, some, d->min_len, maxf + 1, XF, 8), -EINVAL);
+    if (d->min_len)
+        assert_int_equal(ufio_cmd_check(d, some, d->min_len - 1, 0, XF, 8), -EINVAL);
+    size_t max = d->max_len == UFIO_CMD_LEN_XFER ? d->min_len + XF : d->max_len;
+    assert_int_equal(ufio_cmd_check(d, some, max, 0, XF, 8), 0);
+    assert_int_equal(ufio_cmd_check(d, some, max + 1, 0, XF, 8), -EINVAL);
+}
+
+static void test_every_row(void **st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        check_row(expect[i].cmd, expect[i].roles, expect[i].state, expect[i].mig);
+        n++;
+    }
+    /* the table has no row the expectations above do not cover, except the server's own */
+    size_t rows = 0;
+    for (const struct ufio_cmd_desc *d; (d = ufio_cmd_row(rows)); rows++)
+        if (d->flags & UFIO_CMD_F_S2C)
+            n++;
+    assert_int_equal(rows, n);
+}
+
+/* Fixed sizes the spec gives, checked on their own. */
+static void test_fixed_sizes(void **st)
+{
+    const struct ufio_cmd_desc *d = ufio_cmd_desc(VFIO_USER_DMA_MAP);
+    assert_int_equal(ufio_cmd_check(d, O, 32, 1, XF, 8), 0);
+    assert_int_equal(ufio_cmd_check(d, O, 31, 1, XF, 8), -EINVAL);
+    assert_int_equal(ufio_cmd_check(d, O, 33, 1, XF, 8), -EINVAL);
+    assert_int_equal(ufio_cmd_check(d, O, 32, 2, XF, 8), -EINVAL);
+    d = ufio_cmd_desc(VFIO_USER_REGION_READ);
+    assert_int_equal(ufio_cmd_check(d, V, 16, 0, XF, 8), 0);
+    assert_int_equal(ufio_cmd_check(d, V, 17, 0, XF, 8), -EINVAL);
+    d = ufio_cmd_desc(VFIO_USER_REGION_WRITE);
+    assert_int_equal(ufio_cmd_check(d, O, 16 + XF, 0, XF, 8), 0);
+    assert_int_equal(ufio_cmd_check(d, O, 16 + XF + 1, 0, XF, 8), -EINVAL);
+    d = ufio_cmd_desc(VFIO_USER_DEVICE_SET_IRQS);
+    assert_int_equal(ufio_cmd_check(d, O, 20, 8, XF, 8), 0); /* up to the negotiated count */
+    assert_int_equal(ufio_cmd_check(d, O, 20, 9, XF, 8), -EINVAL);
+    d = ufio_cmd_desc(VFIO_USER_DEVICE_RESET);
+    assert_int_equal(ufio_cmd_check(d, O, 0, 0, XF, 8), 0);
+    assert_int_equal(ufio_cmd_check(d, O, 1, 0, XF, 8), -EINVAL);
+    /* no such command; the server's own requests are never accepted as commands */
+    assert_null(ufio_cmd_desc(14));
+    assert_null(ufio_cmd_desc(0));
+    assert_null(ufio_cmd_desc(VFIO_USER_MAX_CMD));
+    assert_int_equal(ufio_cmd_check(NULL, O, 0, 0, XF, 8), -ENOSYS);
+    assert_int_equal(ufio_cmd_check(ufio_cmd_desc(VFIO_USER_DMA_READ), O, 16, 0, XF, 8), -ENOSYS);
+    assert_int_equal(ufio_cmd_check(ufio_cmd_desc(VFIO_USER_DMA_WRITE), O, 16, 0, XF, 8), -ENOSYS);
+}
+
+static void test_states(void **st)
+{
+    const struct ufio_cmd_desc *rd = ufio_cmd_desc(VFIO_USER_MIG_DATA_READ);
+    const struct ufio_cmd_desc *wr = ufio_cmd_desc(VFIO_USER_MIG_DATA_WRITE);
+    const struct ufio_cmd_desc *rr = ufio_cmd_desc(VFIO_USER_REGION_READ);
+    for (unsigned s = 0; s < UFIO_MIG_NUM_STATES; s++) {
+        bool saving = s == UFIO_MIG_PRE_COPY || s == UFIO_MIG_PRE_COPY_P2P || s == UFIO_MIG_STOP_COPY;
+        assert_int_equal(ufio_cmd_state_ok(rd, s), saving ? 0 : -EINVAL);
+        assert_int_equal(ufio_cmd_state_ok(wr, s), s == UFIO_MIG_RESUMING ? 0 : -EINVAL);
+        assert_int_equal(ufio_cmd_state_ok(rr, s), 0);
+    }
+    assert_int_equal(ufio_cmd_state_ok(rd, 99), -EINVAL);
+}
+
+static void test_reply_lengths(void **st)
+{
+    const struct ufio_cmd_desc *d = ufio_cmd_desc(VFIO_USER_DEVICE_GET_INFO);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 16, XF), 0);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 15, XF), -EINVAL);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 17, XF), -EINVAL);
+    d = ufio_cmd_desc(VFIO_USER_REGION_READ);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 16 + XF, XF), 0);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 16 + XF + 1, XF), -EINVAL);
+    d = ufio_cmd_desc(VFIO_USER_DMA_MAP);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 0, XF), 0);
+    assert_int_equal(ufio_cmd_reply_len_ok(d, 1, XF), -EINVAL);
+}
+
+#define GET VFIO_DEVICE_FEATURE_GET
+#define SET VFIO_DEVICE_FEATURE_SET
+#define PROBE VFIO_DEVICE_FEATURE_PROBE
+
+/* DEVICE_FEATURE sub-formats: observers GET/PROBE the read-only ones; migrators SET and log. */
+static void test_feature_rows(void **st)
+{
+    static const struct {
+        unsigned index;
+        unsigned get, set, probe;
+    } fx[] = {
+        { VFIO_DEVICE_FEATURE_MIGRATION, O | V | C, 0, O | V | C },
+        { VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, O | V | C, O | C, O | V | C },
+        { VFIO_DEVICE_FEATURE_DMA_LOGGING_START, 0, O | C, O | C },
+        { VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, 0, O | C, O | C },
+        { VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, O | C, 0, O | C },
+        { UFIO_FEATURE_MIG_DATA_SIZE, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_PRECOPY_INFO, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_COMPAT_DESC, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_DIGEST, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_MIG_REASON, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_STOP_COPY_DEADLINE, 0, O | C, O | C },
+        { UFIO_FEATURE_DIRTY_RATE_LIMIT, 0, O | C, O | C },
+    };
+    size_t n = sizeof(fx) / sizeof(fx[0]);
+    for (size_t i = 0; i < n; i++) {
+        const struct ufio_feature_desc *d = ufio_feature_desc(fx[i].index);
+        assert_non_null(d);
+        assert_ptr_equal(ufio_feature_row(i), d);
+        for (unsigned r = 1; r <= 4; r <<= 1) {
+            int g = ufio_feature_check(d, r, GET | fx[i].index, 0);
+            assert_int_equal(g, !fx[i].get ? -EINVAL : (fx[i].get & r) ? 0 : -EACCES);
+            int s = ufio_feature_check(d, r, SET | fx[i].index, d->set_len);
+            assert_int_equal(s, !fx[i].set ? -EINVAL : (fx[i].set & r) ? 0 : -EACCES);
+            int p = ufio_feature_check(d, r, PROBE | fx[i].index, 0);
+            assert_int_equal(p, (fx[i].probe & r) ? 0 : -EACCES);
+        }
+        /* probing an access the feature does not have fails */
+        if (!fx[i].set)
+            assert_int_equal(ufio_feature_check(d, O, PROBE | SET | fx[i].index, 0), -EINVAL);
+        if (!fx[i].get)
+            assert_int_equal(ufio_feature_check(d, O, PROBE | GET | fx[i].index, 0), -EINVAL);
+    }
+    assert_null(ufio_feature_row(n));
+    assert_null(ufio_feature_desc(3));
+    assert_int_equal(ufio_feature_check(NULL, O, GET | 3, 0), -ENOTSUP);
+    /* MIG_DEVICE_STATE SET carries exactly device_state + data_fd */
+    const struct ufio_feature_desc *ms = ufio_feature_desc(VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+    assert_int_equal(ufio_feature_check(ms, C, SET | 2, 8), 0);
+    assert_int_equal(ufio_feature_check(ms, C, SET | 2, 4), -EINVAL);
+    assert_int_equal(ufio_feature_check(ms, C, SET | 2, 12), -EINVAL);
+    assert_int_equal(ufio_feature_check(ms, C, 2, 8), -EINVAL); /* no access named */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_row),
+        cmocka_unit_test(test_fixed_sizes),
+        cmocka_unit_test(test_states),
+        cmocka_unit_test(test_reply_lengths),
+        cmocka_unit_test(test_feature_rows),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
