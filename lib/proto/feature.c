@@ -57,8 +57,9 @@ int ufio_mig_read_reply_decode(const void *payload, size_t len, uint32_t asked, 
 {
     struct ufio_rd r = ufio_rd_init(payload, len);
     m->data = NULL;
+    /* the body may be padded up to what was asked (libvfio-user does so); size says what is data */
     if (ufio_rd_u32(&r, &m->argsz) || ufio_rd_u32(&r, &m->size) || m->size > asked ||
-        ufio_rd_left(&r) != m->size)
+        ufio_rd_left(&r) < m->size || ufio_rd_left(&r) > asked)
         return -EINVAL;
     const void *d = NULL;
     ufio_rd_ptr(&r, &d, m->size);

@@ -163,7 +163,17 @@ static void test_mig_read_reply(void **st)
         assert_int_equal(ufio_mig_read_reply_decode(p, n, 4, &m), -EINVAL);
     uint8_t q[13] = { 0 };
     memcpy(q, p, 12);
+    /* a body longer than asked is refused; one padded up to what was asked is not */
     assert_int_equal(ufio_mig_read_reply_decode(q, 13, 4, &m), -EINVAL);
+    put32(q + 4, 2);
+    assert_int_equal(ufio_mig_read_reply_decode(q, 12, 4, &m), 0);
+    assert_int_equal(m.size, 2);
+    assert_ptr_equal(m.data, q + 8);
+    assert_int_equal(ufio_mig_read_reply_decode(q, 13, 5, &m), 0);
+    assert_int_equal(m.size, 2);
+    assert_int_equal(ufio_mig_read_reply_decode(q, 13, 4, &m), -EINVAL);
+    put32(q + 4, 6); /* size beyond the body */
+    assert_int_equal(ufio_mig_read_reply_decode(q, 13, 8, &m), -EINVAL);
     /* end of stream: size 0 */
     put32(q, 8);
     put32(q + 4, 0);
