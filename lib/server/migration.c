@@ -415,6 +415,11 @@ static int set_state(struct ufio_dev *dev, unsigned target)
     return 0;
 }
 
+int dev_mig_set_state(struct ufio_dev *dev, unsigned target)
+{
+    return dev->mig ? set_state(dev, target) : -ENOTSUP;
+}
+
 /* ---- DEVICE_FEATURE ------------------------------------------------------------------ */
 
 /* A GET reply: argsz, flags, then data; the client's argsz must hold it all. */
