@@ -354,8 +354,18 @@ static int adopt_owner(struct ufio_dev *dev, struct ufio_fdb *b, const uint8_t *
     return 0;
 }
 
-static int take_fds(struct ufio_dev *dev, int sock, const char *old_path, const char *mgmt_path, int tmo)
+static double ms_since(const struct timespec *t0)
 {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static int take_fds(struct ufio_dev *dev, int sock, const char *old_path, const char *mgmt_path, int tmo,
+                    double *recv_ms)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     struct ufio_sessions *ss = dev->ss;
     uint32_t st = 0;
     int err = io_all(sock, &st, sizeof(st), false, tmo);
@@ -376,6 +386,7 @@ static int take_fds(struct ufio_dev *dev, int sock, const char *old_path, const 
         err = -EPROTO;
     if (!err && blen)
         err = io_all(sock, blob, blen, false, tmo);
+    *recv_ms = ms_since(&t0);
     if (!err)
         err = adopt_device(dev, &b);
     /* the stream's device state goes in now that the device has its memory */
@@ -421,6 +432,9 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     if (err)
         return err;
     dev_build(dev);
+    struct timespec t0, tq;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t_conn = 0, t_pre = 0, t_stream = 0, t_recv = 0, t_adopt = 0;
     struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o.timeout_ms, .no_twin_socket = true,
                                    .role = UFIO_ROLE_CONTROLLER_REQ };
     struct ufio_client *c = NULL;
@@ -433,6 +447,7 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     uint8_t *buf = malloc(cap);
     uint64_t bytes = 0, flags = 0;
     unsigned reached = 0;
+    t_conn = ms_since(&t0);
     err = buf ? dev_mig_set_state(dev, UFIO_MIG_RESUMING) : -ENOMEM;
     if (!err)
         err = ufio_client_mig_flags(c, &flags);
@@ -444,10 +459,14 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
             err = pump(dev, c, buf, cap, &bytes);
         fail_at("precopy");
     }
+    t_pre = ms_since(&t0) - t_conn;
+    /* the owner's requests are held from here until ours serve them */
+    clock_gettime(CLOCK_MONOTONIC, &tq);
     if (!err)
         err = ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, &reached);
     if (!err)
         err = pump(dev, c, buf, cap, &bytes);
+    t_stream = ms_since(&tq);
     if (!err)
         fail_at("stream");
     free(buf);
@@ -461,7 +480,7 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     int sock = c->conn.fd;
     err = cl_send_posted(c, UFIO_CMD_HANDOVER, NULL, 0);
     if (!err)
-        err = take_fds(dev, sock, old_path, mgmt, o.timeout_ms);
+        err = take_fds(dev, sock, old_path, mgmt, o.timeout_ms, &t_recv);
     if (!err)
         fail_at("before-ack");
     if (err) {
@@ -472,13 +491,20 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
         ufio_client_destroy(c);
         return err;
     }
+    t_adopt = ms_since(&tq) - t_stream - t_recv;
     uint32_t ack = TAKEOVER_ACK;
     err = io_all(sock, &ack, sizeof(ack), true, o.timeout_ms);
+    double t_quiesced = ms_since(&tq);
     ufio_client_destroy(c);
     if (err) {
         UFIO_WARN(dev->name, "takeover: the acknowledgement did not get through (%s)", strerror(-err));
         return err;
     }
     UFIO_INFO(dev->name, "took over %s (%llu stream bytes)", old_path, (unsigned long long)bytes);
+    /* one line for ufio-bench --handover: where the time goes */
+    UFIO_INFO(dev->name,
+              "takeover timing: connect %.3f ms, precopy %.3f ms, quiesced %.3f ms (stop-copy stream %.3f, "
+              "fds %.3f, load and adopt %.3f)",
+              t_conn, t_pre, t_quiesced, t_stream, t_recv, t_adopt);
     return 0;
 }
