@@ -72,6 +72,16 @@ static int io_all(int fd, void *buf, size_t len, bool wr, int timeout_ms)
 
 /* ---- the old process ---------------------------------------------------------------- */
 
+/* UFIO_TAKEOVER_OLD_FAIL_AT=fds: the old process dies as it would pass the fds, for the tests. */
+static void old_fail_at(const char *step)
+{
+    const char *e = getenv("UFIO_TAKEOVER_OLD_FAIL_AT");
+    if (e && !strcmp(e, step)) {
+        fprintf(stderr, "takeover: UFIO_TAKEOVER_OLD_FAIL_AT=%s: exiting\n", step);
+        _exit(9);
+    }
+}
+
 struct dma_walk {
     struct ufio_fdb *b;
     int err;
@@ -196,6 +206,7 @@ void takeover_give(struct ufio_session *s)
         return;
     }
     uint32_t bl = (uint32_t)blen;
+    old_fail_at("fds");
     err = ufio_fdb_send(s->conn.fd, &b, tmo);
     ufio_fdb_forget(&b);
     if (!err)
@@ -484,8 +495,9 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     if (!err)
         fail_at("before-ack");
     if (err) {
-        if (err == -ECONNRESET)
-            UFIO_WARN(dev->name, "takeover: the old server died during the handover; its device state is lost");
+        if (err == -ECONNRESET || err == -EPIPE)
+            UFIO_ERR(dev->name, "takeover: the old server died during the handover: the device's state and "
+                                "its owner's connection are lost, nothing can be saved");
         else
             UFIO_WARN(dev->name, "takeover failed: %s", strerror(-err));
         ufio_client_destroy(c);

@@ -7,7 +7,8 @@
  * process exits 0, the survivor's fd count is the first server's. Faults:
  * the new process dies at each named step (UFIO_TAKEOVER_FAIL_AT) and the old
  * one serves on with its fd count back where it was; a refused takeover (no
- * owner) leaves the old one serving.
+ * owner, or another controller attached) leaves the old one serving; the old
+ * one dying as it would pass the fds makes the new one exit 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +41,7 @@ static const char *server_bin;
 static char sock_path[108];
 
 /* Starts `bin --takeover=PATH` (env: name=value or NULL); waits for "listening on" or its exit. */
-static pid_t spawn_takeover(const char *env, int *status)
+static pid_t spawn_takeover_args(const char *env, const char *extra, int *status)
 {
     int pfd[2];
     assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
@@ -52,7 +53,7 @@ static pid_t spawn_takeover(const char *env, int *status)
         dup2(pfd[1], 1);
         if (env)
             putenv((char *)env);
-        execl(server_bin, server_bin, arg, (char *)NULL);
+        execl(server_bin, server_bin, arg, extra, (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
@@ -77,6 +78,8 @@ static pid_t spawn_takeover(const char *env, int *status)
     close(pfd[0]);
     return pid;
 }
+
+static pid_t spawn_takeover(const char *env, int *status) { return spawn_takeover_args(env, NULL, status); }
 
 /* The exit status of pid, waiting up to 10 s. */
 static int wait_exit(pid_t pid)
@@ -329,6 +332,71 @@ static void test_no_owner_refused(void **st)
     assert_int_equal(wait_exit(old), 0);
 }
 
+/* The old process dies as it would pass the fds: the new one exits 1 (nothing to save), not 9. */
+static void test_old_dies(void **st)
+{
+    (void)st;
+    setenv("UFIO_TAKEOVER_OLD_FAIL_AT", "fds", 1);
+    pid_t old = first_server();
+    unsetenv("UFIO_TAKEOVER_OLD_FAIL_AT");
+    struct owner o;
+    owner_attach(&o);
+    int status;
+    assert_int_equal(spawn_takeover(NULL, &status), -1);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_equal(wait_exit(old), 9);
+    owner_detach(&o);
+}
+
+/* A takeover while another controller holds the management socket is refused; the old one serves on. */
+static void test_second_takeover_refused(void **st)
+{
+    (void)st;
+    pid_t old = first_server();
+    struct owner o;
+    owner_attach(&o);
+    char mgmt[128];
+    snprintf(mgmt, sizeof(mgmt), "%s.mgmt", sock_path);
+    struct ufio_client_opts co = { .size = sizeof(co), .role = UFIO_ROLE_CONTROLLER_REQ };
+    struct ufio_client *ctl;
+    assert_int_equal(ufio_client_connect(mgmt, &co, &ctl), 0);
+    int fds0 = fd_count(old);
+    int status;
+    assert_int_equal(spawn_takeover(NULL, &status), -1);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    struct srv s = { .pid = old };
+    assert_int_equal(srv_wait_fd_count(&s, fds0), fds0);
+    owner_check(&o);
+    ufio_client_destroy(ctl);
+    pid_t next = spawn_takeover(NULL, &status);
+    assert_true(next > 0);
+    assert_int_equal(wait_exit(old), 0);
+    owner_check(&o);
+    owner_detach(&o);
+    kill(next, SIGTERM);
+    assert_int_equal(wait_exit(next), 0);
+}
+
+/* An incompatible new binary (major version 2) is refused with the reasons; the old one serves on. */
+static void test_incompatible_refused(void **st)
+{
+    (void)st;
+    pid_t old = first_server();
+    struct owner o;
+    owner_attach(&o);
+    int fds0 = fd_count(old);
+    int status;
+    assert_int_equal(spawn_takeover_args(NULL, "--sw-version=2.0.0", &status), -1);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    struct srv s = { .pid = old };
+    assert_int_equal(srv_wait_fd_count(&s, fds0), fds0);
+    owner_check(&o);
+    owner_detach(&o);
+    kill(old, SIGTERM);
+    assert_int_equal(wait_exit(old), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -342,6 +410,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fail_stream),
         cmocka_unit_test(test_fail_before_ack),
         cmocka_unit_test(test_no_owner_refused),
+        cmocka_unit_test(test_old_dies),
+        cmocka_unit_test(test_incompatible_refused),
+        cmocka_unit_test(test_second_takeover_refused),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(sock_path);
