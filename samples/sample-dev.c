@@ -20,9 +20,10 @@
 #include <ufio/migration.h>
 #include <ufio/server.h>
 
+#include "sample.h"
+
 #define DEFAULT_SOCKET "/tmp/ufio-sample.sock"
 #define SAMPLE_ID 0x4f494655u /* "UFIO" */
-#define DMA_MAX (64u * 1024)
 
 enum {
     REG_ID = 0x00,
@@ -38,33 +39,13 @@ enum {
     REG_DMA_CMD = 0x2c,
     REG_DMA_STATUS = 0x30,
     REG_DMA_SUM = 0x34,
+    REG_DIGEST_LO = 0x38,
+    REG_DIGEST_HI = 0x3c,
+    REG_MIG_FAIL = 0x40,
+    REG_STATE_MIB = 0x44,
 };
 
-#define RAM_SIZE (64u * 1024)
-#define PAGE 4096u
-
-/* Register state that migrates (fixed layout: the stream is little-endian u32s). */
-struct regs {
-    uint32_t scratch, io_scratch, irq_count;
-    uint32_t dma_src_lo, dma_src_hi, dma_dst_lo, dma_dst_hi;
-    uint32_t dma_len, dma_status, dma_sum;
-};
-
-struct sample {
-    uint32_t scratch, io_scratch, irq_count;
-    uint64_t dma_src, dma_dst;
-    uint32_t dma_len, dma_status, dma_sum;
-    uint8_t buf[DMA_MAX];
-    /* migration: BAR2 is sent whole in PRE_COPY, then only the pages that
-     * changed since (compared with what was sent, so writes the client made
-     * through its own mapping of BAR2 are caught too) */
-    uint8_t *ram;
-    uint8_t sent[RAM_SIZE];
-    bool precopied, regs_sent;
-    unsigned next_page;
-    bool loaded_regs;
-};
-
+static unsigned state_mib, dirty_rate;
 static struct ufio_dev *the_dev;
 
 static void raise_irq(struct ufio_dev *dev, struct sample *s, uint32_t vector)
@@ -115,6 +96,7 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned 
         case REG_DMA_DST_HI: s->dma_dst = (s->dma_dst & 0xffffffffull) | (uint64_t)v << 32; break;
         case REG_DMA_LEN: s->dma_len = v; break;
         case REG_DMA_CMD: if (v == 1) do_dma(dev, s); break;
+        case REG_MIG_FAIL: s->mig_fail = v; break;
         default: break;
         }
         return 0;
@@ -131,6 +113,13 @@ static int bar0_access(struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned 
     case REG_DMA_LEN: v = s->dma_len; break;
     case REG_DMA_STATUS: v = s->dma_status; break;
     case REG_DMA_SUM: v = s->dma_sum; break;
+    case REG_DIGEST_LO:
+        s->digest_latch = sample_digest(s);
+        v = (uint32_t)s->digest_latch;
+        break;
+    case REG_DIGEST_HI: v = (uint32_t)(s->digest_latch >> 32); break;
+    case REG_MIG_FAIL: v = s->mig_fail; break;
+    case REG_STATE_MIB: v = state_mib; break;
     default: break;
     }
     memcpy(buf, &v, 4);
@@ -171,126 +160,6 @@ static int sample_reset(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
     return 0;
 }
 
-/* ---- migration -------------------------------------------------------------- */
-
-enum { REC_RAM_FULL = 1, REC_REGS = 2, REC_PAGE = 3 };
-
-static int mig_transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, unsigned from, unsigned to)
-{
-    struct sample *s = opaque;
-    if ((from == UFIO_MIG_RUNNING || from == UFIO_MIG_STOP) &&
-        (to == UFIO_MIG_PRE_COPY || to == UFIO_MIG_STOP_COPY) && from != UFIO_MIG_STOP_COPY) {
-        if (to == UFIO_MIG_PRE_COPY || !s->precopied) {
-            s->precopied = false;
-            memset(s->sent, 0, sizeof(s->sent));
-        }
-        s->regs_sent = false;
-        s->next_page = 0;
-    }
-    if (to == UFIO_MIG_RESUMING)
-        s->loaded_regs = false;
-    return 0;
-}
-
-static unsigned dirty_pages(struct sample *s)
-{
-    unsigned n = 0;
-    for (unsigned p = 0; p < RAM_SIZE / PAGE; p++)
-        n += memcmp(s->ram + p * PAGE, s->sent + p * PAGE, PAGE) != 0;
-    return n;
-}
-
-static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t len)
-{
-    struct sample *s = opaque;
-    uint8_t *b = out;
-    size_t off = 0;
-    if (ufio_dev_mig_state(dev) != UFIO_MIG_STOP_COPY) {
-        /* PRE_COPY: the whole RAM once; then nothing until STOP_COPY */
-        if (s->precopied || len < 1 + RAM_SIZE / 2)
-            return 0;
-        /* in two halves so each fits a 64 KiB chunk with its tag */
-        unsigned half = s->next_page >= RAM_SIZE / PAGE / 2;
-        b[0] = REC_RAM_FULL;
-        b[1] = (uint8_t)half;
-        memcpy(b + 2, s->ram + half * RAM_SIZE / 2, RAM_SIZE / 2);
-        memcpy(s->sent + half * RAM_SIZE / 2, s->ram + half * RAM_SIZE / 2, RAM_SIZE / 2);
-        s->next_page += RAM_SIZE / PAGE / 2;
-        if (half)
-            s->precopied = true;
-        return 2 + RAM_SIZE / 2;
-    }
-    if (!s->regs_sent) {
-        struct regs r = { s->scratch, s->io_scratch, s->irq_count, (uint32_t)s->dma_src,
-                          (uint32_t)(s->dma_src >> 32), (uint32_t)s->dma_dst, (uint32_t)(s->dma_dst >> 32),
-                          s->dma_len, s->dma_status, s->dma_sum };
-        b[off++] = REC_REGS;
-        memcpy(b + off, &r, sizeof(r));
-        off += sizeof(r);
-        s->regs_sent = true;
-        s->next_page = 0;
-    }
-    /* stopped: every page that differs from what the destination has */
-    while (s->next_page < RAM_SIZE / PAGE && off + 3 + PAGE <= len) {
-        unsigned p = s->next_page++;
-        if (!memcmp(s->ram + p * PAGE, s->sent + p * PAGE, PAGE) && s->precopied)
-            continue;
-        b[off] = REC_PAGE;
-        b[off + 1] = (uint8_t)p;
-        b[off + 2] = 0;
-        memcpy(b + off + 3, s->ram + p * PAGE, PAGE);
-        memcpy(s->sent + p * PAGE, s->ram + p * PAGE, PAGE);
-        off += 3 + PAGE;
-    }
-    return (ssize_t)off;
-}
-
-static int mig_load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *in, size_t len, bool last)
-{
-    struct sample *s = opaque;
-    const uint8_t *b = in;
-    size_t off = 0;
-    /* each piece is what one mig_save() call produced, so records never straddle */
-    while (off < len) {
-        uint8_t kind = b[off];
-        if (kind == REC_RAM_FULL && len - off >= 2 + RAM_SIZE / 2 && b[off + 1] < 2) {
-            memcpy(s->ram + b[off + 1] * RAM_SIZE / 2, b + off + 2, RAM_SIZE / 2);
-            off += 2 + RAM_SIZE / 2;
-        } else if (kind == REC_REGS && len - off >= 1 + sizeof(struct regs)) {
-            struct regs r;
-            memcpy(&r, b + off + 1, sizeof(r));
-            s->scratch = r.scratch;
-            s->io_scratch = r.io_scratch;
-            s->irq_count = r.irq_count;
-            s->dma_src = r.dma_src_lo | (uint64_t)r.dma_src_hi << 32;
-            s->dma_dst = r.dma_dst_lo | (uint64_t)r.dma_dst_hi << 32;
-            s->dma_len = r.dma_len;
-            s->dma_status = r.dma_status;
-            s->dma_sum = r.dma_sum;
-            s->loaded_regs = true;
-            off += 1 + sizeof(r);
-        } else if (kind == REC_PAGE && len - off >= 3 + PAGE && b[off + 1] < RAM_SIZE / PAGE) {
-            memcpy(s->ram + b[off + 1] * PAGE, b + off + 3, PAGE);
-            off += 3 + PAGE;
-        } else {
-            return -EINVAL;
-        }
-    }
-    if (last && !s->loaded_regs)
-        return -EINVAL; /* a stream without the registers is not a whole device */
-    return 0;
-}
-
-static void mig_estimate(UFIO_UNUSED struct ufio_dev *dev, void *opaque, uint64_t *initial, uint64_t *dirty,
-                         uint64_t *stop_copy)
-{
-    struct sample *s = opaque;
-    unsigned d = dirty_pages(s);
-    *initial = s->precopied ? 0 : 2 + RAM_SIZE / 2 + (s->next_page ? 0 : 2 + RAM_SIZE / 2);
-    *dirty = s->precopied ? (uint64_t)d * (3 + PAGE) : 0;
-    *stop_copy = 1 + sizeof(struct regs) + (uint64_t)(s->precopied ? d : RAM_SIZE / PAGE) * (3 + PAGE);
-}
-
 static void on_signal(int sig)
 {
     (void)sig;
@@ -302,7 +171,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [--sw-version=X.Y.Z]\n"
-            "                   [--compat-file=FILE] [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
+            "                   [--compat-file=FILE] [--state-mib=N] [--dirty-rate=PAGES_PER_MS]\n"
+            "                   [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
             "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
             "  --fd=N              serve an already-connected socket (exits when it closes)\n"
@@ -310,6 +180,9 @@ static void usage(FILE *f)
             "                      sleeping (default 0: always sleep)\n"
             "  --sw-version=X.Y.Z  software version in the migration descriptor (default 1.0.0)\n"
             "  --compat-file=FILE  use this JSON compatibility descriptor instead\n"
+            "  --state-mib=N       N MiB of extra device state that migrates (default 0)\n"
+            "  --dirty-rate=N      a thread writes N pages/ms of that state while the device runs\n"
+            "                      (default 0; the client may cap it during migration)\n"
             UFIO_SERVE_USAGE
             "  -v, --verbose       log protocol activity to stderr\n"
             "  -h, --help          this text\n"
@@ -334,8 +207,8 @@ static int make_compat(const char *version, const char *file)
                  "{\"device_api\":\"vfio-pci\",\"type\":\"ufio-sample\",\"software_version\":\"%s\","
                  "\"pci\":{\"vendor_id\":\"0x5546\",\"device_id\":\"0x0001\",\"subsystem_vendor_id\":\"0x5546\","
                  "\"subsystem_id\":\"0x0001\",\"class_code\":\"0xff0000\",\"revision\":1},"
-                 "\"attributes\":{\"ram_kib\":64,\"msix_vectors\":4}}",
-                 version);
+                 "\"attributes\":{\"ram_kib\":64,\"msix_vectors\":4,\"state_mib\":%u}}",
+                 version, state_mib);
     }
     compat_json = compat_buf;
     return 0;
@@ -363,15 +236,8 @@ static int build(struct ufio_dev *dev, struct sample *s)
         return err;
     if ((err = ufio_dev_setup_irq(dev, UFIO_IRQ_ERR, 1)) || (err = ufio_dev_setup_irq(dev, UFIO_IRQ_REQ, 1)))
         return err;
-    static const struct ufio_mig_ops mig = {
-        .size = sizeof(mig),
-        .flags = UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY,
-        .transition = mig_transition,
-        .save = mig_save,
-        .load = mig_load,
-        .estimate = mig_estimate,
-    };
-    if ((err = ufio_dev_setup_migration(dev, &mig, s)))
+    if ((err = sample_mig_init(s, state_mib, dirty_rate)) ||
+        (err = ufio_dev_setup_migration(dev, &sample_mig_ops, s)))
         return err;
     return ufio_dev_set_compat(dev, compat_json);
 }
@@ -389,6 +255,8 @@ int main(int argc, char **argv)
         { "poll-us", required_argument, NULL, 'p' },
         { "sw-version", required_argument, NULL, 'V' },
         { "compat-file", required_argument, NULL, 'C' },
+        { "state-mib", required_argument, NULL, 'M' },
+        { "dirty-rate", required_argument, NULL, 'D' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         UFIO_SERVE_LONGOPTS,
@@ -430,6 +298,17 @@ int main(int argc, char **argv)
             poll_us = (unsigned)v;
             break;
         }
+        case 'M':
+        case 'D': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || v > (c == 'M' ? 65536ul : 1000000ul)) {
+                fprintf(stderr, "ufio-sample: bad --%s value '%s'\n", c == 'M' ? "state-mib" : "dirty-rate", optarg);
+                return 2;
+            }
+            *(c == 'M' ? &state_mib : &dirty_rate) = (unsigned)v;
+            break;
+        }
         case 'v': verbose = true; break;
         case 'V': sw_version = optarg; break;
         case 'C': compat_file = optarg; break;
@@ -468,6 +347,7 @@ int main(int argc, char **argv)
     if (err) {
         fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
+        sample_mig_fini(&s);
         return 1;
     }
     const char *tk = fd < 0 ? ufio_serve_takeover(so) : NULL;
@@ -480,6 +360,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : tk ? "take over" : "listen on",
                 fd >= 0 ? "" : path, strerror(-err));
         ufio_dev_destroy(dev);
+        sample_mig_fini(&s);
         return 1;
     }
     the_dev = dev;
@@ -497,6 +378,7 @@ int main(int argc, char **argv)
     err = ufio_dev_run(dev);
     the_dev = NULL;
     ufio_dev_destroy(dev);
+    sample_mig_fini(&s);
     ufio_serve_opts_free(so);
     if (err) {
         fprintf(stderr, "ufio-sample: %s\n", strerror(-err));

@@ -493,11 +493,54 @@ static void poll_sweep(const char *path, double seconds)
     }
 }
 
+/* "256,1024" -> values; returns the count (at most cap) */
+static size_t parse_list(const char *s, unsigned long *v, size_t cap)
+{
+    size_t n = 0;
+    while (*s && n < cap) {
+        char *end;
+        v[n++] = strtoul(s, &end, 10);
+        s = *end == ',' ? end + 1 : end;
+        if (end == s && *s)
+            break;
+    }
+    return n;
+}
+
+/* The migration table (markdown), one row per size x rate x budget. */
+static void migration_table(const char *sample, const char *sizes, const char *rates, const char *budgets)
+{
+    unsigned long sz[8], rt[8], bg[8];
+    size_t nsz = parse_list(sizes, sz, 8), nrt = parse_list(rates, rt, 8), nbg = parse_list(budgets, bg, 8);
+    printf("| state | dirty pages/ms | budget ms | result | downtime ms | predicted ms | total ms | MiB moved | "
+           "rounds | dirty limit pages/s | MiB/s | raw MiB/s | vs raw | src peak RSS MiB | dst peak RSS MiB |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    fflush(stdout);
+    for (size_t i = 0; i < nsz; i++) {
+        double raw = bench_raw_bulk((size_t)sz[i] << 20);
+        for (size_t j = 0; j < nrt; j++)
+            for (size_t k = 0; k < nbg; k++) {
+                struct bench_mig_row r;
+                if (bench_migration(sample, sz[i], (unsigned)rt[j], (unsigned)bg[k], raw, &r))
+                    continue;
+                const char *res = r.err == 0 ? (r.verified ? "migrated, verified" : "migrated")
+                                : r.err == -ETIME && strstr(r.error, "could not finish")
+                                    ? "stop-copy past its deadline: source runs again"
+                                : r.err == -ETIME ? "refused before stopping (source kept running)" : "failed";
+                printf("| %zu MiB | %lu | %lu | %s | %.1f | %.1f | %.0f | %.0f | %u | %llu | %.0f | %.0f | %.2f | %.0f | %.0f |\n",
+                       r.mib, rt[j], bg[k], res, r.downtime, r.predicted, r.total, r.bytes / 1048576.0, r.rounds,
+                       (unsigned long long)r.limit, r.mib_s, raw, r.vs_raw, r.src_rss, r.dst_rss);
+                if (r.err && r.err != -ETIME)
+                    fprintf(stderr, "ufio-bench: %zu MiB, %lu pages/ms, %lu ms: %s\n", r.mib, rt[j], bg[k], r.error);
+                fflush(stdout);
+            }
+    }
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ufio-bench [--socket PATH | --poll-sweep | --migration | --sessions | --dma-maps[=N]\n"
-               "                  | --handover=SERVER [--rounds N]]\n"
-               "                  [--iters N] [--seconds S]\n"
+    fprintf(f, "usage: ufio-bench [--socket PATH | --poll-sweep | --migration --sample PATH | --sessions |\n"
+               "                   --dma-maps[=N] | --handover=SERVER [--rounds N]] [--iters N] [--seconds S]\n"
                "                  [--poll-us N] [--json]\n"
                "Measures ufio's request latency, bulk throughput, DMA and idle CPU, next to a raw\n"
                "socketpair in the same CPU placements and shapes (medians of 5 interleaved\n"
@@ -509,9 +552,15 @@ static void usage(FILE *f)
                "  --poll-sweep    polling budget rows instead: latency and device CPU per\n"
                "                  budget (0..200 us) with 0/20/100 us between accesses\n"
                "                  (--seconds per cell)\n"
-               "  --migration     migration rows instead: 256 MiB / 1 GiB of state dirtied while\n"
-               "                  running (downtime, total, throughput), and a dirty-log report\n"
-               "                  over 64 GiB of mapped memory\n"
+               "  --migration     a migration table instead: for every state size, dirty rate and\n"
+               "                  downtime budget, ufio-migrate's engine between two ufio-sample\n"
+               "                  processes (--sample PATH) beside a raw socket transfer of the same\n"
+               "                  bytes: downtime (or refused), total, bytes, throughput, peak RSS of\n"
+               "                  both ends; then a dirty-log report over 64 GiB of mapped memory\n"
+               "  --sample PATH   the ufio-sample binary (--migration)\n"
+               "  --sizes LIST    state sizes in MiB (default 256,1024)\n"
+               "  --rates LIST    pages dirtied per ms while running (default 4,100)\n"
+               "  --budgets LIST  downtime budgets in ms (default 50,100,300)\n"
                "  --sessions      session rows instead: the owner's 4-byte round trip alone and\n"
                "                  with an observer flooding config reads beside it, next to raw\n"
                "  --dma-maps[=N]  DMA table rows instead: DMA_MAP/DMA_UNMAP round trips and\n"
@@ -533,6 +582,7 @@ int main(int argc, char **argv)
     bool json = false, mig = false, sweep = false, sessions = false;
     unsigned dma_maps = 0, rounds = 20;
     const char *handover = NULL;
+    const char *sample = NULL, *mig_sizes = "256,1024", *rates = "4,100", *budgets = "50,100,300";
     static const struct option lo[] = { { "socket", required_argument, NULL, 's' },
                                         { "migration", no_argument, NULL, 'm' },
                                         { "poll-sweep", no_argument, NULL, 'P' },
@@ -544,6 +594,10 @@ int main(int argc, char **argv)
                                         { "seconds", required_argument, NULL, 'S' },
                                         { "poll-us", required_argument, NULL, 'p' },
                                         { "json", no_argument, NULL, 'j' },
+                                        { "sample", required_argument, NULL, 'x' },
+                                        { "sizes", required_argument, NULL, 'z' },
+                                        { "rates", required_argument, NULL, 'r' },
+                                        { "budgets", required_argument, NULL, 'b' },
                                         { "help", no_argument, NULL, 'h' }, { 0 } };
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -559,6 +613,10 @@ int main(int argc, char **argv)
         case 'H': handover = optarg; break;
         case 'R': rounds = (unsigned)atoi(optarg); break;
         case 'D': dma_maps = optarg ? (unsigned)atoi(optarg) : 100000; break;
+        case 'x': sample = optarg; break;
+        case 'z': mig_sizes = optarg; break;
+        case 'r': rates = optarg; break;
+        case 'b': budgets = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -582,10 +640,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "ufio-bench: --poll-sweep needs two CPUs\n");
         return 1;
     } else if (mig) {
-        /* state sizes from the issue: 256 MiB and 1 GiB, 4 pages (16 KiB) dirtied per ms while running */
-        bench_migration(add, 256, 4, 300);
-        bench_migration(add, 1024, 4, 300);
-        bench_migration(add, 256, 0, 300);
+        if (!sample) {
+            fprintf(stderr, "ufio-bench: --migration needs --sample PATH (the ufio-sample binary)\n");
+            return 2;
+        }
+        migration_table(sample, mig_sizes, rates, budgets);
         bench_dirty_report(add, NULL);
     } else if (ext) {
         struct ufio_client *c;

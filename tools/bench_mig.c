@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,30 +179,143 @@ static double now_us(void)
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-int bench_migration(bench_add_fn add, size_t mib, unsigned dirty_per_ms, unsigned max_downtime_ms)
+/* ---- migration between two ufio-sample processes ---------------------------------- */
+
+/* Starts SAMPLE --socket-path=path --state-mib=mib --dirty-rate=rate; waits for "listening on". */
+static pid_t start_sample(const char *bin, const char *path, size_t mib, unsigned rate)
+{
+    int p[2];
+    if (pipe(p))
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char a[160], b[32], c[32];
+        snprintf(a, sizeof(a), "--socket-path=%s", path);
+        snprintf(b, sizeof(b), "--state-mib=%zu", mib);
+        snprintf(c, sizeof(c), "--dirty-rate=%u", rate);
+        dup2(p[1], 1);
+        close(p[0]);
+        execl(bin, bin, a, b, c, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[256];
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof(buf) - 1 && (k = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0) {
+        n += (size_t)k;
+        buf[n] = 0;
+        if (strstr(buf, "listening on"))
+            break;
+    }
+    close(p[0]);
+    if (!strstr(buf, "listening on")) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    return pid;
+}
+
+/* Peak resident set of a process, MiB (VmHWM). */
+static double peak_rss_mib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    double kb = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb / 1024.0;
+}
+
+struct raw_arg {
+    int fd;
+    size_t bytes;
+};
+
+static void *raw_reader(void *p)
+{
+    struct raw_arg *a = p;
+    static uint8_t buf[1 << 20];
+    size_t got = 0;
+    while (got < a->bytes) {
+        ssize_t k = read(a->fd, buf, sizeof(buf));
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    return NULL;
+}
+
+/* The same bytes over a plain unix socket, 1 MiB writes: the transport's own rate (MiB/s). */
+double bench_raw_bulk(size_t bytes)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+        return 0;
+    static uint8_t buf[1 << 20];
+    memset(buf, 0x5a, sizeof(buf));
+    struct raw_arg a = { sv[1], bytes };
+    pthread_t th;
+    double t0 = now_us();
+    pthread_create(&th, NULL, raw_reader, &a);
+    for (size_t sent = 0; sent < bytes;) {
+        ssize_t k = write(sv[0], buf, bytes - sent < sizeof(buf) ? bytes - sent : sizeof(buf));
+        if (k <= 0)
+            break;
+        sent += (size_t)k;
+    }
+    pthread_join(th, NULL);
+    double t = now_us() - t0;
+    close(sv[0]);
+    close(sv[1]);
+    return bytes / 1048576.0 / (t / 1e6);
+}
+
+int bench_migration(const char *sample, size_t mib, unsigned dirty_per_ms, unsigned max_downtime_ms, double raw,
+                    struct bench_mig_row *row)
 {
     char a[108], b[108];
     snprintf(a, sizeof(a), "/tmp/ufio-bench-mig-a-%d.sock", getpid());
     snprintf(b, sizeof(b), "/tmp/ufio-bench-mig-b-%d.sock", getpid());
-    pid_t pa = start_mig_device(a, mib << 20, dirty_per_ms), pb = start_mig_device(b, mib << 20, 0);
-    usleep(300000 + (useconds_t)mib * 2000);
-    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = a, .dst_path = b, .max_downtime_ms = max_downtime_ms,
-                                   .timeout_ms = 60000 };
-    char errbuf[UFIO_MIGRATE_ERROR_MAX];
-    struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
-    int err = ufio_migrate(&o, &r);
+    memset(row, 0, sizeof(*row));
+    pid_t pa = start_sample(sample, a, mib, dirty_per_ms), pb = pa > 0 ? start_sample(sample, b, mib, 0) : -1;
+    if (pa < 0 || pb < 0) {
+        fprintf(stderr, "ufio-bench: cannot start %s\n", sample);
+        if (pa > 0) {
+            kill(pa, SIGTERM);
+            waitpid(pa, NULL, 0);
+        }
+        return -ENOENT;
+    }
+    static char err[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = a, .dst_path = b,
+                                   .max_downtime_ms = max_downtime_ms, .timeout_ms = 60000 };
+    struct ufio_migrate_result r = { .size = sizeof(r), .error = err, .error_size = sizeof(err) };
+    row->err = ufio_migrate(&o, &r);
+    row->src_rss = peak_rss_mib(pa);
+    row->dst_rss = peak_rss_mib(pb);
     kill(pa, SIGTERM);
     kill(pb, SIGTERM);
     waitpid(pa, NULL, 0);
     waitpid(pb, NULL, 0);
-    if (err) {
-        fprintf(stderr, "ufio-bench: migration of %zu MiB failed: %s\n", mib, r.error);
-        return err;
-    }
-    add("ms", r.downtime_ms, "migrate %zu MiB, dirtying %u pages/ms: downtime", mib, dirty_per_ms);
-    add("ms", r.total_ms, "migrate %zu MiB, dirtying %u pages/ms: total", mib, dirty_per_ms);
-    add("MiB/s", r.throughput_mib_s, "migrate %zu MiB: stream throughput", mib);
-    add("MiB", r.bytes / 1048576.0, "migrate %zu MiB: stream size (%u precopy rounds)", mib, r.rounds);
+    row->mib = mib;
+    row->rate = dirty_per_ms;
+    row->budget = max_downtime_ms;
+    row->downtime = r.downtime_ms;
+    row->predicted = r.predicted_downtime_ms;
+    row->total = r.total_ms;
+    row->bytes = r.bytes;
+    row->rounds = r.rounds;
+    row->verified = r.verified;
+    row->limit = r.dirty_limit;
+    row->mib_s = r.total_ms > 0 ? r.bytes / 1048576.0 / (r.total_ms / 1e3) : 0;
+    row->vs_raw = raw > 0 ? row->mib_s / raw : 0;
+    snprintf(row->error, sizeof(row->error), "%s", row->err ? err : "");
     return 0;
 }
 

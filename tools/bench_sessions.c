@@ -106,10 +106,9 @@ static pid_t start_device(const char *path, int cpu, uint32_t max_maps)
         return pid;
     pin(cpu);
     static const struct ufio_pci_ids ids = { 0x5546, 0x0003, 0x5546, 0x0003, 0xff0000, 1 };
-    struct ufio_dev_limits l;
-    if (ufio_dev_create("bench-sessions", &ids, NULL, NULL, &sdev))
+    struct ufio_dev_limits l = { .size = sizeof(l) };
+    if (ufio_dev_create("bench-sessions", &ids, NULL, NULL, &sdev) || ufio_dev_get_limits(sdev, &l))
         _exit(1);
-    ufio_dev_get_limits(sdev, &l);
     l.max_dma_maps = max_maps;
     if (ufio_dev_set_limits(sdev, &l) || ufio_dev_add_bar(sdev, 0, 4096, 0, bar0, NULL) ||
         ufio_dev_listen(sdev, path) || ufio_dev_listen_mgmt(sdev, NULL))
@@ -128,7 +127,7 @@ static void stop_device(pid_t pid)
 
 static struct ufio_client *connect_role(const char *path, unsigned role)
 {
-    struct ufio_client_opts o = { .role = role, .timeout_ms = 10000 };
+    struct ufio_client_opts o = { .size = sizeof(o), .role = role, .timeout_ms = 10000 };
     struct ufio_client *c = NULL;
     for (int i = 0; i < 100 && ufio_client_connect(path, &o, &c); i++)
         usleep(20000); /* the device process is starting: not a test, a tool */
@@ -137,13 +136,18 @@ static struct ufio_client *connect_role(const char *path, unsigned role)
 
 /* ---- raw floor: a socketpair ping-pong of REGION_READ's shape ----------------- */
 
-static double raw_pingpong(int scpu, int iters)
+struct raw_peer {
+    pid_t pid;
+    int fd;
+};
+
+static int raw_start(struct raw_peer *rp, int scpu)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
         return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
+    rp->pid = fork();
+    if (rp->pid == 0) {
         pin(scpu);
         close(sv[0]);
         char b[64];
@@ -159,40 +163,55 @@ static double raw_pingpong(int scpu, int iters)
         }
     }
     close(sv[1]);
-    double v[ROUNDS];
-    char b[64] = { 0 };
-    for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now_us();
-        for (int i = 0; i < iters; i++) {
-            if (write(sv[0], b, 32) != 32)
-                break;
-            for (size_t got = 0; got < 36;) {
-                ssize_t n = read(sv[0], b, 36 - got);
-                if (n <= 0)
-                    break;
-                got += (size_t)n;
-            }
-        }
-        v[r] = (now_us() - t0) / iters;
-    }
-    close(sv[0]);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    return median(v, ROUNDS);
+    rp->fd = sv[0];
+    return 0;
 }
 
-static double owner_rtt(struct ufio_client *c, int iters)
+static void raw_stop(struct raw_peer *rp)
 {
-    double v[ROUNDS];
-    uint32_t x;
-    for (int r = 0; r < ROUNDS; r++) {
-        double t0 = now_us();
-        for (int i = 0; i < iters; i++)
-            if (ufio_client_region_read(c, 0, 0x20, &x, 4))
+    close(rp->fd);
+    kill(rp->pid, SIGTERM);
+    waitpid(rp->pid, NULL, 0);
+}
+
+static double raw_batch(struct raw_peer *rp, int iters)
+{
+    char b[64] = { 0 };
+    double t0 = now_us();
+    for (int i = 0; i < iters; i++) {
+        if (write(rp->fd, b, 32) != 32)
+            return -1;
+        for (size_t got = 0; got < 36;) {
+            ssize_t n = read(rp->fd, b, 36 - got);
+            if (n <= 0)
                 return -1;
-        v[r] = (now_us() - t0) / iters;
+            got += (size_t)n;
+        }
     }
-    return median(v, ROUNDS);
+    return (now_us() - t0) / iters;
+}
+
+static double owner_batch(struct ufio_client *c, int iters)
+{
+    uint32_t x;
+    double t0 = now_us();
+    for (int i = 0; i < iters; i++)
+        if (ufio_client_region_read(c, 0, 0x20, &x, 4))
+            return -1;
+    return (now_us() - t0) / iters;
+}
+
+/* Medians of ROUNDS batches each, raw and owner alternating, so load hits both alike. */
+static void owner_vs_raw(struct ufio_client *c, struct raw_peer *rp, int iters, double *owner, double *raw)
+{
+    double o[ROUNDS], r[ROUNDS];
+    int per = iters / ROUNDS > 10 ? iters / ROUNDS : 10;
+    for (int i = 0; i < ROUNDS; i++) {
+        r[i] = raw_batch(rp, per);
+        o[i] = owner_batch(c, per);
+    }
+    *owner = median(o, ROUNDS);
+    *raw = median(r, ROUNDS);
 }
 
 /* An observer reading config space as fast as it can until the pipe closes; reports its count. */
@@ -236,9 +255,12 @@ int bench_sessions(bench_add_fn add, int iters)
             stop_device(dev);
             return -1;
         }
-        double raw = raw_pingpong(place[p].scpu, iters);
-        owner_rtt(c, iters / 10 + 1);
-        double alone = owner_rtt(c, iters);
+        struct raw_peer rp;
+        if (raw_start(&rp, place[p].scpu))
+            return -1;
+        double alone, raw, flooded, raw2;
+        owner_batch(c, iters / 10 + 1); /* warm up */
+        owner_vs_raw(c, &rp, iters, &alone, &raw);
         add("us", raw, "raw socketpair ping-pong, %s", place[p].name);
         add("us", alone, "owner REGION_READ 4 B alone, %s", place[p].name);
         add("x", alone / raw, "owner alone / raw, %s", place[p].name);
@@ -250,7 +272,7 @@ int bench_sessions(bench_add_fn add, int iters)
         if (read(cnt[0], &ready, 1) != 1) /* the flood's first read is answered */
             return -1;
         double t0 = now_us();
-        double flooded = owner_rtt(c, iters);
+        owner_vs_raw(c, &rp, iters, &flooded, &raw2);
         close(stop[1]);
         uint64_t n = 0;
         if (read(cnt[0], &n, sizeof(n)) != sizeof(n))
@@ -262,6 +284,8 @@ int bench_sessions(bench_add_fn add, int iters)
         close(cnt[1]);
         add("us", flooded, "owner REGION_READ 4 B, observer flooding, %s", place[p].name);
         add("x", flooded / alone, "owner with flood / owner alone, %s", place[p].name);
+        add("x", flooded / raw2, "owner with flood / raw at the same time, %s", place[p].name);
+        raw_stop(&rp);
         add("k/s", n / secs / 1000, "observer's config reads meanwhile, %s", place[p].name);
         ufio_client_destroy(c);
         stop_device(dev);

@@ -63,6 +63,15 @@ static char *load_desc(const char *what, char *err, size_t errlen)
         size_t got = 0;
         e = buf ? ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, buf, 65536, &got)
                 : -ENOMEM;
+        if (e == -EINVAL || e == -ENOTSUP) {
+            /* a server without ufio's extensions: described by its PCI ids, as ufio-migrate does */
+            uint8_t cfg[0x30];
+            e = ufio_client_region_read(c, 7 /* config space */, 0, cfg, sizeof(cfg));
+            if (!e)
+                e = ufio_compat_from_pci_ids(cfg, sizeof(cfg), buf, 65536);
+            if (!e)
+                fprintf(stderr, "ufio-compat: %s gives no descriptor; described by its PCI ids\n", what);
+        }
         ufio_client_destroy(c);
         if (e) {
             snprintf(err, errlen, "%s: the device gives no descriptor (%s)", what, strerror(-e));

@@ -7,6 +7,7 @@
 #include <ufio/migration.h>
 #include <ufio/passthrough.h>
 #include <ufio/server.h>
+#include <ufio/serve_opts.h>
 #include <ufio/vfio_host.h>
 
 #include <errno.h>
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ufio-vfio-pci HOST_BDF (--socket-path=PATH | --fd=N) [--migration-plugin=PATH]\n"
-            "                     [--no-mmap] [--no-migration] [--poll-us=N] [-v]\n"
+            "                     [--no-mmap] [--no-migration] [--poll-us=N]\n"
+            "                     [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves host PCI device HOST_BDF (e.g. 0000:01:00.0), bound to vfio-pci, over vfio-user.\n"
             "  --socket-path=PATH       listen on PATH\n"
             "  --fd=N                   serve an already-connected socket (exits when it closes)\n"
@@ -44,6 +46,7 @@ static void usage(FILE *f)
             "                           given the VFIO device fd)\n"
             "  --no-migration           offer no migration\n"
             "  --poll-us=N              busy-poll up to N microseconds after each message\n"
+            UFIO_SERVE_USAGE
             "  -v, --verbose            log protocol activity to stderr\n"
             "  -h, --help               this text\n"
             "SIGUSR1 prints \"stats N: M messages\" (the commands handled so far); SIGTERM/SIGINT stop.\n");
@@ -65,10 +68,23 @@ int main(int argc, char **argv)
         { "poll-us", required_argument, NULL, 'p' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
+        UFIO_SERVE_LONGOPTS,
         { 0 },
     };
+    /* static: reachable until exit on every early return, freed on the last */
+    static struct ufio_serve_opts *so;
+    so = ufio_serve_opts_new();
+    if (!so) {
+        fprintf(stderr, "ufio-vfio-pci: out of memory\n");
+        return 1;
+    }
     int c;
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int taken = ufio_serve_opt(so, c, optarg, "ufio-vfio-pci");
+        if (taken < 0)
+            return 2;
+        if (taken)
+            continue;
         char *end;
         switch (c) {
         case 's': path = optarg; break;
@@ -111,6 +127,11 @@ int main(int argc, char **argv)
 
     char why[256];
     struct ufio_vfio_host *h;
+    if (ufio_serve_takeover(so)) {
+        /* the new process would need the VFIO device itself, which the old one holds open */
+        fprintf(stderr, "ufio-vfio-pci: --takeover is not supported for a pass-through device\n");
+        return 2;
+    }
     int err = ufio_vfio_host_open(argv[optind], "ufio-vfio-pci", &o, &h, why, sizeof(why));
     if (err) {
         fprintf(stderr, "ufio-vfio-pci: %s: %s\n", argv[optind], why[0] ? why : strerror(-err));
@@ -119,7 +140,11 @@ int main(int argc, char **argv)
     struct ufio_dev *dev = ufio_vfio_host_dev(h);
     err = ufio_dev_set_poll_budget(dev, poll_us);
     if (!err)
+        err = ufio_serve_apply(dev, so, false);
+    if (!err)
         err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
+    if (!err && fd < 0 && (err = ufio_serve_apply(dev, so, true)))
+        fprintf(stderr, "ufio-vfio-pci: cannot open the management socket\n");
     if (err) {
         fprintf(stderr, "ufio-vfio-pci: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on", fd >= 0 ? "" : path,
                 strerror(-err));
@@ -152,6 +177,7 @@ int main(int argc, char **argv)
     }
     the_dev = NULL;
     ufio_vfio_host_close(h);
+    ufio_serve_opts_free(so);
     if (err) {
         fprintf(stderr, "ufio-vfio-pci: %s\n", strerror(-err));
         return 1;

@@ -19,7 +19,7 @@
 
 struct state {
     uint32_t reg;
-    bool sent;
+    bool sent, loaded;
 };
 
 static int reg_access(struct ufio_dev *dev, UFIO_UNUSED void *opaque, UFIO_UNUSED unsigned region,
@@ -46,20 +46,31 @@ static ssize_t save(UFIO_UNUSED struct ufio_dev *dev, void *opaque, void *buf, s
     return 4;
 }
 
-/* the library has verified the whole stream (framing, CRC) before this runs */
+/* each piece as save() produced it, its CRC checked on arrival; then (NULL, 0, last) once the
+ * whole stream verified: the place to check nothing is missing */
 static int load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *buf, size_t len, bool last)
 {
     struct state *s = opaque;
-    if (len != 4 || !last)
+    if (last)
+        return s->loaded ? 0 : -EINVAL;
+    if (len != 4)
         return -EINVAL;
     memcpy(&s->reg, buf, 4);
+    s->loaded = true;
+    return 0;
+}
+
+/* a new save session: everything goes again, whatever an earlier session sent */
+static int save_start(UFIO_UNUSED struct ufio_dev *dev, void *opaque)
+{
+    ((struct state *)opaque)->sent = false;
     return 0;
 }
 
 static int transition(UFIO_UNUSED struct ufio_dev *dev, void *opaque, UFIO_UNUSED unsigned from, unsigned to)
 {
-    if (to == UFIO_MIG_STOP_COPY)
-        ((struct state *)opaque)->sent = false;
+    if (to == UFIO_MIG_RESUMING)
+        ((struct state *)opaque)->loaded = false;
     return 0;
 }
 
@@ -68,7 +79,7 @@ static int make(const char *name, const char *path, struct state *s, struct ufio
     static const struct ufio_pci_ids ids = { .vendor_id = 0x1234, .device_id = 0x0004 };
     static const struct ufio_mig_ops mig = {
         .size = sizeof(mig), .flags = UFIO_MIG_F_STOP_COPY,
-        .transition = transition, .save = save, .load = load,
+        .transition = transition, .save = save, .load = load, .save_start = save_start,
     };
     int err = ufio_dev_create(name, &ids, NULL, s, dev);
     if (!err)

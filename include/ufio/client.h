@@ -39,14 +39,13 @@ struct ufio_client_opts {
      * memory or shares our one CPU): saves the wake-up (tens of µs across
      * CPUs) on short requests */
     unsigned poll_us;
-    uint32_t reserved0;          /* never read: fills 1.0's tail padding so role starts past it */
     /* enum ufio_role: what to ask a ufio server for (docs/sessions.md).
      * DEFAULT / OWNER_REQ: the device socket, as the VMM. OBSERVER_REQ
      * (read-only) and CONTROLLER_REQ (migration): the device's management
      * socket PATH.mgmt when it exists, else PATH itself; a device with an
      * owner attached is reached that way. A second owner or controller is
      * refused with -EBUSY. */
-    unsigned role;
+    uint64_t role;               /* 64 bits: starts after 1.0's sizeof (docs/abi.md) */
 };
 
 /* Connects to path (waiting up to timeout_ms for it to appear), negotiates,

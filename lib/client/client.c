@@ -721,9 +721,10 @@ UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t 
         return err;
     struct ufio_mig_data d;
     if (m.sunk) {
-        err = m.nfds || m.len != 8 || ufio_ld32(m.payload + 4) != m.sunk ? -EPROTO : 0;
+        /* padded up to what was asked (libvfio-user does so): size says what is data */
+        err = m.nfds || m.len != 8 || ufio_ld32(m.payload + 4) > m.sunk ? -EPROTO : 0;
         if (!err)
-            *got = m.sunk;
+            *got = ufio_ld32(m.payload + 4);
     } else if (!(err = m.nfds ? -EPROTO : ufio_mig_read_reply_decode(m.payload, m.len, (uint32_t)len, &d))) {
         if (d.size)
             memcpy(buf, d.data, d.size);

@@ -42,12 +42,13 @@ UFIO_API int ufio_client_mig_get_state(struct ufio_client *c, unsigned *state)
 UFIO_API int ufio_client_mig_set_state(struct ufio_client *c, unsigned state, unsigned *reached)
 {
     uint8_t in[8], out[8];
-    ufio_st32(in, state);
-    ufio_st32(in + 4, 0xffffffffu);
+    const struct ufio_mig_state_data sd = { state, -1 };
+    ufio_mig_state_encode(&sd, in, sizeof(in));
     size_t got = 0;
     int err = ufio_client_feature(c, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, in, 8, out,
                                   sizeof(out), &got);
-    if (!err && (got != 8 || ufio_ld32(out) != state))
+    struct ufio_mig_state_data now;
+    if (!err && (ufio_mig_state_decode(out, got, &now) || now.state != state))
         err = -EPROTO;
     if (reached) {
         if (!err)
@@ -90,14 +91,9 @@ UFIO_API int ufio_client_dirty_log_start(struct ufio_client *c, uint64_t page_si
         free(out);
         return -ENOMEM;
     }
-    struct ufio_wr w = ufio_wr_init(in, len);
-    ufio_wr_u64(&w, page_size);
-    ufio_wr_u32(&w, nranges);
-    ufio_wr_u32(&w, 0);
-    for (uint32_t i = 0; i < nranges; i++) {
-        ufio_wr_u64(&w, ranges[i].iova);
-        ufio_wr_u64(&w, ranges[i].length);
-    }
+    /* struct ufio_iova_range is two u64s with a frozen layout: the codec's pairs */
+    _Static_assert(sizeof(struct ufio_iova_range) == 16, "frozen layout");
+    ufio_log_start_encode(page_size, (const uint64_t(*)[2])(const void *)ranges, nranges, in, len);
     size_t got = 0;
     int err = ufio_client_feature(c, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, in, len, out,
                                   len, &got);
@@ -121,9 +117,8 @@ UFIO_API int ufio_client_dirty_log_report(struct ufio_client *c, uint64_t iova, 
     uint64_t pages = length / page_size + (length % page_size != 0);
     size_t bytes = (size_t)((pages + 63) / 64 * 8);
     uint8_t in[24];
-    ufio_st64(in, iova);
-    ufio_st64(in + 8, length);
-    ufio_st64(in + 16, page_size);
+    const struct ufio_log_report lr = { iova, length, page_size };
+    ufio_log_report_encode(&lr, in, sizeof(in));
     uint8_t *out = malloc(24 + bytes);
     if (!out)
         return -ENOMEM;

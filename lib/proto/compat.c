@@ -1,5 +1,6 @@
 /* Compatibility descriptors: validation and the source -> destination matcher. */
 #include "proto/compat.h"
+#include "proto/cursor.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -565,4 +566,20 @@ size_t ufio_compat_format(const struct ufio_compat_verdict *v, char *buf, size_t
         off += (size_t)n;
     }
     return off < cap ? off : cap;
+}
+
+int ufio_compat_from_pci_ids(const uint8_t *cfg, size_t len, char *buf, size_t cap)
+{
+    if (len < 0x30)
+        return -EINVAL;
+    unsigned vendor = ufio_ld16(cfg), device = ufio_ld16(cfg + 2);
+    if (vendor == 0xffff || vendor == 0)
+        return -ENODEV;
+    int n = snprintf(buf, cap,
+                     "{\"device_api\":\"vfio-pci\",\"type\":\"pci-%04x:%04x\",\"software_version\":\"0.0.0\","
+                     "\"pci\":{\"vendor_id\":\"0x%04x\",\"device_id\":\"0x%04x\",\"subsystem_vendor_id\":\"0x%04x\","
+                     "\"subsystem_id\":\"0x%04x\",\"class_code\":\"0x%06x\",\"revision\":%u}}",
+                     vendor, device, vendor, device, ufio_ld16(cfg + 0x2c), ufio_ld16(cfg + 0x2e),
+                     ufio_ld32(cfg + 8) >> 8, cfg[8]);
+    return n < 0 || (size_t)n >= cap ? -ENOSPC : 0;
 }

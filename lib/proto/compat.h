@@ -56,6 +56,11 @@ int ufio_compat_check_json(const char *src, const char *dst, struct ufio_compat_
 /* One line per reason: "field: source X, destination accepts Y". */
 size_t ufio_compat_format(const struct ufio_compat_verdict *v, char *buf, size_t cap);
 
+/* The descriptor of a device that gives none (a server without ufio's
+ * extensions), from the first 0x30 bytes of its config space: type
+ * "pci-VVVV:DDDD", software_version 0.0.0, its ids. -ENODEV for no device. */
+int ufio_compat_from_pci_ids(const uint8_t *cfg, size_t len, char *buf, size_t cap);
+
 /* Parses "MAJOR.MINOR.PATCH" (each 0..65535). */
 int ufio_semver_parse(const char *s, unsigned v[3]);
 

@@ -403,6 +403,46 @@ struct ufio_feature {
 int ufio_feature_decode(const void *payload, size_t len, struct ufio_feature *f);
 ssize_t ufio_feature_head_encode(uint32_t argsz, uint32_t flags, void *buf, size_t cap);
 
+/* DEVICE_FEATURE data of MIG_DEVICE_STATE: device_state u32, data_fd s32 (-1: none in vfio-user). */
+struct ufio_mig_state_data {
+    uint32_t state;
+    int32_t data_fd;
+};
+/* Exactly 8 bytes. */
+int ufio_mig_state_decode(const void *data, size_t len, struct ufio_mig_state_data *d);
+ssize_t ufio_mig_state_encode(const struct ufio_mig_state_data *d, void *buf, size_t cap);
+
+/*
+ * DMA_LOGGING_START control: page_size u64, num_ranges u32, reserved u32,
+ * then num_ranges x (iova u64, length u64). The decoder checks page_size (a
+ * power of two, 4 KiB .. 1 GiB), num_ranges <= UFIO_LOG_MAX_RANGES (else
+ * -E2BIG), the exact length, every range non-empty and page-aligned (-EINVAL),
+ * not wrapping (-EOVERFLOW) and not overlapping another (-EINVAL).
+ */
+#define UFIO_LOG_MAX_RANGES 1024
+struct ufio_log_start {
+    uint64_t page_size;
+    uint32_t nranges;
+    const uint8_t *ranges; /* borrowed: nranges x 16 bytes */
+};
+int ufio_log_start_decode(const void *data, size_t len, struct ufio_log_start *s);
+void ufio_log_start_range(const struct ufio_log_start *s, uint32_t i, uint64_t *iova, uint64_t *length);
+/* ranges: nranges x {iova, length}, written as the wire wants them. */
+ssize_t ufio_log_start_encode(uint64_t page_size, const uint64_t (*ranges)[2], uint32_t nranges, void *buf,
+                              size_t cap);
+
+/*
+ * DMA_LOGGING_REPORT request: iova u64, length u64, page_size u64 (a power
+ * of two >= 4 KiB, length > 0, no wrap). The reply is the 24 bytes echoed,
+ * then ufio_log_bitmap_bytes() of bitmap.
+ */
+struct ufio_log_report {
+    uint64_t iova, length, page_size;
+};
+int ufio_log_report_decode(const void *data, size_t len, struct ufio_log_report *r);
+ssize_t ufio_log_report_encode(const struct ufio_log_report *r, void *buf, size_t cap);
+uint64_t ufio_log_bitmap_bytes(const struct ufio_log_report *r);
+
 /* ---- MIG_DATA_READ (17) / MIG_DATA_WRITE (18) ------------------------ */
 
 struct ufio_mig_data {

@@ -394,7 +394,14 @@ static int dev_poll(struct ufio_sessions *ss, int timeout_ms)
         } else if (p == &ss->mgmt_fd) {
             dev_accept(ss, ss->mgmt_fd, true);
         } else {
-            ((struct ufio_session *)p)->readable = true;
+            struct ufio_session *s = p;
+            s->readable = true;
+            /* a held session is out of EPOLLIN, but a hang-up is reported
+             * anyway: nobody is left to answer, and epoll would spin on it */
+            if (s->held && (ev[i].events & (EPOLLHUP | EPOLLERR)) && !s->drop) {
+                s->drop = true;
+                s->drop_why = "disconnected while held";
+            }
         }
     }
     return n;

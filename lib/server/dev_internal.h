@@ -153,6 +153,8 @@ void irq_cfg_written(struct ufio_dev *dev, uint32_t off, uint32_t len);
 bool msix_claims(struct ufio_dev *dev, unsigned bar, uint64_t off, uint64_t *extent);
 int msix_access(struct ufio_dev *dev, unsigned bar, uint64_t off, void *buf, uint32_t len, bool is_write);
 void irq_free_all(struct ufio_dev *dev);
+/* fd is an eventfd (checked through /proc/self/fd) */
+bool irq_is_eventfd(int fd);
 
 /* dma_tree.c: O(log n) map, unmap, lookup */
 /* The region holding iova, else the first one above it, else NULL. */

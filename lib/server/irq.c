@@ -305,8 +305,9 @@ int msix_access(struct ufio_dev *dev, unsigned bar, uint64_t off, void *buf, uin
 
 /* ---- SET_IRQS ------------------------------------------------------------ */
 
-/* An eventfd is all we will write to; anything else from the client is refused. */
-static bool is_eventfd(int fd)
+/* An eventfd is all we (or the hardware, for a pass-through device) will
+ * signal; anything else from the client is refused. */
+bool irq_is_eventfd(int fd)
 {
     char path[64], target[64];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
@@ -341,7 +342,7 @@ int irq_set(struct ufio_dev *dev, const struct ufio_irq_set *s, struct ufio_msg 
         if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
             return -ENOTSUP; /* (un)mask eventfds (irqfd-style) are not implemented */
         for (size_t i = 0; i < m->nfds; i++)
-            if (!is_eventfd(m->fds[i]))
+            if (!irq_is_eventfd(m->fds[i]))
                 return -EINVAL;
         for (uint32_t i = 0; i < s->count; i++) {
             struct ufio_irq_vec *v = &x->v[s->start + i];

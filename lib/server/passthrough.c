@@ -143,18 +143,6 @@ UFIO_API int ufio_dev_passthrough_irq(struct ufio_dev *dev, unsigned index, uint
     return 0;
 }
 
-/* An eventfd is all the hardware may signal; anything else is refused. */
-static bool pt_is_eventfd(int fd)
-{
-    char path[64], target[64];
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(path, target, sizeof(target) - 1);
-    if (n <= 0)
-        return false;
-    target[n] = 0;
-    return strcmp(target, "anon_inode:[eventfd]") == 0;
-}
-
 bool pt_irq_set(struct ufio_dev *dev, const struct ufio_irq_set *s, struct ufio_msg *m, int *err)
 {
     if (!dev->pt || !dev->pt->irq_fn[s->index])
@@ -174,7 +162,7 @@ bool pt_irq_set(struct ufio_dev *dev, const struct ufio_irq_set *s, struct ufio_
         if (s->count > UFIO_TRANSPORT_MAX_FDS)
             return true;
         for (size_t i = 0; i < m->nfds; i++)
-            if (!pt_is_eventfd(m->fds[i]))
+            if (!irq_is_eventfd(m->fds[i]))
                 return true;
         for (uint32_t i = 0; i < s->count; i++)
             fds[i] = m->nfds ? m->fds[i] : -1;

@@ -209,15 +209,6 @@ int ufio_conn_set_blocking(struct ufio_conn *c, int timeout_ms)
     return 0;
 }
 
-static void parse_hdr(const uint8_t *b, struct vfio_user_header *h)
-{
-    h->msg_id = ufio_ld16(b);
-    h->cmd = ufio_ld16(b + 2);
-    h->msg_size = ufio_ld32(b + 4);
-    h->flags = ufio_ld32(b + 8);
-    h->error_no = ufio_ld32(b + 12);
-}
-
 bool ufio_conn_ready(const struct ufio_conn *c)
 {
     if (c->fd < 0 || c->in_body || c->rx_len - c->rx_off < VFIO_USER_HDR_SIZE)
@@ -391,9 +382,9 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
         size_t avail = c->rx_len - c->rx_off;
         if (avail >= VFIO_USER_HDR_SIZE) {
             struct vfio_user_header *h = &c->cur.hdr;
-            parse_hdr(c->rx + c->rx_off, h);
-            /* bound first, then allocate */
-            if (h->msg_size < VFIO_USER_HDR_SIZE || h->msg_size > c->max_msg_size) {
+            /* lib/proto's decoder, the one the fuzzers run: bound first, then allocate.
+             * A bad flag (-EINVAL) still frames: the message is delivered and answered. */
+            if (ufio_hdr_decode(c->rx + c->rx_off, VFIO_USER_HDR_SIZE, c->max_msg_size, h) == -EPROTO) {
                 conn_reset_rx(c);
                 return -EPROTO;
             }

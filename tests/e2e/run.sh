@@ -202,6 +202,7 @@ PASSED=0
 FAILED=0
 OK=1
 LOGTAG=
+HOLD=
 
 # Starts the device server: "CMD ARGS --socket-path=SOCK", waits for the socket.
 start_server() {
@@ -258,13 +259,20 @@ boot() {
 
     timed_out=0
     verdict_at=
+    held=
     while kill -0 "$QEMU_PID" 2>/dev/null; do
         if [ "$(left)" -le 0 ]; then
             timed_out=1
             break
         fi
         # The guest powers off right after its verdict; give it a few seconds.
-        if [ -z "$verdict_at" ] && grep -qE '^UFIO-E2E: (PASS|FAIL)' "$SERIAL" 2>/dev/null; then
+        if [ -z "$verdict_at" ] && [ -z "$HOLD" ] && grep -qE '^UFIO-E2E: (PASS|FAIL)' "$SERIAL" 2>/dev/null; then
+            verdict_at=$(date +%s)
+        fi
+        if [ -n "$HOLD" ] && [ -z "$held" ] && grep -q '^UFIO-E2E: # holding for the host' "$SERIAL" 2>/dev/null; then
+            held=1
+            $HOLD
+            echo go >"$WORK/ctl.in" # the guest powers off
             verdict_at=$(date +%s)
         fi
         if [ -n "$verdict_at" ] && [ $(($(date +%s) - verdict_at)) -gt 15 ]; then
@@ -326,6 +334,38 @@ host_check() {
     fi
 }
 
+# While the guest runs (QEMU the owner of the device socket), the host's
+# ufio-lspci -xxxx reaches the device through its management socket; the
+# command register and the BARs it prints must be what the guest programmed,
+# as the guest's sysfs config dump (hexdump -C on the serial console) says.
+guest_cfg_bytes() { # first 48 bytes of the guest's dump, one hex byte per line
+    grep -a 'UFIO-E2E: # cfg 000000[0-2]0 ' "$SERIAL" | tr -d '\r' | head -n 3 |
+        awk '{ for (i = 5; i <= 20; i++) print $i }'
+}
+host_cfg_bytes() {
+    grep -E '^[0-2]0: ' "$WORK/host-lspci.txt" | awk '{ for (i = 2; i <= 17; i++) print $i }'
+}
+cfg_matches() {
+    guest_cfg_bytes >"$WORK/guest-cfg.hex"
+    host_cfg_bytes >"$WORK/host-cfg.hex"
+    [ "$(wc -l <"$WORK/guest-cfg.hex")" = 48 ] && [ "$(wc -l <"$WORK/host-cfg.hex")" = 48 ] || return 1
+    # command (0x04-0x05) and BAR0..BAR5 (0x10-0x27)
+    g=$(sed -n '5,6p;17,40p' "$WORK/guest-cfg.hex" | tr '\n' ' ')
+    h=$(sed -n '5,6p;17,40p' "$WORK/host-cfg.hex" | tr '\n' ' ')
+    log "guest sees command+BARs: $g"
+    log "host ufio-lspci sees:    $h"
+    [ "$g" = "$h" ] && [ "$g" != "$(echo "$g" | sed 's/[^ ]*/00/g')" ]
+}
+host_reads_config() {
+    if "$BUILD/tools/ufio-lspci" -xxxx "$SOCK" >"$WORK/host-lspci.txt" 2>"$WORK/host-lspci.err"; then
+        host_check "host ufio-lspci -xxxx through the management socket while the guest runs" true
+        host_check "its command register and BARs equal the guest's sysfs view" cfg_matches
+    else
+        log "ufio-lspci: $(cat "$WORK/host-lspci.err")"
+        host_check "host ufio-lspci -xxxx through the management socket while the guest runs" false
+    fi
+}
+
 # The backing file holds exactly what the guest's write boot put there.
 disk_as_expected() {
     "$WORK/ufio-guest-test" vblk expect "$DISK_BYTES" >"$WORK/expected.img" &&
@@ -345,9 +385,18 @@ run_sample() {
         set -- -device intel-iommu,caching-mode=on "$@"
         APPEND="intel_iommu=on"
     fi
+    if [ "$DEVICE" = 1 ]; then
+        # a second serial port the host answers the guest's hold on (init)
+        rm -f "$WORK/ctl.in" "$WORK/ctl.out"
+        mkfifo "$WORK/ctl.in" "$WORK/ctl.out"
+        set -- "$@" -chardev "pipe,id=ctl,path=$WORK/ctl" -serial chardev:ctl
+        APPEND="$APPEND ufio.hold=1"
+        HOLD=host_reads_config
+    fi
     # Behind a PCIe root port, as a plugged-in card is: on q35's root bus QEMU
     # would present it as a root-complex integrated endpoint instead.
     boot "$APPEND" "$@"
+    HOLD=
     if [ "$BOOT_OK" = 1 ]; then
         log "guest verdict: PASS"
     fi

@@ -88,12 +88,28 @@ def crc32c(data):
 desc = json.dumps({"device_api": "vfio-pci", "type": "t", "software_version": "1.0.0", "pci": {"vendor_id": 1, "device_id": 2}}).encode() + b"\0"
 payload = b"device-state" * 10
 devcfg = struct.pack("<I", 256) + bytes(256) + struct.pack("<I", 0) + b"\0"
-s = b"UFIOMIG\0" + struct.pack("<HHI", 1, 0, 0)
-s += struct.pack("<HHI", 1, 0, len(desc)) + desc
-s += struct.pack("<HHI", 2, 0, len(payload)) + payload
-s += struct.pack("<HHI", 9, 1, 3) + b"opt"
-s += struct.pack("<HHI", 4, 0, len(devcfg)) + devcfg
-s += struct.pack("<HHI", 3, 0, 16) + struct.pack("<QII", len(payload), crc32c(payload + devcfg), 0)
+def rec(tag, flags, body):
+    return struct.pack("<HHII", tag, flags, len(body), crc32c(body)) + body
+pieces = [payload[:70], payload[70:]]
+chain = 0
+def chain_add(chain, body):
+    return crc32c_cont(chain, struct.pack("<I", crc32c(body)))
+def crc32c_cont(crc, data):
+    crc ^= 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+s = b"UFIOMIG\0" + struct.pack("<HHI", 2, 0, 0)
+s += rec(1, 0, desc)
+for p in pieces:
+    s += rec(2, 0, p)
+    chain = chain_add(chain, p)
+s += rec(9, 1, b"opt")
+s += rec(4, 0, devcfg)
+chain = chain_add(chain, devcfg)
+s += rec(3, 0, struct.pack("<QII", len(payload), chain, len(pieces)))
 out("mig_stream", "whole", b"\xff" + s)
 out("mig_stream", "bytewise", b"\0" + s)
 out("mig_stream", "truncated", b"\x10" + s[:-5])

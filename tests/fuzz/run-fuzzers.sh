@@ -11,8 +11,8 @@
 set -u
 mode=time secs=${1:-30}
 if [ "${1:-}" = -runs ]; then mode=runs; runs=${2:?count}; shift 2; fi
-targets=${*:-wire version_json mig_stream compat json server_msg client_reply conn mig_plugin}
-[ $mode = runs ] || targets="wire version_json mig_stream compat json server_msg client_reply conn mig_plugin"
+targets=${*:-wire version_json mig_stream compat json server_msg client_reply conn mig_plugin xmig}
+[ $mode = runs ] || targets="wire version_json mig_stream compat json server_msg client_reply conn mig_plugin xmig"
 cd "$(dirname "$0")/../.."
 [ -d build-fuzz ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null || exit 1
 ninja -C build-fuzz >/dev/null || exit 1

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,20 +75,29 @@ int srv_stop(struct srv *s)
 {
     if (s->pid <= 0)
         return -1;
+    /* a pidfd becomes readable when the process exits: wait on that, with a deadline (under
+     * valgrind, which does not know pidfd_open, ask waitpid until the same deadline) */
+    int pfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
     kill(s->pid, SIGTERM);
     int st = 0;
-    for (int i = 0; i < 500; i++) {
-        pid_t r = waitpid(s->pid, &st, WNOHANG);
-        if (r == s->pid)
-            break;
-        if (i == 499) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, &st, 0);
-            s->pid = 0;
-            close(s->out_fd);
-            return -1;
+    bool gone = false;
+    if (pfd >= 0) {
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        gone = poll(&p, 1, 5000) == 1 && waitpid(s->pid, &st, 0) == s->pid;
+        close(pfd);
+    } else {
+        for (int i = 0; i < 500 && !gone; i++) {
+            gone = waitpid(s->pid, &st, WNOHANG) == s->pid;
+            if (!gone)
+                poll(NULL, 0, 10);
         }
-        usleep(10000);
+    }
+    if (!gone) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, &st, 0);
+        s->pid = 0;
+        close(s->out_fd);
+        return -1;
     }
     s->pid = 0;
     close(s->out_fd);

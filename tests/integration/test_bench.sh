@@ -39,9 +39,9 @@ for r in rows:
         assert r["raw"] > 0 and abs(r["vs_raw"] - r["value"] / r["raw"]) < 1e-9, r
 assert any("idle device" in n for n in names)
 PY'
-"$sample" --socket-path="$dir/s.sock" >"$dir/s.log" 2>&1 &
-spid=$!
-for _ in $(seq 100); do [ -S "$dir/s.sock" ] && break; sleep 0.05; done
+. "$(dirname "$0")/common.sh"
+SRV_ERR="$dir/s.log" srv_up "$sample" --socket-path="$dir/s.sock" || echo "the sample server did not start"
+spid=$SRV_PID
 out=$("$bench" --socket "$dir/s.sock" --iters 100)
 check "--socket measures an external server" 'grep -q "REGION_READ 4 B round trip (external server)" <<<"$out"'
 if [ "$(nproc)" -gt 1 ]; then

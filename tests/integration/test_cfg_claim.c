@@ -7,14 +7,17 @@
  * loop's sleep in recvmsg still sees a stop from another thread.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,14 +143,42 @@ struct runner {
     struct ufio_dev *dev;
     int ret;
     double returned_at;
+    _Atomic pid_t tid;
 };
 
 static void *run_and_time(void *arg)
 {
     struct runner *r = arg;
+    r->tid = (pid_t)syscall(SYS_gettid);
     r->ret = ufio_dev_run(r->dev);
     r->returned_at = now_ms();
     return NULL;
+}
+
+/* Waits (up to 5 s) until thread tid is blocked in recvmsg (or, were the loop to choose it, a
+ * poll-family wait): the kernel says which syscall a sleeping thread is in. */
+static bool asleep_in_wait(pid_t tid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+    for (int i = 0; i < 5000; i++) {
+        FILE *f = fopen(path, "r");
+        long nr = -1;
+        if (f) {
+            if (fscanf(f, "%ld", &nr) != 1)
+                nr = -1;
+            fclose(f);
+        }
+        if (nr == SYS_recvmsg || nr == SYS_ppoll || nr == SYS_epoll_pwait
+#ifdef SYS_poll
+            || nr == SYS_poll || nr == SYS_epoll_wait
+#endif
+        )
+            return true;
+        struct pollfd none = { .fd = -1 };
+        poll(&none, 1, 1);
+    }
+    return false;
 }
 
 /* ufio_dev_run() sleeps in recvmsg while a client is attached: a stop from another
@@ -174,7 +205,7 @@ static void test_stop_while_waiting_in_recvmsg(void **st)
         assert_int_equal(ufio_client_region_read(c, UFIO_PCI_CONFIG_REGION, 0, &id, 4), 0);
         assert_int_equal(id, 0x00c25546);
         assert_true(now_ms() - t0 < 50 * slow); /* served at once, not at the end of a wait */
-        usleep(30 * 1000); /* the loop is asleep in recvmsg again */
+        assert_true(asleep_in_wait(r.tid)); /* the loop is asleep in recvmsg again */
         double asked = now_ms();
         ufio_dev_stop(dev);
         pthread_join(th, NULL);

@@ -3,6 +3,8 @@
  * fake server that misbehaves.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -525,6 +527,34 @@ static void test_misbehaving_server(void **st)
     assert_int_equal(self_fd_count(), base);
 }
 
+/* A one-shot go signal from the test thread to a fake server thread (a handshake, not a pause). */
+static int go_pipe[2] = { -1, -1 };
+
+static void go_open(void)
+{
+    assert_int_equal(pipe2(go_pipe, O_CLOEXEC), 0);
+}
+
+static void go_signal(void)
+{
+    assert_int_equal(write(go_pipe[1], "g", 1), 1);
+}
+
+/* In the fake server: waits up to 5 s for go_signal(); false on timeout. */
+static bool go_wait(void)
+{
+    struct pollfd p = { .fd = go_pipe[0], .events = POLLIN };
+    char c;
+    return poll(&p, 1, 5000) == 1 && read(go_pipe[0], &c, 1) == 1;
+}
+
+static void go_close(void)
+{
+    close(go_pipe[0]);
+    close(go_pipe[1]);
+    go_pipe[0] = go_pipe[1] = -1;
+}
+
 /* ---- big REGION_READ replies received straight into the caller's buffer ---------- */
 
 static void *bigread_server(void *arg)
@@ -552,9 +582,10 @@ static void *bigread_server(void *arg)
             put64(body, get64(R.payload) + 4096); /* a head that is not the echo of the request */
         n = mk(rep, R.id, 9, 1, body, 16 + count);
         if (step == 1) {
-            /* part of the reply, then a pause the client gives up in, then the rest */
+            /* part of the reply; the rest only once the client has given up on it */
             raw_send(fd, rep, 20000, NULL, 0);
-            usleep(1400 * 1000);
+            if (!go_wait())
+                return NULL;
             raw_send(fd, rep + 20000, n - 20000, NULL, 0);
         } else {
             raw_send(fd, rep, n, NULL, 0);
@@ -567,6 +598,7 @@ static void test_big_read_replies(void **st)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    go_open();
     pthread_t th;
     pthread_create(&th, NULL, bigread_server, &sv[1]);
     struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 1000, .no_twin_socket = true };
@@ -578,6 +610,7 @@ static void test_big_read_replies(void **st)
     assert_memory_equal(buf, zero, sizeof(buf));
     /* a reply cut short by our timeout: what arrives later is dropped, not written */
     assert_int_equal(ufio_client_region_read(c, 2, 0, buf, sizeof(buf)), -ETIMEDOUT);
+    go_signal(); /* now the rest of that reply arrives */
     uint32_t v = 0;
     assert_int_equal(ufio_client_region_read(c, 2, 0, &v, 4), 0); /* reads past the rest of it */
     assert_int_equal(v, 0x33333333);
@@ -587,6 +620,7 @@ static void test_big_read_replies(void **st)
     ufio_client_destroy(c);
     pthread_join(th, NULL);
     close(sv[1]);
+    go_close();
 }
 
 /* ---- an unmap while a DMA_WRITE is being received into that memory ---------------- */
@@ -642,7 +676,8 @@ static void *unmap_race_server(void *arg)
     size_t dn = n;
     n = mk(v, R.id, 3, 1, NULL, 0);
     raw_send(u->fd, v, n, NULL, 0);
-    usleep(100 * 1000); /* the client has forgotten the memory by now */
+    if (!go_wait()) /* the test's unmap returned: the client has forgotten the memory */
+        goto out;
     memcpy(rep, um, 16);
     raw_send(twin, rep + 20000, dn - 20000, NULL, 0);
     if (!raw_recv(twin, &R, 5000) && R.cmd == 12 && R.id == 500)
@@ -679,6 +714,7 @@ static void test_unmap_during_dma_write(void **st)
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     struct unmap_race u = { .fd = sv[1], .twin_err = -1, .twin = -1 };
+    go_open();
     pthread_t srv;
     pthread_create(&srv, NULL, unmap_race_server, &u);
     struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 3000 };
@@ -695,6 +731,7 @@ static void test_unmap_during_dma_write(void **st)
         usleep(1000);
     assert_int_equal(*first, 0xee);
     assert_int_equal(ufio_client_dma_unmap(c, 0x30000000, sizeof(mem)), 0);
+    go_signal();
     pthread_join(rd, NULL);
     pthread_join(srv, NULL);
     if (ra.err)
@@ -709,6 +746,7 @@ static void test_unmap_during_dma_write(void **st)
     ufio_client_destroy(c);
     close(u.twin);
     close(sv[1]);
+    go_close();
     assert_int_equal(self_fd_count(), base);
 }
 

@@ -22,7 +22,15 @@ static const char *server_bin;
 static struct srv S;
 static struct rmsg R;
 
-static int setup(void **st) { return srv_start(&S, server_bin, NULL) ? -1 : 0; }
+static int idle_fds; /* the server's fd count before any client */
+
+static int setup(void **st)
+{
+    if (srv_start(&S, server_bin, NULL))
+        return -1;
+    idle_fds = srv_fd_count(&S);
+    return idle_fds > 0 ? 0 : -1;
+}
 
 /* a failed test must not leave its connection holding the one-client server */
 static int cur_fd = -1;
@@ -35,15 +43,11 @@ static int close_cur(void **st)
 }
 static int teardown(void **st) { return srv_stop(&S) == 0 ? 0 : -1; }
 
+/* The server's fd count once it has noticed every earlier client leave: back to what it had
+ * before its first client (waited for with a deadline; whatever it is then, if not). */
 static int settled_fds(void)
 {
-    int prev = -1, cur = srv_fd_count(&S);
-    for (int i = 0; i < 100 && cur != prev; i++) {
-        usleep(10000);
-        prev = cur;
-        cur = srv_fd_count(&S);
-    }
-    return cur;
+    return srv_wait_fd_count(&S, idle_fds);
 }
 
 static long rss_kib(void)
@@ -117,7 +121,10 @@ static void test_disconnect_at_every_byte(void **st)
     assert_true(srv_alive(&S));
     assert_int_equal(settled_fds(), base);
     assert_serving();
-    assert_true(rss_kib() - rss0 < 4096);
+    /* a session is allocated per connection: ASan's quarantine keeps freed ones resident,
+     * so instrumented runs check leaks with their own tools instead (UFIO_NO_RSS_CHECK=1) */
+    if (!getenv("UFIO_NO_RSS_CHECK"))
+        assert_true(rss_kib() - rss0 < 4096);
 }
 
 /* Every command with fds it must not take: error reply, fds closed. */

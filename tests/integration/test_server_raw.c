@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,9 +30,29 @@ enum { VERSION = 1, DMA_MAP, DMA_UNMAP, GET_INFO, GET_REGION_INFO, GET_IO_FDS, G
        SET_IRQS, REGION_READ, REGION_WRITE, DMA_READ, DMA_WRITE, RESET, WRITE_MULTI = 15,
        FEATURE = 16, MIG_READ = 17, MIG_WRITE = 18 };
 
+static int idle_fds; /* the server's fd count with no client, taken before the first one */
+
 static int group_setup(void **st)
 {
-    return srv_start(&S, server_bin, NULL) == 0 ? 0 : -1;
+    if (srv_start(&S, server_bin, NULL))
+        return -1;
+    idle_fds = srv_fd_count(&S);
+    return idle_fds > 0 ? 0 : -1;
+}
+
+/* Waits (with a deadline) until the peer has read every byte we sent on fd: for a UNIX stream
+ * socket SIOCOUTQ counts the bytes still queued at the peer. */
+static void wait_peer_read_all(int fd)
+{
+    int q = -1;
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(ioctl(fd, SIOCOUTQ, &q), 0);
+        if (q == 0)
+            return;
+        struct pollfd none = { .fd = -1 };
+        poll(&none, 1, 1); /* the peer is another process: nothing of ours to wait on */
+    }
+    fail_msg("the server left %d bytes unread for 5 s", q);
 }
 
 static int group_teardown(void **st)
@@ -545,7 +567,8 @@ static void test_big_write_waits_behind_dma(void **st)
     memset(bp + 16, 0xab, 0x8000);
     size_t n = mk(big, 60, REGION_WRITE, 0, bp, 16 + 0x8000);
     assert_int_equal(raw_send(fd, big, n, NULL, 0), 0);
-    usleep(100 * 1000);
+    /* the server has the whole write in hand (read off the socket), and still not applied it */
+    wait_peer_read_all(fd);
     assert_int_equal(mem[0], 0x5c);
     assert_int_equal(mem[0x7fff], 0x5c);
     /* answer the DMA: the device finishes, then the write is applied and answered */
@@ -594,13 +617,14 @@ static void test_large_write_in_pieces(void **st)
     for (int i = 0; i < 65536; i++)
         p[16 + i] = (uint8_t)(i * 13);
     size_t n = mk(msg, 60, REGION_WRITE, 0, p, 16 + 65536);
-    /* dribble it out in odd-sized pieces with pauses */
+    /* dribble it out in odd-sized pieces, letting the server read each batch (so it really
+     * sees the message arrive in parts) */
     for (size_t o = 0; o < n;) {
         size_t k = n - o < 1531 ? n - o : 1531;
         assert_int_equal(raw_send(fd, msg + o, k, NULL, 0), 0);
         o += k;
         if ((o / 1531) % 8 == 0)
-            usleep(1000);
+            wait_peer_read_all(fd);
     }
     assert_int_equal(raw_recv(fd, &R, 5000), 0);
     assert_int_equal(R.id, 60);
@@ -834,21 +858,11 @@ static void test_reply_from_client_ignored(void **st)
     cclose(fd);
 }
 
-/* The server's fd count once it has noticed every earlier client leave. */
-static int settled_fd_count(void)
-{
-    int prev = -1, cur = srv_fd_count(&S);
-    for (int i = 0; i < 50 && cur != prev; i++) {
-        usleep(20000);
-        prev = cur;
-        cur = srv_fd_count(&S);
-    }
-    return cur;
-}
-
 static void test_disconnect_drops_dma_and_irqs(void **st)
 {
-    int base = settled_fd_count();
+    /* once it has noticed every earlier client leave, the server is back to its idle count */
+    int base = idle_fds;
+    assert_int_equal(srv_wait_fd_count(&S, base), base);
     int fd = conn();
     int mfd = memfd_create("g", MFD_CLOEXEC);
     assert_int_equal(ftruncate(mfd, 0x10000), 0);
@@ -878,9 +892,7 @@ static void test_disconnect_drops_dma_and_irqs(void **st)
         close(efd[i]);
     cclose(fd);
     /* the server notices, drops the client's eventfds and mappings */
-    for (int i = 0; i < 100 && srv_fd_count(&S) != base; i++)
-        usleep(10000);
-    assert_int_equal(srv_fd_count(&S), base);
+    assert_int_equal(srv_wait_fd_count(&S, base), base);
     /* the same range can be mapped by the next client: the old mapping is gone */
     fd = conn();
     mfd = memfd_create("g", MFD_CLOEXEC);

@@ -207,7 +207,7 @@ static void test_observer_is_read_only(void **st)
     w32(owner, 0, SCRATCH, 0x0b5e7e01);
     struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
     struct ufio_client_caps caps = { .size = sizeof(caps) };
-    ufio_client_get_caps(obs, &caps);
+    assert_int_equal(ufio_client_get_caps(obs, &caps), 0);
     assert_false(caps.twin_socket); /* DMA requests go to the owner only */
     /* config space: the same bytes the owner reads */
     uint8_t c1[256], c2[256];
@@ -322,6 +322,40 @@ static void test_held_requests_answered_in_order(void **st)
     }
     ufio_client_destroy(ctl);
     close(fd);
+    srv_stop(&a);
+}
+
+/* An owner that hangs up while its request is held frees the owner's place. */
+static void test_held_owner_hangs_up(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, quick), 0);
+    int fd = raw_connect(a.path);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_version(fd, "{\"capabilities\":{}}", &R), 0);
+    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), 0);
+    uint8_t b[128]; /* two requests: 36 + 32 bytes */
+    size_t n = mk_rw(b, 21, false, SCRATCH, 0);
+    assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
+    assert_int_equal(state(ctl), UFIO_MIG_STOP); /* served while the owner is held */
+    close(fd);
+    /* the next owner gets in (a place still taken would make it wait, then EBUSY);
+     * raw, since a client's first config read would be held while stopped */
+    int fd2 = raw_connect(a.path);
+    assert_true(fd2 >= 0);
+    assert_int_equal(raw_version(fd2, "{\"capabilities\":{}}", &R), 0);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
+    n = mk_rw(b, 22, true, SCRATCH, 5);
+    n += mk_rw(b + n, 23, false, SCRATCH, 0);
+    assert_int_equal(raw_send(fd2, b, n, NULL, 0), 0);
+    assert_int_equal(raw_recv(fd2, &R, 3000), 0);
+    assert_int_equal(R.id, 22);
+    assert_int_equal(raw_recv(fd2, &R, 3000), 0);
+    assert_int_equal(R.id, 23);
+    assert_int_equal(get32(R.payload + 16), 5);
+    close(fd2);
+    ufio_client_destroy(ctl);
     srv_stop(&a);
 }
 
@@ -480,6 +514,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_observer_is_read_only),
         cmocka_unit_test(test_owner_busy_while_controller_migrates),
         cmocka_unit_test(test_held_requests_answered_in_order),
+        cmocka_unit_test(test_held_owner_hangs_up),
         cmocka_unit_test(test_stalled_connections_dropped),
         cmocka_unit_test(test_uid_allow_list),
         cmocka_unit_test(test_controller_killed_in_precopy),

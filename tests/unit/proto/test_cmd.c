@@ -36,7 +36,7 @@ static const struct {
     { VFIO_USER_DEVICE_SET_IRQS, O, true, false },
     { VFIO_USER_REGION_READ, O | V | C, true, false }, /* observers: config space only */
     { VFIO_USER_REGION_WRITE, O, true, false },
-    { VFIO_USER_DEVICE_RESET, O, true, false },
+    { VFIO_USER_DEVICE_RESET, O | C, true, false }, /* a controller resets a half-loaded destination */
     { VFIO_USER_REGION_WRITE_MULTI, O, true, false },
     { VFIO_USER_DEVICE_FEATURE, O | V | C, false, false }, /* the sub-format decides */
     { VFIO_USER_MIG_DATA_READ, O | C, false, true },
@@ -158,6 +158,10 @@ static void test_feature_rows(void **st)
         { UFIO_FEATURE_MIG_DATA_SIZE, O | V | C, 0, O | V | C },
         { UFIO_FEATURE_PRECOPY_INFO, O | V | C, 0, O | V | C },
         { UFIO_FEATURE_COMPAT_DESC, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_DIGEST, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_MIG_REASON, O | V | C, 0, O | V | C },
+        { UFIO_FEATURE_STOP_COPY_DEADLINE, 0, O | C, O | C },
+        { UFIO_FEATURE_DIRTY_RATE_LIMIT, 0, O | C, O | C },
     };
     size_t n = sizeof(fx) / sizeof(fx[0]);
     for (size_t i = 0; i < n; i++) {

@@ -140,7 +140,7 @@ static void test_a_write_across_owners(void **st)
 /* The first failing piece ends the access with its error; pieces before it were done. */
 static void test_a_failing_piece_stops_the_walk(void **st)
 {
-    uint8_t src[16 + AREA_LEN + 32];
+    static uint8_t src[16 + AREA_LEN + 32];
     memset(src, 0xee, sizeof(src));
     fail_off = AREA_OFF + AREA_LEN + 4;
     assert_int_equal(region_access(dev, 0, AREA_OFF - 16, src, 16 + AREA_LEN + 32, true), -EIO);

@@ -1,0 +1,764 @@
+/*
+ * Migration you can trust: the defects of issue 14, each checked from
+ * outside (a second client reads both devices back after every path).
+ *   - a second migration from the same source, and a retry with no precopy
+ *     after an aborted precopy, carry BAR2 (the save-session-start signal);
+ *   - a source already migrated away (STOP) is refused unless forced;
+ *   - a destination left half-loaded is refused by name and can be reset;
+ *   - a digest mismatch rolls back before the destination runs;
+ *   - every arc can fail and leaves device and library in `from`;
+ *   - stop-copy past its deadline puts the source back to RUNNING;
+ *   - a budget that cannot be met is refused before the source stops;
+ *   - the device honours a dirty-rate limit;
+ *   - SIGINT of ufio-migrate at each phase rolls back.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ufio/client.h>
+#include <ufio/migrate.h>
+#include <ufio/migration.h>
+
+#include "harness.h"
+
+static const char *sample_bin, *migrate_bin, *plain_bin;
+
+enum { REG_SCRATCH = 0x08, REG_DIGEST_LO = 0x38, REG_DIGEST_HI = 0x3c, REG_MIG_FAIL = 0x40 };
+#define FAIL_ARC(from, to) (0x10000u | (unsigned)(from) | (unsigned)(to) << 8)
+#define FAIL_SAVE_START 0x20000u
+#define FAIL_CORRUPT_LOAD 0x40000u
+#define FAIL_SAVE_ETIME 0x80000u
+
+static struct ufio_client *cl(struct srv *s)
+{
+    struct ufio_client *c;
+    assert_int_equal(ufio_client_connect(s->path, NULL, &c), 0);
+    return c;
+}
+
+static void w32(struct ufio_client *c, unsigned region, uint64_t off, uint32_t v)
+{
+    assert_int_equal(ufio_client_region_write(c, region, off, &v, 4), 0);
+}
+
+static uint32_t r32(struct ufio_client *c, unsigned region, uint64_t off)
+{
+    uint32_t v = 0;
+    assert_int_equal(ufio_client_region_read(c, region, off, &v, 4), 0);
+    return v;
+}
+
+static unsigned state(struct ufio_client *c)
+{
+    unsigned s;
+    assert_int_equal(ufio_client_mig_get_state(c, &s), 0);
+    return s;
+}
+
+/* The device's own digest of its whole state, read through BAR0. */
+static uint64_t digest(struct ufio_client *c)
+{
+    uint32_t lo = r32(c, 0, REG_DIGEST_LO);
+    return lo | (uint64_t)r32(c, 0, REG_DIGEST_HI) << 32;
+}
+
+/* What a device looks like from outside: scratch, BAR2, digest, migration state. */
+struct look {
+    uint32_t scratch;
+    uint8_t bar2[65536];
+    uint64_t digest;
+    unsigned state;
+};
+
+static void look(struct srv *s, struct look *l)
+{
+    struct ufio_client *c = cl(s);
+    l->scratch = r32(c, 0, REG_SCRATCH);
+    assert_int_equal(ufio_client_region_read(c, 2, 0, l->bar2, sizeof(l->bar2)), 0);
+    l->digest = digest(c);
+    l->state = state(c);
+    ufio_client_destroy(c);
+}
+
+/* Gives the device a state that differs from its initial one. */
+static void scribble(struct srv *s, uint32_t seed)
+{
+    static uint8_t ram[65536];
+    for (size_t i = 0; i < sizeof(ram); i++)
+        ram[i] = (uint8_t)(i * 13 + seed);
+    struct ufio_client *c = cl(s);
+    assert_int_equal(ufio_client_region_write(c, 2, 0, ram, sizeof(ram)), 0);
+    w32(c, 0, REG_SCRATCH, seed);
+    ufio_client_destroy(c);
+}
+
+static void set_state(struct srv *s, unsigned st)
+{
+    struct ufio_client *c = cl(s);
+    assert_int_equal(ufio_client_mig_set_state(c, st, NULL), 0);
+    ufio_client_destroy(c);
+}
+
+static void inject(struct srv *s, uint32_t what)
+{
+    struct ufio_client *c = cl(s);
+    w32(c, 0, REG_MIG_FAIL, what);
+    ufio_client_destroy(c);
+}
+
+/* The destination has the source's state (source read while stopped). */
+static void assert_same(const struct look *src, const struct look *dst)
+{
+    assert_int_equal(dst->scratch, src->scratch);
+    assert_memory_equal(dst->bar2, src->bar2, sizeof(src->bar2));
+    assert_int_equal(dst->digest, src->digest);
+}
+
+static char errbuf[UFIO_MIGRATE_ERROR_MAX], digbuf[UFIO_MIGRATE_DIGEST_MAX];
+
+static int migrate(struct srv *a, struct srv *b, struct ufio_migrate_opts *o, struct ufio_migrate_result *r)
+{
+    o->size = sizeof(*o);
+    o->src_path = a->path;
+    o->dst_path = b->path;
+    *r = (struct ufio_migrate_result){ .size = sizeof(*r), .error = errbuf, .error_size = sizeof(errbuf),
+                                       .digest = digbuf, .digest_size = sizeof(digbuf) };
+    return ufio_migrate(o, r);
+}
+
+/* ---- the silent data loss ------------------------------------------------------ */
+
+/* A second migration from the same source sends BAR2 again (main left it out). */
+static void test_second_migration_keeps_bar2(void **st)
+{
+    struct srv a, b, c;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&c, sample_bin, NULL), 0);
+    scribble(&a, 0x31);
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    /* the source is run again (say the migration is undone by hand), then moved anew */
+    set_state(&a, UFIO_MIG_RUNNING);
+    o = (struct ufio_migrate_opts){ .no_precopy = true };
+    assert_int_equal(migrate(&a, &c, &o, &r), 0);
+    static struct look la, lc;
+    look(&a, &la);
+    look(&c, &lc);
+    assert_int_equal(la.state, UFIO_MIG_STOP);
+    assert_int_equal(lc.state, UFIO_MIG_RUNNING);
+    assert_same(&la, &lc);
+    assert_true(r.verified);
+    srv_stop(&a);
+    srv_stop(&b);
+    srv_stop(&c);
+}
+
+/* Progress hook: SIGKILL the server in opaque once precopy data flows. */
+static void kill_in_precopy(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
+{
+    struct srv *s = opaque;
+    if (ph == UFIO_MIGRATE_PRECOPY && s->pid) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+        close(s->out_fd);
+        unlink(s->path);
+    }
+}
+
+/* A retry with no precopy after an aborted precopy sends BAR2 (main left it out). */
+static void test_retry_after_aborted_precopy(void **st)
+{
+    struct srv a, b, c;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&c, sample_bin, NULL), 0);
+    scribble(&a, 0x77);
+    struct ufio_migrate_opts o = { .progress = kill_in_precopy, .opaque = &b };
+    struct ufio_migrate_result r;
+    assert_true(migrate(&a, &b, &o, &r) < 0);
+    static struct look la, lc;
+    look(&a, &la);
+    assert_int_equal(la.state, UFIO_MIG_RUNNING); /* rolled back */
+    o = (struct ufio_migrate_opts){ .no_precopy = true };
+    assert_int_equal(migrate(&a, &c, &o, &r), 0);
+    look(&a, &la);
+    look(&c, &lc);
+    assert_same(&la, &lc);
+    srv_stop(&a);
+    srv_stop(&c);
+}
+
+/* A source left in STOP (migrated away) is refused by name; --force moves it. */
+static void test_stopped_source_refused(void **st)
+{
+    struct srv a, b, c;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&c, sample_bin, NULL), 0);
+    scribble(&a, 0x05);
+    scribble(&c, 0x99); /* the destination runs something of its own */
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    static struct look la, lc, lc0;
+    look(&c, &lc0);
+    assert_int_equal(migrate(&a, &c, &o, &r), -EALREADY);
+    assert_non_null(strstr(r.error, "stopped"));
+    assert_non_null(strstr(r.error, "--force"));
+    look(&c, &lc);
+    assert_int_equal(lc.state, UFIO_MIG_RUNNING); /* untouched */
+    assert_int_equal(lc.scratch, 0x99);
+    assert_int_equal(lc.digest, lc0.digest);
+    o.force = true;
+    assert_int_equal(migrate(&a, &c, &o, &r), 0);
+    look(&a, &la);
+    look(&c, &lc);
+    assert_same(&la, &lc);
+    srv_stop(&a);
+    srv_stop(&b);
+    srv_stop(&c);
+}
+
+/* A destination left in RESUMING is refused by name; ufio_migrate_reset makes it usable. */
+static void test_half_loaded_destination(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    scribble(&a, 0x42);
+    /* half a stream into b, as an interrupted migration would leave it */
+    struct ufio_client *ca = cl(&a), *cb = cl(&b);
+    assert_int_equal(ufio_client_mig_set_state(cb, UFIO_MIG_RESUMING, NULL), 0);
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_PRE_COPY, NULL), 0);
+    static uint8_t buf[40000];
+    size_t got = 0;
+    assert_int_equal(ufio_client_mig_data_read(ca, buf, sizeof(buf), &got), 0);
+    assert_int_equal(got, sizeof(buf));
+    assert_int_equal(ufio_client_mig_data_write(cb, buf, got), 0);
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(ca);
+    /* cb stays connected: the destination stays in RESUMING, half loaded */
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), -EBUSY);
+    assert_non_null(strstr(r.error, "RESUMING"));
+    assert_non_null(strstr(r.error, "--reset"));
+    char why[256];
+    assert_int_equal(ufio_migrate_reset(b.path, NULL, 0, why, sizeof(why)), 0);
+    assert_int_equal(state(cb), UFIO_MIG_STOP);
+    ufio_client_destroy(cb);
+    static struct look la, lb;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    look(&a, &la);
+    look(&b, &lb);
+    assert_same(&la, &lb);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* ---- verified migration ----------------------------------------------------------- */
+
+/* The destination loads a wrong byte: the digests differ, nothing runs on it. */
+static void test_digest_mismatch_rolls_back(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    scribble(&a, 0x11);
+    static struct look la0, la, lb;
+    set_state(&a, UFIO_MIG_STOP);
+    look(&a, &la0);
+    set_state(&a, UFIO_MIG_RUNNING);
+    inject(&b, FAIL_CORRUPT_LOAD);
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), -EBADE);
+    assert_non_null(strstr(r.error, "digest mismatch"));
+    assert_false(r.verified);
+    look(&a, &la);
+    assert_int_equal(la.state, UFIO_MIG_RUNNING);
+    assert_int_equal(la.digest, la0.digest);
+    look(&b, &lb);
+    assert_int_equal(lb.state, UFIO_MIG_STOP); /* loaded but never ran */
+    assert_true(lb.digest != la.digest);
+    /* without the fault the same pair migrates, verified */
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    assert_true(r.verified);
+    assert_int_equal(strlen(r.digest), 2 * 16);
+    look(&a, &la);
+    look(&b, &lb);
+    assert_same(&la, &lb);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* Library state is part of the digest: two stopped devices that differ only in config space. */
+static void test_digest_covers_library_state(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    struct ufio_client *ca = cl(&a), *cb = cl(&b);
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_STOP, NULL), 0);
+    assert_int_equal(ufio_client_mig_set_state(cb, UFIO_MIG_STOP, NULL), 0);
+    uint8_t da[80], db[80];
+    size_t la = 0, lb = 0;
+    assert_int_equal(ufio_client_feature(ca, UFIO_FEATURE_GET | UFIO_FEATURE_DIGEST, NULL, 0, da, sizeof(da), &la), 0);
+    assert_int_equal(ufio_client_feature(cb, UFIO_FEATURE_GET | UFIO_FEATURE_DIGEST, NULL, 0, db, sizeof(db), &lb), 0);
+    assert_int_equal(la, 16);
+    assert_int_equal(get32(da), UFIO_DIGEST_F_DEVICE);
+    assert_memory_equal(da, db, la);
+    uint16_t cmd = 0x0006; /* memory + bus master: config space only */
+    assert_int_equal(ufio_client_region_write(ca, 7, 4, &cmd, 2), 0);
+    assert_int_equal(ufio_client_feature(ca, UFIO_FEATURE_GET | UFIO_FEATURE_DIGEST, NULL, 0, da, sizeof(da), &la), 0);
+    assert_memory_equal(da + 8, db + 8, 8);       /* the device's part is the same */
+    assert_memory_not_equal(da + 4, db + 4, 4);   /* the library's is not */
+    /* a running device is not digested */
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_RUNNING, NULL), 0);
+    assert_int_equal(ufio_client_feature(ca, UFIO_FEATURE_GET | UFIO_FEATURE_DIGEST, NULL, 0, da, sizeof(da), &la),
+                     -EBUSY);
+    ufio_client_destroy(ca);
+    ufio_client_destroy(cb);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* ---- the step contract ----------------------------------------------------------- */
+
+/* Each arc of a migration fails once: the device reports `from`, the library agrees
+ * (data calls follow that state), the same request then succeeds, and the device
+ * arrives whole. */
+static void test_every_arc_can_fail(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    scribble(&a, 0x66);
+    struct ufio_client *ca = cl(&a), *cb = cl(&b);
+    static uint8_t buf[1 << 20];
+    size_t got;
+    unsigned reached;
+#define FAIL_THEN_OK(c, from, to, srvp)                                                  \
+    do {                                                                                 \
+        w32(c, 0, REG_MIG_FAIL, FAIL_ARC(from, to));                                     \
+        assert_int_equal(ufio_client_mig_set_state(c, to, &reached), -EIO);              \
+        assert_int_equal(reached, from);                                                 \
+        assert_int_equal(state(c), from);                                                \
+        assert_int_equal(ufio_client_mig_set_state(c, to, NULL), 0);                    \
+    } while (0)
+
+    FAIL_THEN_OK(cb, UFIO_MIG_RUNNING, UFIO_MIG_STOP, &b);
+    FAIL_THEN_OK(cb, UFIO_MIG_STOP, UFIO_MIG_RESUMING, &b);
+    /* the library stayed out of RESUMING while the device was: nothing was accepted */
+    FAIL_THEN_OK(ca, UFIO_MIG_RUNNING, UFIO_MIG_PRE_COPY, &a);
+    /* a failed save session start: still RUNNING, and no data to read */
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_RUNNING, NULL), 0);
+    w32(ca, 0, REG_MIG_FAIL, FAIL_SAVE_START);
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_PRE_COPY, &reached), -EIO);
+    assert_int_equal(reached, UFIO_MIG_RUNNING);
+    assert_int_equal(ufio_client_mig_data_read(ca, buf, 4096, &got), -EINVAL);
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_PRE_COPY, NULL), 0);
+    size_t total = 0;
+    do {
+        assert_int_equal(ufio_client_mig_data_read(ca, buf, sizeof(buf), &got), 0);
+        assert_int_equal(ufio_client_mig_data_write(cb, buf, got), 0);
+        total += got;
+    } while (got == sizeof(buf));
+    assert_true(total > 65536);
+    /* PRE_COPY -> STOP_COPY fails: still PRE_COPY, and the library still serves precopy data */
+    w32(ca, 0, REG_MIG_FAIL, FAIL_ARC(UFIO_MIG_PRE_COPY, UFIO_MIG_STOP_COPY));
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_STOP_COPY, &reached), -EIO);
+    assert_int_equal(reached, UFIO_MIG_PRE_COPY);
+    uint64_t ini, dirty;
+    assert_int_equal(ufio_client_mig_precopy_info(ca, &ini, &dirty), 0);
+    assert_int_equal(ufio_client_mig_data_read(ca, buf, sizeof(buf), &got), 0);
+    assert_int_equal(ufio_client_mig_data_write(cb, buf, got), 0);
+    assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_STOP_COPY, NULL), 0);
+    do {
+        assert_int_equal(ufio_client_mig_data_read(ca, buf, sizeof(buf), &got), 0);
+        assert_int_equal(ufio_client_mig_data_write(cb, buf, got), 0);
+    } while (got == sizeof(buf));
+    /* RESUMING -> STOP fails: the destination stays RESUMING with its stream, then loads it */
+    FAIL_THEN_OK(cb, UFIO_MIG_RESUMING, UFIO_MIG_STOP, &b);
+    FAIL_THEN_OK(ca, UFIO_MIG_STOP_COPY, UFIO_MIG_STOP, &a);
+    static struct look la, lb;
+    assert_int_equal(state(ca), UFIO_MIG_STOP);
+    /* the session that stopped it goes away: the device runs again, with its state */
+    ufio_client_destroy(ca);
+    look(&a, &la);
+    assert_int_equal(la.state, UFIO_MIG_RUNNING);
+    FAIL_THEN_OK(cb, UFIO_MIG_STOP, UFIO_MIG_RUNNING, &b);
+    ufio_client_destroy(cb);
+    look(&b, &lb);
+    assert_int_equal(lb.state, UFIO_MIG_RUNNING);
+    assert_same(&la, &lb);
+#undef FAIL_THEN_OK
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* A failed arc in the engine's path rolls back: source RUNNING, destination stopped. */
+static void test_engine_failed_arcs_roll_back(void **st)
+{
+    static const struct { bool on_src; unsigned from, to; } arcs[] = {
+        { false, UFIO_MIG_RUNNING, UFIO_MIG_STOP }, /* first: the destination starts RUNNING */
+        { true, UFIO_MIG_RUNNING, UFIO_MIG_PRE_COPY },
+        { true, UFIO_MIG_PRE_COPY, UFIO_MIG_STOP_COPY },
+        { false, UFIO_MIG_STOP, UFIO_MIG_RESUMING },
+        { false, UFIO_MIG_RESUMING, UFIO_MIG_STOP },
+        { false, UFIO_MIG_STOP, UFIO_MIG_RUNNING },
+    };
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    scribble(&a, 0x23);
+    static struct look la, lb;
+    for (size_t i = 0; i < sizeof(arcs) / sizeof(arcs[0]); i++) {
+        inject(arcs[i].on_src ? &a : &b, FAIL_ARC(arcs[i].from, arcs[i].to));
+        struct ufio_migrate_opts o = { 0 };
+        struct ufio_migrate_result r;
+        int err = migrate(&a, &b, &o, &r);
+        assert_true(err < 0);
+        assert_non_null(strstr(r.error, "failed the arc"));
+        look(&a, &la);
+        assert_int_equal(la.state, UFIO_MIG_RUNNING);
+        look(&b, &lb);
+        assert_true(lb.state == UFIO_MIG_STOP || (i == 0 && lb.state == UFIO_MIG_RUNNING));
+    }
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    look(&a, &la);
+    look(&b, &lb);
+    assert_same(&la, &lb);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* ---- deadlines and budgets -------------------------------------------------------- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void set_u64(struct ufio_client *c, unsigned index, uint64_t v)
+{
+    uint8_t b[8];
+    put64(b, v);
+    assert_int_equal(ufio_client_feature(c, UFIO_FEATURE_SET | index, b, 8, NULL, 0, NULL), 0);
+}
+
+/* Stop-copy past its deadline, or a device that says it cannot make it: back to RUNNING. */
+static void test_stop_copy_deadline(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    scribble(&a, 0x3);
+    struct ufio_client *c = cl(&a);
+    static uint8_t buf[4096];
+    size_t got;
+    set_u64(c, UFIO_FEATURE_STOP_COPY_DEADLINE, 2);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
+    double t0 = now_ms();
+    while (now_ms() - t0 < 5) /* the deadline is a time: let it pass */
+        ;
+    assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), -ETIME);
+    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    char why[256];
+    size_t wl;
+    assert_int_equal(ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_MIG_REASON, NULL, 0, why, sizeof(why), &wl), 0);
+    assert_non_null(strstr(why, "within 2 ms"));
+    /* the deadline was for that session only */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
+    t0 = now_ms();
+    while (now_ms() - t0 < 5)
+        ;
+    assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), 0);
+    /* the device itself gives up */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    w32(c, 0, REG_MIG_FAIL, FAIL_SAVE_ETIME);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
+    assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), -ETIME);
+    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    ufio_client_destroy(c);
+    srv_stop(&a);
+}
+
+static bool saw_stopcopy;
+static void note_phase(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
+{
+    if (ph == UFIO_MIGRATE_STOPCOPY)
+        saw_stopcopy = true;
+}
+
+/* A budget the measured rate cannot meet: refused, and the source never stopped. */
+static void test_budget_refused(void **st)
+{
+    const char *busy[] = { "--state-mib=8", "--dirty-rate=200", NULL }, *idle[] = { "--state-mib=8", NULL };
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, busy), 0);
+    assert_int_equal(srv_start(&b, sample_bin, idle), 0);
+    set_state(&a, UFIO_MIG_STOP);
+    static struct look la0, la, lb;
+    look(&a, &la0);
+    set_state(&a, UFIO_MIG_RUNNING);
+    /* 200 pages/ms is 800 MB/s of new state over 2048 pages: what is left after a round never fits 1 ms */
+    struct ufio_migrate_opts o = { .max_downtime_ms = 1, .max_rounds = 3, .progress = note_phase };
+    struct ufio_migrate_result r;
+    saw_stopcopy = false;
+    assert_int_equal(migrate(&a, &b, &o, &r), -ETIME);
+    assert_false(saw_stopcopy);
+    assert_non_null(strstr(r.error, "budget cannot be met"));
+    assert_non_null(strstr(r.error, "never stopped"));
+    assert_true(r.predicted_downtime_ms > 1);
+    look(&a, &la);
+    assert_int_equal(la.state, UFIO_MIG_RUNNING);
+    look(&b, &lb);
+    assert_int_equal(lb.state, UFIO_MIG_STOP);
+    /* with --force-downtime it goes, and arrives whole */
+    o.force_downtime = true;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    assert_true(r.verified);
+    look(&a, &la);
+    look(&b, &lb);
+    assert_same(&la, &lb);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* Pages dirtied while precopy waits, with and without a limit (precopy info counts them). */
+static uint64_t dirtied_in(struct ufio_client *c, double ms)
+{
+    static uint8_t buf[1 << 20];
+    size_t got;
+    do
+        assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), 0);
+    while (got == sizeof(buf));
+    do /* the pass that started at the end of the last read: drain it too */
+        assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), 0);
+    while (got == sizeof(buf));
+    uint64_t i0, d0, i1, d1;
+    assert_int_equal(ufio_client_mig_precopy_info(c, &i0, &d0), 0);
+    double t0 = now_ms();
+    while (now_ms() - t0 < ms)
+        ;
+    assert_int_equal(ufio_client_mig_precopy_info(c, &i1, &d1), 0);
+    return (i1 + d1 - i0 - d0) / (5 + 4096);
+}
+
+static void test_dirty_rate_limit(void **st)
+{
+    const char *busy[] = { "--state-mib=16", "--dirty-rate=20", NULL };
+    struct srv a;
+    assert_int_equal(srv_start(&a, sample_bin, busy), 0);
+    struct ufio_client *c = cl(&a);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
+    /* a longer window under valgrind, which runs one thread at a time */
+    double ms = getenv("UFIO_UNDER_VALGRIND") ? 400 : 50;
+    uint64_t free_run = dirtied_in(c, ms);
+    set_u64(c, UFIO_FEATURE_DIRTY_RATE_LIMIT, 20); /* 20 pages per second */
+    uint64_t limited = dirtied_in(c, ms);
+    print_message("dirtied in %.0f ms: %llu pages free, %llu limited to 20/s\n", ms, (unsigned long long)free_run,
+                  (unsigned long long)limited);
+    assert_true(free_run > 200);  /* 20 pages/ms for 50 ms: ~1000 writes over 4096 pages */
+    assert_true(limited < 20);    /* 20/s: one, or eight under valgrind */
+    ufio_client_destroy(c);
+    srv_stop(&a);
+}
+
+/* ---- ufio-migrate interrupted --------------------------------------------------------- */
+
+/* Runs ufio-migrate paused at phase, SIGINTs it there; returns its exit status. */
+static int interrupt_at(struct srv *a, struct srv *b, const char *phase, char *err, size_t cap)
+{
+    int pe[2];
+    assert_int_equal(pipe(pe), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pe[1], 2);
+        close(pe[0]);
+        execl(migrate_bin, migrate_bin, "--from", a->path, "--to", b->path, "--test-pause-at", phase, (char *)NULL);
+        _exit(127);
+    }
+    close(pe[1]);
+    size_t n = 0;
+    while (!strstr(err, "paused at")) {
+        struct pollfd p = { pe[0], POLLIN, 0 };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        ssize_t k = read(pe[0], err + n, cap - 1 - n);
+        assert_true(k > 0);
+        n += (size_t)k;
+        err[n] = 0;
+    }
+    kill(pid, SIGINT);
+    ssize_t k;
+    while ((k = read(pe[0], err + n, cap - 1 - n)) > 0) {
+        n += (size_t)k;
+        err[n] = 0;
+    }
+    close(pe[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void test_sigint_each_phase(void **st)
+{
+    static const char *phases[] = { "checking", "precopy", "stop-copy", "resuming" };
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    scribble(&a, 0x5a);
+    set_state(&a, UFIO_MIG_STOP);
+    static struct look la0, la, lb;
+    look(&a, &la0);
+    set_state(&a, UFIO_MIG_RUNNING);
+    for (size_t i = 0; i < 4; i++) {
+        char err[4096] = "";
+        int rc = interrupt_at(&a, &b, phases[i], err, sizeof(err));
+        print_message("SIGINT at %s: exit %d\n", phases[i], rc);
+        assert_int_equal(rc, 5);
+        assert_non_null(strstr(err, "interrupted"));
+        assert_non_null(strstr(err, "the source runs on"));
+        look(&a, &la);
+        assert_int_equal(la.state, UFIO_MIG_RUNNING);
+        assert_int_equal(la.scratch, la0.scratch);
+        assert_memory_equal(la.bar2, la0.bar2, sizeof(la.bar2));
+        assert_int_equal(la.digest, la0.digest);
+        look(&b, &lb);
+        /* never running the source's half-moved state; untouched when interrupted before anything moved */
+        assert_true(lb.state == UFIO_MIG_STOP || (i == 0 && lb.state == UFIO_MIG_RUNNING));
+    }
+    /* nothing left over: the next migration goes through */
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    look(&a, &la);
+    look(&b, &lb);
+    assert_same(&la, &lb);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+/* Malformed values are refused (exit 2) with the option named, never replaced by defaults. */
+static void test_bad_option_values(void **st)
+{
+    static const char *bad[][2] = { { "--max-downtime", "abc" }, { "--max-rounds", "-1" }, { "--max-downtime", "" },
+                                    { "--timeout", "5s" }, { "--max-precopy-bytes", "0" } };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int pe[2];
+        assert_int_equal(pipe(pe), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pe[1], 2);
+            execl(migrate_bin, migrate_bin, "--from", "/nonexistent-a", "--to", "/nonexistent-b", bad[i][0], bad[i][1],
+                  (char *)NULL);
+            _exit(127);
+        }
+        close(pe[1]);
+        char err[1024] = "";
+        ssize_t n = read(pe[0], err, sizeof(err) - 1);
+        close(pe[0]);
+        err[n > 0 ? n : 0] = 0;
+        int status;
+        waitpid(pid, &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 2);
+        assert_non_null(strstr(err, bad[i][0] + 2));
+    }
+}
+
+/* ---- servers without ufio's extensions ------------------------------------------------ */
+
+/* libvfio-user-like servers: descriptor from the PCI ids, precopy ended by a short read,
+ * padded MIG_DATA_READ replies; the state arrives (checked from outside), unverified. */
+static void test_plain_servers_migrate(void **st)
+{
+    struct srv a, b;
+    assert_int_equal(srv_start(&a, plain_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, plain_bin, NULL), 0);
+    static uint8_t ram[65536], back[65536];
+    for (size_t i = 0; i < sizeof(ram); i++)
+        ram[i] = (uint8_t)(i * 31 + 7);
+    struct ufio_client *c = cl(&a);
+    assert_int_equal(ufio_client_region_write(c, 2, 0, ram, sizeof(ram)), 0);
+    /* the client takes a padded reply: 100 bytes asked of a pass, all data */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
+    size_t got = 0;
+    uint8_t small[100];
+    assert_int_equal(ufio_client_mig_data_read(c, small, sizeof(small), &got), 0);
+    assert_int_equal(got, sizeof(small));
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(c);
+    struct ufio_migrate_opts o = { 0 };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    assert_false(r.verified);
+    assert_true(r.rounds >= 1);
+    assert_true(r.precopy_bytes >= sizeof(ram));
+    c = cl(&b);
+    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    assert_int_equal(ufio_client_region_read(c, 2, 0, back, sizeof(back)), 0);
+    assert_memory_equal(back, ram, sizeof(ram));
+    ufio_client_destroy(c);
+    c = cl(&a);
+    assert_int_equal(state(c), UFIO_MIG_STOP);
+    ufio_client_destroy(c);
+    /* and a ufio device is not taken for it: different ids */
+    struct srv u;
+    assert_int_equal(srv_start(&u, sample_bin, NULL), 0);
+    set_state(&a, UFIO_MIG_RUNNING);
+    assert_int_equal(migrate(&a, &u, &o, &r), -EPERM);
+    assert_non_null(strstr(r.error, "type"));
+    srv_stop(&u);
+    srv_stop(&a);
+    srv_stop(&b);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4)
+        return 2;
+    sample_bin = argv[1];
+    migrate_bin = argv[2];
+    plain_bin = argv[3];
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_second_migration_keeps_bar2),
+        cmocka_unit_test(test_retry_after_aborted_precopy),
+        cmocka_unit_test(test_stopped_source_refused),
+        cmocka_unit_test(test_half_loaded_destination),
+        cmocka_unit_test(test_digest_mismatch_rolls_back),
+        cmocka_unit_test(test_digest_covers_library_state),
+        cmocka_unit_test(test_every_arc_can_fail),
+        cmocka_unit_test(test_engine_failed_arcs_roll_back),
+        cmocka_unit_test(test_stop_copy_deadline),
+        cmocka_unit_test(test_budget_refused),
+        cmocka_unit_test(test_dirty_rate_limit),
+        cmocka_unit_test(test_sigint_each_phase),
+        cmocka_unit_test(test_bad_option_values),
+        cmocka_unit_test(test_plain_servers_migrate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

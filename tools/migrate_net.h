@@ -1,0 +1,20 @@
+/* The cross-host modes of ufio-migrate (migrate_net.c). */
+#ifndef UFIO_TOOLS_MIGRATE_NET_H
+#define UFIO_TOOLS_MIGRATE_NET_H
+
+#include <stdbool.h>
+
+#include "net/link.h"
+
+struct net_args {
+    struct ufio_link_cfg link;
+    unsigned max_downtime_ms, max_rounds;
+    bool no_precopy, json, quiet, keep;
+    int dev_timeout_ms;
+};
+
+int net_send(const char *src, const char *url, struct net_args *a);
+int net_listen(const char *url, const char *dst, struct net_args *a);
+int net_recover(const char *path, int timeout_ms);
+
+#endif
