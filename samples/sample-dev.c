@@ -350,11 +350,14 @@ int main(int argc, char **argv)
         sample_mig_fini(&s);
         return 1;
     }
-    err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
-    if (!err && fd < 0 && (err = ufio_serve_apply(dev, so, true)))
+    const char *tk = fd < 0 ? ufio_serve_takeover(so) : NULL;
+    if (tk)
+        path = tk;
+    err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : tk ? ufio_dev_takeover(dev, tk, NULL) : ufio_dev_listen(dev, path);
+    if (!err && fd < 0 && !tk && (err = ufio_serve_apply(dev, so, true)))
         path = ufio_dev_mgmt_socket(dev) ? ufio_dev_mgmt_socket(dev) : "the management socket";
     if (err) {
-        fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on",
+        fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : tk ? "take over" : "listen on",
                 fd >= 0 ? "" : path, strerror(-err));
         ufio_dev_destroy(dev);
         sample_mig_fini(&s);

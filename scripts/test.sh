@@ -91,6 +91,12 @@ if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
     if tests/e2e/run.sh --build build-ci --virtio-blk; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
     step "end-to-end: ufio-vfio-pci in the guest in front of two edu devices (vfio-pci, plugin migration)"
     if tests/e2e/run.sh --build build-ci --vfio-pci; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    step "end-to-end: 20 live handovers of ufio-virtio-blk (--takeover) under the guest's O_DIRECT write-and-verify"
+    if tests/e2e/run.sh --build build-ci --workload 20 --window-cmd "$PWD/tests/e2e/takeover-window.sh"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
 fi
 
 echo

@@ -36,6 +36,7 @@
 #include <ufio/server.h>
 
 #include "bench_mig.h"
+#include "bench_handover.h"
 #include "bench_sessions.h"
 
 #define BIG_BAR (16u << 20)
@@ -539,7 +540,7 @@ static void migration_table(const char *sample, const char *sizes, const char *r
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ufio-bench [--socket PATH | --poll-sweep | --migration --sample PATH | --sessions |\n"
-               "                   --dma-maps[=N]] [--iters N] [--seconds S]\n"
+               "                   --dma-maps[=N] | --handover=SERVER [--rounds N]] [--iters N] [--seconds S]\n"
                "                  [--poll-us N] [--json]\n"
                "Measures ufio's request latency, bulk throughput, DMA and idle CPU, next to a raw\n"
                "socketpair in the same CPU placements and shapes (medians of 5 interleaved\n"
@@ -564,6 +565,11 @@ static void usage(FILE *f)
                "                  with an observer flooding config reads beside it, next to raw\n"
                "  --dma-maps[=N]  DMA table rows instead: DMA_MAP/DMA_UNMAP round trips and\n"
                "                  lookups with N mappings (default 100000, at least 2000)\n"
+               "  --handover=SERVER  handover rows instead: SERVER (ufio-sample, say) replaced by\n"
+               "                  SERVER --takeover under an owner reading BAR0 back to back, --rounds\n"
+               "                  times (default 20): the owner's stall (median, max), the new\n"
+               "                  process's time per step\n"
+               "  --rounds N      handovers for --handover (1..64)\n"
                "  --json          print the rows as JSON\n");
 }
 
@@ -574,13 +580,16 @@ int main(int argc, char **argv)
     double secs = 0.5;
     unsigned poll_us = 50;
     bool json = false, mig = false, sweep = false, sessions = false;
-    unsigned dma_maps = 0;
+    unsigned dma_maps = 0, rounds = 20;
+    const char *handover = NULL;
     const char *sample = NULL, *mig_sizes = "256,1024", *rates = "4,100", *budgets = "50,100,300";
     static const struct option lo[] = { { "socket", required_argument, NULL, 's' },
                                         { "migration", no_argument, NULL, 'm' },
                                         { "poll-sweep", no_argument, NULL, 'P' },
                                         { "sessions", no_argument, NULL, 'X' },
                                         { "dma-maps", optional_argument, NULL, 'D' },
+                                        { "handover", required_argument, NULL, 'H' },
+                                        { "rounds", required_argument, NULL, 'R' },
                                         { "iters", required_argument, NULL, 'i' },
                                         { "seconds", required_argument, NULL, 'S' },
                                         { "poll-us", required_argument, NULL, 'p' },
@@ -601,6 +610,8 @@ int main(int argc, char **argv)
         case 'm': mig = true; break;
         case 'P': sweep = true; break;
         case 'X': sessions = true; break;
+        case 'H': handover = optarg; break;
+        case 'R': rounds = (unsigned)atoi(optarg); break;
         case 'D': dma_maps = optarg ? (unsigned)atoi(optarg) : 100000; break;
         case 'x': sample = optarg; break;
         case 'z': mig_sizes = optarg; break;
@@ -615,7 +626,10 @@ int main(int argc, char **argv)
     char path[108];
     snprintf(path, sizeof(path), "/tmp/ufio-bench-%d.sock", getpid());
 
-    if (sessions || dma_maps) {
+    if (handover) {
+        if (bench_handover(add, handover, rounds))
+            return 1;
+    } else if (sessions || dma_maps) {
         if (sessions && bench_sessions(add, iters))
             return 1;
         if (dma_maps >= 2000 && bench_dma_maps(add, dma_maps))

@@ -127,6 +127,11 @@ int main(int argc, char **argv)
 
     char why[256];
     struct ufio_vfio_host *h;
+    if (ufio_serve_takeover(so)) {
+        /* the new process would need the VFIO device itself, which the old one holds open */
+        fprintf(stderr, "ufio-vfio-pci: --takeover is not supported for a pass-through device\n");
+        return 2;
+    }
     int err = ufio_vfio_host_open(argv[optind], "ufio-vfio-pci", &o, &h, why, sizeof(why));
     if (err) {
         fprintf(stderr, "ufio-vfio-pci: %s: %s\n", argv[optind], why[0] ? why : strerror(-err));

@@ -10,6 +10,9 @@
  *                              within N ms (default 5000; 0 = never)
  *   --msg-timeout-ms=N         close a session whose message begun is not
  *                              complete within N ms (default 5000; 0 = never)
+ *   --takeover=SOCKET          take the device served at SOCKET over from its
+ *                              running server (ufio_dev_takeover()) instead of
+ *                              listening: see ufio_serve_takeover()
  *
  * Use: ufio_serve_opts_new(), put UFIO_SERVE_LONGOPTS in the getopt_long
  * table, hand every option getopt returns to ufio_serve_opt() first (1 = it
@@ -34,19 +37,23 @@ extern "C" {
 #define UFIO_SERVE_OPT_ALLOW_UID 0x4d02
 #define UFIO_SERVE_OPT_HANDSHAKE 0x4d03
 #define UFIO_SERVE_OPT_MSG_TIMEOUT 0x4d04
+#define UFIO_SERVE_OPT_TAKEOVER 0x4d05
 
 #define UFIO_SERVE_LONGOPTS                                                       \
     { "mgmt-socket", required_argument, NULL, UFIO_SERVE_OPT_MGMT },              \
     { "allow-uid", required_argument, NULL, UFIO_SERVE_OPT_ALLOW_UID },           \
     { "handshake-timeout-ms", required_argument, NULL, UFIO_SERVE_OPT_HANDSHAKE }, \
-    { "msg-timeout-ms", required_argument, NULL, UFIO_SERVE_OPT_MSG_TIMEOUT }
+    { "msg-timeout-ms", required_argument, NULL, UFIO_SERVE_OPT_MSG_TIMEOUT },    \
+    { "takeover", required_argument, NULL, UFIO_SERVE_OPT_TAKEOVER }
 
 #define UFIO_SERVE_USAGE                                                                       \
     "  --mgmt-socket=PATH  management socket for observers and the migration controller\n"    \
     "                      (default: the socket path + \".mgmt\", mode 0600; \"none\": off)\n"  \
     "  --allow-uid=UID     let UID connect too (repeatable; own uid and root always may)\n"    \
     "  --handshake-timeout-ms=N  drop a connection without VERSION after N ms (default 5000)\n" \
-    "  --msg-timeout-ms=N  drop a session stalled mid-message for N ms (default 5000)\n"
+    "  --msg-timeout-ms=N  drop a session stalled mid-message for N ms (default 5000)\n"    \
+    "  --takeover=SOCKET   take the running device at SOCKET over from its server process\n"   \
+    "                      (live handover: same owner, same paths; the old one exits)\n"
 
 #define UFIO_SERVE_MAX_UIDS 16
 
@@ -69,6 +76,12 @@ UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg,
  * management socket unless it is off. Returns 0 or a negative errno.
  */
 UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts *o, bool listening);
+/*
+ * The --takeover SOCKET, or NULL. A program given one calls
+ * ufio_dev_takeover(dev, SOCKET, NULL) in place of ufio_dev_listen() and
+ * skips ufio_serve_apply(..., true): the sockets come from the old process.
+ */
+UFIO_API const char *ufio_serve_takeover(const struct ufio_serve_opts *o);
 
 #ifdef __cplusplus
 }

@@ -264,6 +264,26 @@ UFIO_API int ufio_dev_listen(struct ufio_dev *dev, const char *path);
  * ufio_dev_listen()). Created mode 0600.
  */
 UFIO_API int ufio_dev_listen_mgmt(struct ufio_dev *dev, const char *path);
+/*
+ * Live handover (docs/handover.md): instead of ufio_dev_listen(), takes the
+ * running device served at old_path from its server process, which must be
+ * a compatible device (the compatibility descriptor; -EPERM otherwise, with
+ * the reasons logged). As that process's migration controller (its
+ * management socket old_path.mgmt): PRE_COPY while it serves on (unless
+ * opts->no_precopy), STOP_COPY (its owner's requests held), the stream
+ * loaded into dev, then the owner's connection and twin socket, its bytes
+ * not yet handled, every DMA mapping, IRQ eventfd, mmap'd region memfd and
+ * both listening sockets come over by SCM_RIGHTS. On 0, dev serves the same
+ * owner on the same paths and the old process exits. On any failure before
+ * that the old process serves on and dev has no session. dev must have
+ * migration callbacks and no socket yet. opts may be NULL.
+ */
+struct ufio_takeover_opts {
+    size_t size;        /* sizeof(struct ufio_takeover_opts) in the caller's build */
+    int timeout_ms;     /* per step; default (0) 3000: well under QEMU's 5 s per reply */
+    bool no_precopy;    /* straight to STOP_COPY */
+};
+UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const struct ufio_takeover_opts *opts);
 /* Its path, or NULL when there is none. */
 UFIO_API const char *ufio_dev_mgmt_socket(struct ufio_dev *dev);
 /*

@@ -37,6 +37,8 @@ static const struct ufio_cmd_desc rows[] = {
     { VFIO_USER_MIG_DATA_READ, "MIG_DATA_READ", 8, 8, 0, MIGR, UFIO_CMD_F_MIG, SAVING, 8, XFER },
     { VFIO_USER_MIG_DATA_WRITE, "MIG_DATA_WRITE", 8, XFER, 0, MIGR, UFIO_CMD_F_MIG,
       UFIO_MIG_BIT(UFIO_MIG_RESUMING), 0, 0 },
+    { UFIO_CMD_HANDOVER, "HANDOVER", 0, 0, 0, UFIO_ROLE_CONTROLLER, UFIO_CMD_F_MIG,
+      UFIO_MIG_BIT(UFIO_MIG_STOP_COPY), 0, 0 },
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))

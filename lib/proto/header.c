@@ -46,6 +46,7 @@ const char *ufio_cmd_name(unsigned cmd)
         [VFIO_USER_DEVICE_FEATURE] = "DEVICE_FEATURE",
         [VFIO_USER_MIG_DATA_READ] = "MIG_DATA_READ",
         [VFIO_USER_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
+        [UFIO_CMD_HANDOVER] = "HANDOVER",
     };
     return cmd < VFIO_USER_MAX_CMD && names[cmd] ? names[cmd] : "?";
 }

@@ -43,7 +43,8 @@ enum vfio_user_command {
     VFIO_USER_DEVICE_FEATURE = 16,
     VFIO_USER_MIG_DATA_READ = 17,
     VFIO_USER_MIG_DATA_WRITE = 18,
-    VFIO_USER_MAX_CMD = 19,
+    UFIO_CMD_HANDOVER = 19,  /* ufio's own: the controller takes over the device's fds (docs/handover.md) */
+    VFIO_USER_MAX_CMD = 20,
 };
 
 #define VFIO_USER_F_TYPE_MASK    0xfu

@@ -198,7 +198,7 @@ static bool uid_allowed(const struct ufio_sessions *ss, uid_t uid)
 
 /* ---- listening ----------------------------------------------------------- */
 
-static void dev_build(struct ufio_dev *dev)
+void dev_build(struct ufio_dev *dev)
 {
     if (dev->built)
         return;
@@ -354,7 +354,7 @@ static void dev_accept(struct ufio_sessions *ss, int lfd, bool mgmt)
 }
 
 /* After VERSION made s the owner: how the run loop may wait for it. */
-static void owner_setup(struct ufio_sessions *ss, struct ufio_session *s)
+void dev_owner_setup(struct ufio_sessions *ss, struct ufio_session *s)
 {
     struct ufio_dev *dev = ss->dev;
     /* ufio_dev_run() sleeps in recvmsg on this socket while the owner is
@@ -457,7 +457,7 @@ static int dev_round(struct ufio_sessions *ss, bool buffered_only)
             bool was_negotiated = s->negotiated;
             handled += sess_serve(s, DEV_MSGS_PER_TURN);
             if (!was_negotiated && s->negotiated && ss->owner == s && owner_before != s)
-                owner_setup(ss, s);
+                dev_owner_setup(ss, s);
         }
         s = next;
     }

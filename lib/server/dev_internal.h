@@ -70,6 +70,8 @@ struct ufio_dma_region {
     void *map_base;         /* page-aligned mmap base (may precede mem) */
     size_t map_len;
     uint64_t *dirty;        /* dirty bitmap at log_pgsize, when logging */
+    int fd;                 /* our dup of the client's fd (-1: none): a handover passes it on */
+    uint64_t offset;        /* the mapping's offset in fd */
 };
 
 struct dma_node;                /* server/dma_tree.c */
@@ -192,6 +194,8 @@ void dev_mig_reset(struct ufio_dev *dev);
  */
 void dev_mig_abandon(struct ufio_dev *dev);
 void dev_mig_free(struct ufio_dev *dev);
+/* In-process walk to target (a takeover loads its stream this way). */
+int dev_mig_set_state(struct ufio_dev *dev, unsigned target);
 
 /* passthrough.c: each pt_* returns false / does nothing without its hook */
 void pt_free(struct ufio_dev *dev);

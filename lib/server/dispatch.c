@@ -58,6 +58,25 @@ static int owner_request(void *opaque, uint16_t cmd, const struct iovec *iov, in
     return sess_send_request(opaque, cmd, iov, iovcnt, dst, dst_len, reply);
 }
 
+void sess_make_owner(struct ufio_session *s)
+{
+    struct ufio_dev *dev = s->dev;
+    s->ss->owner = s;
+    dev->request = owner_request;
+    dev->request_opaque = s;
+    dev->peer_xfer = s->peer.max_data_xfer_size;
+}
+
+static int h_handover(struct ufio_session *s, struct ufio_msg *m, struct ufio_reply *rep)
+{
+    (void)rep;
+    /* the answer is the status word and the bundle, written by takeover_give() */
+    if (!(m->hdr.flags & VFIO_USER_F_NO_REPLY))
+        return -EINVAL;
+    takeover_give(s);
+    return 0;
+}
+
 static int h_version(struct ufio_session *s, struct ufio_msg *m, struct ufio_reply *rep)
 {
     struct ufio_dev *dev = s->dev;
@@ -117,10 +136,7 @@ static int h_version(struct ufio_session *s, struct ufio_msg *m, struct ufio_rep
     s->role = (unsigned)role;
     s->deadline_ns = 0;
     if (role == UFIO_ROLE_OWNER) {
-        ss->owner = s;
-        dev->request = owner_request;
-        dev->request_opaque = s;
-        dev->peer_xfer = s->peer.max_data_xfer_size;
+        sess_make_owner(s);
     } else if (role == UFIO_ROLE_CONTROLLER) {
         ss->controller = s;
     }
@@ -446,6 +462,7 @@ static const handler_fn handlers[VFIO_USER_MAX_CMD] = {
     [VFIO_USER_DEVICE_FEATURE] = h_feature,
     [VFIO_USER_MIG_DATA_READ] = h_mig_read,
     [VFIO_USER_MIG_DATA_WRITE] = h_mig_write,
+    [UFIO_CMD_HANDOVER] = h_handover,
 };
 
 /*

@@ -6,6 +6,7 @@
 #include "server/dev_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -61,6 +62,8 @@ static void region_release(struct ufio_dev *dev, struct ufio_dma_region *r)
     if (r->map_base)
         munmap(r->map_base, r->map_len);
     free(r->dirty);
+    if (r->fd >= 0)
+        close(r->fd);
 }
 
 struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova)
@@ -81,7 +84,8 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
     if (next && next->iova < m->addr + m->size)
         return -EEXIST;
 
-    struct ufio_dma_region r = { .iova = m->addr, .size = m->size, .prot = m->flags };
+    struct ufio_dma_region r = { .iova = m->addr, .size = m->size, .prot = m->flags, .fd = -1,
+                                 .offset = m->offset };
     if (fd >= 0) {
         /* Mapping past the end of the file would turn an access into SIGBUS. */
         struct stat st;
@@ -100,11 +104,18 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
         r.map_base = p;
         r.map_len = len;
         r.mem = (uint8_t *)p + delta;
+        r.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (r.fd < 0) {
+            munmap(p, len);
+            return -errno;
+        }
     }
     if (t->logging && (log_bytes(t, t->log_pgsize) + dirty_words(r.size, t->log_pgsize) * 8 > DMA_LOG_MAX_BITMAP ||
                        region_log_alloc(&r, t->log_pgsize))) {
         if (r.map_base)
             munmap(r.map_base, r.map_len);
+        if (r.fd >= 0)
+            close(r.fd);
         return -E2BIG;
     }
     /* a pass-through device maps it into its IOMMU; undone in region_release() */
@@ -113,6 +124,8 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
         if (r.map_base)
             munmap(r.map_base, r.map_len);
         free(r.dirty);
+        if (r.fd >= 0)
+            close(r.fd);
         return perr;
     }
     if (dma_tree_insert(t, &r)) {
@@ -120,6 +133,8 @@ int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd)
         if (r.map_base)
             munmap(r.map_base, r.map_len);
         free(r.dirty);
+        if (r.fd >= 0)
+            close(r.fd);
         return -ENOMEM;
     }
     if (dev->ops.dma_map)

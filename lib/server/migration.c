@@ -540,6 +540,11 @@ static int set_state(struct ufio_dev *dev, unsigned target)
     return 0;
 }
 
+int dev_mig_set_state(struct ufio_dev *dev, unsigned target)
+{
+    return dev->mig ? set_state(dev, target) : -ENOTSUP;
+}
+
 /*
  * The session that moved the device out of RUNNING went away (lib/server/session.c): as the
  * kernel does when the device file closes, a saving device walks back to RUNNING through its

@@ -12,6 +12,7 @@ struct ufio_serve_opts {
     unsigned nallow;
     int handshake_ms;       /* -1 = the library's default */
     int msg_ms;             /* -1 = the library's default */
+    const char *takeover;   /* --takeover SOCKET, NULL = none */
 };
 
 UFIO_API struct ufio_serve_opts *ufio_serve_opts_new(void)
@@ -74,6 +75,13 @@ UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg,
         else
             o->msg_ms = (int)v;
         return 1;
+    case UFIO_SERVE_OPT_TAKEOVER:
+        if (!arg || !*arg) {
+            fprintf(stderr, "%s: --takeover needs the running device's socket path\n", prog);
+            return -EINVAL;
+        }
+        o->takeover = arg;
+        return 1;
     default:
         return 0;
     }
@@ -104,3 +112,5 @@ UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts
     }
     return 0;
 }
+
+UFIO_API const char *ufio_serve_takeover(const struct ufio_serve_opts *o) { return o ? o->takeover : NULL; }

@@ -86,6 +86,7 @@ struct ufio_sessions {
     size_t nallow;
     unsigned handshake_ms;    /* VERSION within this after accept */
     unsigned msg_ms;          /* a message begun completes within this */
+    bool handed_over;         /* a takeover took everything: stop, unlink nothing */
 };
 
 /* session.c */
@@ -114,6 +115,14 @@ int sess_send_request(struct ufio_session *s, uint16_t cmd, const struct iovec *
                       size_t dst_len, struct ufio_msg *reply);
 /* After a session's message: the migration holder/owner hold may have changed. */
 void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by);
+
+/* dispatch.c: s becomes the owner (after VERSION, or adopted in a takeover) */
+void sess_make_owner(struct ufio_session *s);
+/* dev.c */
+void dev_build(struct ufio_dev *dev);
+void dev_owner_setup(struct ufio_sessions *ss, struct ufio_session *s);
+/* takeover.c: the old process's side of HANDOVER, from controller s */
+void takeover_give(struct ufio_session *s);
 
 /* dispatch.c */
 void sess_handle_msg(struct ufio_session *s, struct ufio_msg *m);

@@ -195,11 +195,14 @@ int main(int argc, char **argv)
         return 1;
     }
     vb.dev = dev;
-    err = ufio_dev_listen(dev, sock);
-    if (!err && (err = ufio_serve_apply(dev, so, true)))
+    const char *tk = ufio_serve_takeover(so);
+    if (tk)
+        sock = tk;
+    err = tk ? ufio_dev_takeover(dev, tk, NULL) : ufio_dev_listen(dev, sock);
+    if (!err && !tk && (err = ufio_serve_apply(dev, so, true)))
         sock = "its management socket";
     if (err) {
-        fprintf(stderr, PROG ": cannot listen on %s: %s\n", sock, strerror(-err));
+        fprintf(stderr, PROG ": cannot %s %s: %s\n", tk ? "take over" : "listen on", sock, strerror(-err));
         ufio_dev_destroy(dev);
         close(vb.fd);
         return 1;

@@ -27,7 +27,9 @@
 #                  windows (each one a handover once --takeover exists); then the guest
 #                  verifies every block and its kernel log, the host checks the image
 #   --window-cmd CMD  shell command run inside each window (env: SOCK, WINDOW, SERVER,
-#                  DISK); it must return 0
+#                  DISK, WORKDIR, SERVER_PID_FILE: a command that replaces the server
+#                  writes the new pid there, as tests/e2e/takeover-window.sh does); it
+#                  must return 0
 #   --disk-mib N   size of the virtio-blk backing file (default 32, at least 24)
 #   --no-device    boot without the device (checks the boot/verdict/teardown path;
 #                  the guest then reports FAIL "device not found")
@@ -471,7 +473,8 @@ drive_windows() {
         echo "mark begin $w" >&7
         wait_console "# wv window $w begin" || return 1
         if [ -n "$WINDOW_CMD" ]; then
-            WINDOW=$w SOCK=$SOCK SERVER=$SERVER DISK=$WORK/disk.img sh -c "$WINDOW_CMD" \
+            WINDOW=$w SOCK=$SOCK SERVER=$SERVER DISK=$WORK/disk.img SERVER_PID_FILE=$WORK/server.pid \
+                WORKDIR=$WORK sh -c "$WINDOW_CMD" \
                 >>"$WORK/window.log" 2>&1 || { log "window $w: command failed"; echo stop >&7; return 1; }
         fi
         echo "mark end $w" >&7
@@ -495,6 +498,7 @@ run_workload() {
     cat <&8 >>"$SERIAL" &
     CAT_PID=$!
     start_server "--file=$WORK/disk.img"
+    echo "$SERVER_PID" >"$WORK/server.pid"
     drive_windows &
     DRIVER_PID=$!
     SERIAL_OPT=chardev:ser0
@@ -504,6 +508,11 @@ run_workload() {
     SERIAL_OPT=
     driver_rc=0
     wait "$DRIVER_PID" || driver_rc=$?
+    # a window command that replaced the server (tests/e2e/takeover-window.sh) says by which pid
+    if [ "$(cat "$WORK/server.pid")" != "$SERVER_PID" ]; then
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=$(cat "$WORK/server.pid")
+    fi
     host_check host-windows-driven test "$driver_rc" = 0
     host_check host-server-alive kill -0 "$SERVER_PID"
     stop_server

@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -759,6 +760,136 @@ static void test_tool_migrates_busy_device(void **st)
     side_stop(&b);
 }
 
+/* Starts `ufio-virtio-blk --file=F --takeover=PATH` (env NAME=VALUE or NULL); its stdout is *out. */
+static pid_t takeover_start(const char *path, const char *env, int *out)
+{
+    int pfd[2];
+    assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+    char filearg[96], tk[160];
+    snprintf(filearg, sizeof(filearg), "--file=%s", disk);
+    snprintf(tk, sizeof(tk), "--takeover=%s", path);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        if (env)
+            putenv((char *)env);
+        execl(server_bin, server_bin, filearg, tk, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    if (nstarted < 8)
+        started[nstarted++] = pid;
+    *out = pfd[0];
+    return pid;
+}
+
+/* Has the new process said "listening on" (1), exited without (-1), or not yet (0)? */
+static int takeover_done(int out, char *buf, size_t *got)
+{
+    struct pollfd p = { .fd = out, .events = POLLIN };
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    ssize_t n = read(out, buf + *got, 511 - *got);
+    if (n <= 0)
+        return -1;
+    *got += (size_t)n;
+    buf[*got] = 0;
+    return strstr(buf, "listening on") ? 1 : 0;
+}
+
+static int exit_status(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    for (unsigned i = 0; i < nstarted; i++)
+        if (started[i] == pid)
+            started[i] = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int pid_fds(pid_t pid)
+{
+    struct srv s = { .pid = pid };
+    return srv_fd_count(&s);
+}
+
+/*
+ * The driver keeps bursting on its one connection while the server process
+ * is replaced by `--takeover`, five times: every burst is answered whole
+ * (by the old or the new process), device state and MSI-X read back equal,
+ * the old process exits 0, the disk equals the model, the survivor's fd
+ * count is the first one's.
+ */
+static void test_takeover_busy(void **st)
+{
+    struct side a;
+    side_start(&a, disk, NULL);
+    bring_up(&a);
+    burst(&a, SLOTS);
+    struct snap s0, s1;
+    snapshot(&a, &s0);
+    int fds0 = pid_fds(a.srv.pid);
+    for (int round = 0; round < 5; round++) {
+        int out;
+        pid_t next = takeover_start(a.srv.path, NULL, &out);
+        char buf[512];
+        size_t got = 0;
+        int done = 0;
+        unsigned bursts = 0;
+        while (!done || bursts < 2) {
+            burst(&a, SLOTS);
+            bursts++;
+            if (!done)
+                done = takeover_done(out, buf, &got);
+            assert_true(done >= 0);
+        }
+        close(out);
+        assert_int_equal(exit_status(a.srv.pid), 0);
+        a.srv.pid = next;
+    }
+    snapshot(&a, &s1);
+    assert_memory_equal(s0.common + C_MSIX, s1.common + C_MSIX, C_END - C_MSIX);
+    assert_int_equal(s0.msix_ctl, s1.msix_ctl);
+    assert_memory_equal(s0.msix_table, s1.msix_table, sizeof(s0.msix_table));
+    assert_int_equal(mig_state(&a), UFIO_MIG_RUNNING);
+    verify_disk(&a);
+    assert_int_equal(pid_fds(a.srv.pid), fds0);
+    side_stop(&a);
+}
+
+/* The new process dies at each step: the old one serves every burst on, fds back where they were. */
+static void test_takeover_faults(void **st)
+{
+    static const char *const steps[] = { "precopy", "stream", "before-ack" };
+    struct side a;
+    side_start(&a, disk, NULL);
+    bring_up(&a);
+    burst(&a, SLOTS);
+    int fds0 = pid_fds(a.srv.pid);
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char env[64];
+        snprintf(env, sizeof(env), "UFIO_TAKEOVER_FAIL_AT=%s", steps[i]);
+        int out;
+        pid_t next = takeover_start(a.srv.path, env, &out);
+        char buf[512];
+        size_t got = 0;
+        int done = 0;
+        while (!done) {
+            burst(&a, SLOTS);
+            done = takeover_done(out, buf, &got);
+        }
+        assert_int_equal(done, -1);
+        close(out);
+        assert_int_equal(exit_status(next), 9);
+        burst(&a, SLOTS);
+        assert_int_equal(mig_state(&a), UFIO_MIG_RUNNING);
+        assert_int_equal(srv_wait_fd_count(&a.srv, fds0), fds0);
+    }
+    verify_disk(&a);
+    side_stop(&a);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -772,6 +903,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_incompatible_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tool_migrates_busy_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover_faults, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

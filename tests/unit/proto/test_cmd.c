@@ -41,6 +41,7 @@ static const struct {
     { VFIO_USER_DEVICE_FEATURE, O | V | C, false, false }, /* the sub-format decides */
     { VFIO_USER_MIG_DATA_READ, O | C, false, true },
     { VFIO_USER_MIG_DATA_WRITE, O | C, false, true },
+    { UFIO_CMD_HANDOVER, C, false, true }, /* ufio: the controller takes the fds (docs/handover.md) */
 };
 
 static void check_row(unsigned cmd, unsigned roles, bool state, bool mig)

@@ -123,7 +123,7 @@ static void test_cmd_names(void **st)
         "?", "VERSION", "DMA_MAP", "DMA_UNMAP", "DEVICE_GET_INFO", "DEVICE_GET_REGION_INFO",
         "DEVICE_GET_REGION_IO_FDS", "DEVICE_GET_IRQ_INFO", "DEVICE_SET_IRQS", "REGION_READ",
         "REGION_WRITE", "DMA_READ", "DMA_WRITE", "DEVICE_RESET", "?", "REGION_WRITE_MULTI",
-        "DEVICE_FEATURE", "MIG_DATA_READ", "MIG_DATA_WRITE", "?", "?",
+        "DEVICE_FEATURE", "MIG_DATA_READ", "MIG_DATA_WRITE", "HANDOVER", "?",
     };
     for (unsigned c = 0; c < sizeof(want) / sizeof(want[0]); c++) {
         assert_string_equal(ufio_cmd_name(c), want[c]);
