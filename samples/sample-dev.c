@@ -173,11 +173,8 @@ static void usage(FILE *f)
             "usage: ufio-sample [--socket-path=PATH | --fd=N] [--poll-us=N] [--sw-version=X.Y.Z]\n"
             "                   [--compat-file=FILE] [--state-mib=N] [--dirty-rate=PAGES_PER_MS]\n"
             "                   [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
-            "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md).\n"
-            "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
-            "  --fd=N              serve an already-connected socket (exits when it closes)\n"
-            "  --poll-us=N         busy-poll up to N microseconds after each message before\n"
-            "                      sleeping (default 0: always sleep)\n"
+            "Serves the ufio sample PCI device over vfio-user (register map: docs/sample-device.md)\n"
+            "on " DEFAULT_SOCKET " unless told otherwise.\n"
             "  --sw-version=X.Y.Z  software version in the migration descriptor (default 1.0.0)\n"
             "  --compat-file=FILE  use this JSON compatibility descriptor instead\n"
             "  --state-mib=N       N MiB of extra device state that migrates (default 0)\n"
@@ -244,15 +241,9 @@ static int build(struct ufio_dev *dev, struct sample *s)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    int fd = -1;
     bool verbose = false;
-    unsigned poll_us = 0;
     const char *sw_version = "1.0.0", *compat_file = NULL;
     static const struct option opts[] = {
-        { "socket-path", required_argument, NULL, 's' },
-        { "fd", required_argument, NULL, 'f' },
-        { "poll-us", required_argument, NULL, 'p' },
         { "sw-version", required_argument, NULL, 'V' },
         { "compat-file", required_argument, NULL, 'C' },
         { "state-mib", required_argument, NULL, 'M' },
@@ -277,27 +268,6 @@ int main(int argc, char **argv)
         if (taken)
             continue;
         switch (c) {
-        case 's': path = optarg; break;
-        case 'f': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535) {
-                fprintf(stderr, "ufio-sample: bad --fd value '%s'\n", optarg);
-                return 2;
-            }
-            fd = (int)v;
-            break;
-        }
-        case 'p': {
-            char *end;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || v > UFIO_MAX_POLL_US) {
-                fprintf(stderr, "ufio-sample: bad --poll-us value '%s'\n", optarg);
-                return 2;
-            }
-            poll_us = (unsigned)v;
-            break;
-        }
         case 'M':
         case 'D': {
             char *end;
@@ -316,12 +286,12 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || (path && fd >= 0)) {
+    if (optind < argc) {
         usage(stderr);
         return 2;
     }
-    if (!path && fd < 0)
-        path = DEFAULT_SOCKET;
+    if (ufio_serve_check(so, DEFAULT_SOCKET, "ufio-sample"))
+        return 2;
     if (verbose)
         ufio_set_log(NULL, NULL, UFIO_LOG_DEBUG);
 
@@ -340,25 +310,13 @@ int main(int argc, char **argv)
     int err = ufio_dev_create("ufio-sample", &ids, &ops, &s, &dev);
     if (!err)
         err = build(dev, &s);
-    if (!err)
-        err = ufio_dev_set_poll_budget(dev, poll_us);
-    if (!err)
-        err = ufio_serve_apply(dev, so, false);
     if (err) {
         fprintf(stderr, "ufio-sample: cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
         sample_mig_fini(&s);
         return 1;
     }
-    const char *tk = fd < 0 ? ufio_serve_takeover(so) : NULL;
-    if (tk)
-        path = tk;
-    err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : tk ? ufio_dev_takeover(dev, tk, NULL) : ufio_dev_listen(dev, path);
-    if (!err && fd < 0 && !tk && (err = ufio_serve_apply(dev, so, true)))
-        path = ufio_dev_mgmt_socket(dev) ? ufio_dev_mgmt_socket(dev) : "the management socket";
-    if (err) {
-        fprintf(stderr, "ufio-sample: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : tk ? "take over" : "listen on",
-                fd >= 0 ? "" : path, strerror(-err));
+    if ((err = ufio_serve_start(dev, so, DEFAULT_SOCKET, "ufio-sample"))) {
         ufio_dev_destroy(dev);
         sample_mig_fini(&s);
         return 1;
@@ -369,10 +327,10 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (path)
-        printf("listening on %s\n", path);
+    if (ufio_serve_socket(so))
+        printf("listening on %s\n", ufio_serve_socket(so));
     else
-        printf("serving fd %d\n", fd);
+        printf("serving fd %d\n", ufio_serve_fd(so));
     fflush(stdout);
 
     err = ufio_dev_run(dev);

@@ -37,15 +37,12 @@ static void usage(FILE *f)
             "                     [--no-mmap] [--no-migration] [--poll-us=N]\n"
             "                     [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves host PCI device HOST_BDF (e.g. 0000:01:00.0), bound to vfio-pci, over vfio-user.\n"
-            "  --socket-path=PATH       listen on PATH\n"
-            "  --fd=N                   serve an already-connected socket (exits when it closes)\n"
             "  --migration-plugin=PATH  vendor migration plugin (shared object, ABI in\n"
             "                           <ufio/migration_plugin.h>); without it the driver's own\n"
             "                           VFIO migration v2 is forwarded when it has one\n"
             "  --no-mmap                BARs only through REGION_READ/WRITE (the client is not\n"
             "                           given the VFIO device fd)\n"
             "  --no-migration           offer no migration\n"
-            "  --poll-us=N              busy-poll up to N microseconds after each message\n"
             UFIO_SERVE_USAGE
             "  -v, --verbose            log protocol activity to stderr\n"
             "  -h, --help               this text\n"
@@ -54,18 +51,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    int fd = -1;
     bool verbose = false;
-    unsigned poll_us = 0;
     struct ufio_vfio_host_opts o = { .size = sizeof(o) };
     static const struct option opts[] = {
-        { "socket-path", required_argument, NULL, 's' },
-        { "fd", required_argument, NULL, 'f' },
         { "migration-plugin", required_argument, NULL, 'P' },
         { "no-mmap", no_argument, NULL, 'M' },
         { "no-migration", no_argument, NULL, 'N' },
-        { "poll-us", required_argument, NULL, 'p' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         UFIO_SERVE_LONGOPTS,
@@ -85,27 +76,7 @@ int main(int argc, char **argv)
             return 2;
         if (taken)
             continue;
-        char *end;
         switch (c) {
-        case 's': path = optarg; break;
-        case 'f': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535) {
-                fprintf(stderr, "ufio-vfio-pci: bad --fd value '%s'\n", optarg);
-                return 2;
-            }
-            fd = (int)v;
-            break;
-        }
-        case 'p': {
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (*end || v > UFIO_MAX_POLL_US) {
-                fprintf(stderr, "ufio-vfio-pci: bad --poll-us value '%s'\n", optarg);
-                return 2;
-            }
-            poll_us = (unsigned)v;
-            break;
-        }
         case 'P': o.migration_plugin = optarg; break;
         case 'M': o.no_mmap = true; break;
         case 'N': o.no_migration = true; break;
@@ -114,10 +85,12 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind + 1 != argc || (path && fd >= 0) || (!path && fd < 0)) {
+    if (optind + 1 != argc) {
         usage(stderr);
         return 2;
     }
+    if (ufio_serve_check(so, NULL, "ufio-vfio-pci"))
+        return 2;
     if (o.migration_plugin && o.no_migration) {
         fprintf(stderr, "ufio-vfio-pci: --migration-plugin and --no-migration exclude each other\n");
         return 2;
@@ -138,16 +111,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct ufio_dev *dev = ufio_vfio_host_dev(h);
-    err = ufio_dev_set_poll_budget(dev, poll_us);
-    if (!err)
-        err = ufio_serve_apply(dev, so, false);
-    if (!err)
-        err = fd >= 0 ? ufio_dev_attach_fd(dev, fd) : ufio_dev_listen(dev, path);
-    if (!err && fd < 0 && (err = ufio_serve_apply(dev, so, true)))
-        fprintf(stderr, "ufio-vfio-pci: cannot open the management socket\n");
-    if (err) {
-        fprintf(stderr, "ufio-vfio-pci: cannot %s %s: %s\n", fd >= 0 ? "serve fd" : "listen on", fd >= 0 ? "" : path,
-                strerror(-err));
+    if ((err = ufio_serve_start(dev, so, NULL, "ufio-vfio-pci"))) {
         ufio_vfio_host_close(h);
         return 1;
     }
@@ -157,10 +121,11 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    if (path)
-        printf("listening on %s (migration: %s)\n", path, ufio_vfio_host_migration(h));
+    if (ufio_serve_socket(so))
+        printf("listening on %s", ufio_serve_socket(so));
     else
-        printf("serving fd %d (migration: %s)\n", fd, ufio_vfio_host_migration(h));
+        printf("serving fd %d", ufio_serve_fd(so));
+    printf(" (migration: %s)\n", ufio_vfio_host_migration(h));
     fflush(stdout);
     /* SIGUSR1 stops the loop only to print the message count, numbered so a
      * reader can wait for its own line */

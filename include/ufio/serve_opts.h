@@ -2,6 +2,9 @@
  * Command-line options every program built on libufio's server offers, the
  * same way (docs/sessions.md):
  *
+ *   --socket-path=PATH         listen on PATH (default: the program's own)
+ *   --fd=N                     serve an already-connected socket instead
+ *   --poll-us=N                busy-poll up to N µs after each message
  *   --mgmt-socket=PATH|none    management socket (default: the device socket
  *                              path + ".mgmt"; "none": no management socket)
  *   --allow-uid=UID            let this uid connect too (repeatable; the
@@ -16,9 +19,12 @@
  *
  * Use: ufio_serve_opts_new(), put UFIO_SERVE_LONGOPTS in the getopt_long
  * table, hand every option getopt returns to ufio_serve_opt() first (1 = it
- * was one of these), call ufio_serve_apply() after ufio_dev_create() and
- * again, with listening = true, after ufio_dev_listen(), print
- * UFIO_SERVE_USAGE in --help, and ufio_serve_opts_free() at the end.
+ * was one of these), ufio_serve_check() after the last option, build the
+ * device, then ufio_serve_start() serves it as
+ * the options say (socket, fd or takeover, management socket and limits);
+ * print UFIO_SERVE_USAGE in --help, and ufio_serve_opts_free() at the end.
+ * ufio_serve_apply() is the lower-level step for a program that attaches the
+ * device itself.
  */
 #ifndef UFIO_SERVE_OPTS_H
 #define UFIO_SERVE_OPTS_H
@@ -38,8 +44,14 @@ extern "C" {
 #define UFIO_SERVE_OPT_HANDSHAKE 0x4d03
 #define UFIO_SERVE_OPT_MSG_TIMEOUT 0x4d04
 #define UFIO_SERVE_OPT_TAKEOVER 0x4d05
+#define UFIO_SERVE_OPT_SOCKET 0x4d06
+#define UFIO_SERVE_OPT_FD 0x4d07
+#define UFIO_SERVE_OPT_POLL_US 0x4d08
 
 #define UFIO_SERVE_LONGOPTS                                                       \
+    { "socket-path", required_argument, NULL, UFIO_SERVE_OPT_SOCKET },            \
+    { "fd", required_argument, NULL, UFIO_SERVE_OPT_FD },                         \
+    { "poll-us", required_argument, NULL, UFIO_SERVE_OPT_POLL_US },               \
     { "mgmt-socket", required_argument, NULL, UFIO_SERVE_OPT_MGMT },              \
     { "allow-uid", required_argument, NULL, UFIO_SERVE_OPT_ALLOW_UID },           \
     { "handshake-timeout-ms", required_argument, NULL, UFIO_SERVE_OPT_HANDSHAKE }, \
@@ -47,6 +59,10 @@ extern "C" {
     { "takeover", required_argument, NULL, UFIO_SERVE_OPT_TAKEOVER }
 
 #define UFIO_SERVE_USAGE                                                                       \
+    "  --socket-path=PATH  listen on PATH\n"                                                   \
+    "  --fd=N              serve an already-connected socket (exits when it closes)\n"        \
+    "  --poll-us=N         busy-poll up to N microseconds after each message before\n"        \
+    "                      sleeping (default 0: always sleep)\n"                             \
     "  --mgmt-socket=PATH  management socket for observers and the migration controller\n"    \
     "                      (default: the socket path + \".mgmt\", mode 0600; \"none\": off)\n"  \
     "  --allow-uid=UID     let UID connect too (repeatable; own uid and root always may)\n"    \
@@ -82,6 +98,27 @@ UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts
  * skips ufio_serve_apply(..., true): the sockets come from the old process.
  */
 UFIO_API const char *ufio_serve_takeover(const struct ufio_serve_opts *o);
+/*
+ * Checks that the options agree (--fd excludes --socket-path and --takeover;
+ * without default_path one of --socket-path and --fd is required), saying
+ * what is wrong on stderr, prefixed with prog: -EINVAL, a usage error. Call it
+ * after parsing, before building the device; ufio_serve_start() calls it too.
+ */
+UFIO_API int ufio_serve_check(struct ufio_serve_opts *o, const char *default_path, const char *prog);
+/*
+ * Serves dev as the options say: sets the polling budget and the limits,
+ * then attaches --fd, takes over (--takeover) or listens on --socket-path
+ * (default_path when none was given; NULL: one of --socket-path and --fd is
+ * required), and opens the management socket when listening. Says what went
+ * wrong on stderr, prefixed with prog. Returns 0 or the failing step's
+ * negative errno (-EINVAL too when ufio_serve_check() fails).
+ */
+UFIO_API int ufio_serve_start(struct ufio_dev *dev, struct ufio_serve_opts *o, const char *default_path,
+                              const char *prog);
+/* After ufio_serve_start(): the socket path served, or NULL when serving --fd. */
+UFIO_API const char *ufio_serve_socket(const struct ufio_serve_opts *o);
+/* The --fd given, or -1. */
+UFIO_API int ufio_serve_fd(const struct ufio_serve_opts *o);
 
 #ifdef __cplusplus
 }

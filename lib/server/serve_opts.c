@@ -13,6 +13,9 @@ struct ufio_serve_opts {
     int handshake_ms;       /* -1 = the library's default */
     int msg_ms;             /* -1 = the library's default */
     const char *takeover;   /* --takeover SOCKET, NULL = none */
+    const char *socket;     /* --socket-path; after ufio_serve_start() the path served */
+    int fd;                 /* --fd, -1 = none */
+    unsigned poll_us;
 };
 
 UFIO_API struct ufio_serve_opts *ufio_serve_opts_new(void)
@@ -21,6 +24,7 @@ UFIO_API struct ufio_serve_opts *ufio_serve_opts_new(void)
     if (o) {
         o->handshake_ms = -1;
         o->msg_ms = -1;
+        o->fd = -1;
     }
     return o;
 }
@@ -82,6 +86,27 @@ UFIO_API int ufio_serve_opt(struct ufio_serve_opts *o, int opt, const char *arg,
         }
         o->takeover = arg;
         return 1;
+    case UFIO_SERVE_OPT_SOCKET:
+        if (!arg || !*arg) {
+            fprintf(stderr, "%s: --socket-path needs a path\n", prog);
+            return -EINVAL;
+        }
+        o->socket = arg;
+        return 1;
+    case UFIO_SERVE_OPT_FD:
+        if (parse_uint(arg, 65535, &v)) {
+            fprintf(stderr, "%s: bad --fd value '%s'\n", prog, arg);
+            return -EINVAL;
+        }
+        o->fd = (int)v;
+        return 1;
+    case UFIO_SERVE_OPT_POLL_US:
+        if (parse_uint(arg, UFIO_MAX_POLL_US, &v)) {
+            fprintf(stderr, "%s: bad --poll-us value '%s' (0..%d)\n", prog, arg, UFIO_MAX_POLL_US);
+            return -EINVAL;
+        }
+        o->poll_us = (unsigned)v;
+        return 1;
     default:
         return 0;
     }
@@ -114,3 +139,65 @@ UFIO_API int ufio_serve_apply(struct ufio_dev *dev, const struct ufio_serve_opts
 }
 
 UFIO_API const char *ufio_serve_takeover(const struct ufio_serve_opts *o) { return o ? o->takeover : NULL; }
+
+UFIO_API int ufio_serve_check(struct ufio_serve_opts *o, const char *default_path, const char *prog)
+{
+    if (o->fd >= 0 && (o->socket || o->takeover)) {
+        fprintf(stderr, "%s: --fd excludes --socket-path and --takeover\n", prog);
+        return -EINVAL;
+    }
+    if (o->takeover && o->socket && strcmp(o->takeover, o->socket)) {
+        /* the new process serves the old one's sockets, at the old one's paths */
+        fprintf(stderr, "%s: --takeover serves the running device's own socket; drop --socket-path\n", prog);
+        return -EINVAL;
+    }
+    if (o->takeover)
+        o->socket = o->takeover;
+    else if (o->fd < 0 && !o->socket)
+        o->socket = default_path;
+    if (o->fd < 0 && !o->socket) {
+        fprintf(stderr, "%s: --socket-path or --fd is required\n", prog);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+UFIO_API int ufio_serve_start(struct ufio_dev *dev, struct ufio_serve_opts *o, const char *default_path,
+                              const char *prog)
+{
+    if (ufio_serve_check(o, default_path, prog))
+        return -EINVAL;
+    int err = ufio_dev_set_poll_budget(dev, o->poll_us);
+    if (!err)
+        err = ufio_serve_apply(dev, o, false);
+    if (err) {
+        fprintf(stderr, "%s: cannot set up the device: %s\n", prog, strerror(-err));
+        return err;
+    }
+    if (o->fd >= 0)
+        err = ufio_dev_attach_fd(dev, o->fd);
+    else if (o->takeover)
+        err = ufio_dev_takeover(dev, o->takeover, NULL);
+    else
+        err = ufio_dev_listen(dev, o->socket);
+    if (err) {
+        if (o->fd >= 0)
+            fprintf(stderr, "%s: cannot serve fd %d: %s\n", prog, o->fd, strerror(-err));
+        else
+            fprintf(stderr, "%s: cannot %s %s: %s\n", prog, o->takeover ? "take over" : "listen on", o->socket,
+                    strerror(-err));
+        return err;
+    }
+    /* a takeover inherits the old process's management socket */
+    if (o->fd < 0 && !o->takeover && (err = ufio_serve_apply(dev, o, true))) {
+        const char *m = ufio_dev_mgmt_socket(dev);
+        fprintf(stderr, "%s: cannot open the management socket%s%s: %s\n", prog, m ? " " : "", m ? m : "",
+                strerror(-err));
+        return err;
+    }
+    return 0;
+}
+
+UFIO_API const char *ufio_serve_socket(const struct ufio_serve_opts *o) { return o->fd >= 0 ? NULL : o->socket; }
+
+UFIO_API int ufio_serve_fd(const struct ufio_serve_opts *o) { return o->fd; }

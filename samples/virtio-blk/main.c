@@ -60,35 +60,21 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " --file=PATH [--socket-path=PATH] [--readonly] [--direct] [--serial=ID]\n"
-            "                       [--poll-us=N] [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
+            "usage: " PROG " --file=PATH [--socket-path=PATH | --fd=N] [--readonly] [--direct]\n"
+            "                       [--serial=ID] [--poll-us=N] [--mgmt-socket=PATH|none] [--allow-uid=UID] [-v]\n"
             "Serves a virtio 1.x PCI block device (1af4:1042) backed by PATH over vfio-user\n"
-            "(docs/virtio-blk.md).\n"
+            "(docs/virtio-blk.md), on " DEFAULT_SOCKET " unless told otherwise.\n"
             "  --file=PATH         backing file or block device (required; its size is the disk's)\n"
-            "  --socket-path=PATH  listen on PATH (default " DEFAULT_SOCKET ")\n"
             "  --readonly          offer VIRTIO_BLK_F_RO; writes fail with IOERR\n"
             "  --direct            O_DIRECT to the file for page-aligned requests (others,\n"
             "                      and FLUSH, go through the page cache)\n"
             "  --serial=ID         the GET_ID string, at most 20 bytes (default ufio-virtio-blk)\n"
-            "  --poll-us=N         busy-poll up to N microseconds after each message before\n"
-            "                      sleeping (default 0: always sleep)\n"
             UFIO_SERVE_USAGE
             "  -v, --verbose       log driver activity and protocol errors to stderr\n"
             "  -h, --help          this text\n"
             "Keeps serving across client reconnects until SIGTERM/SIGINT, then removes the socket.\n"
             "Migrates (STOP_COPY and PRE_COPY; the backing file must be the destination's too):\n"
             "see docs/virtio-blk.md \"Migration\".\n");
-}
-
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v > max || s[0] == '-')
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 static void print_stats(const struct vblk *vb)
@@ -103,15 +89,12 @@ static void print_stats(const struct vblk *vb)
 int main(int argc, char **argv)
 {
     static struct vblk vb = { .fd = -1, .direct_fd = -1 };
-    const char *sock = DEFAULT_SOCKET, *serial = "ufio-virtio-blk";
-    unsigned long poll_us = 0;
+    const char *serial = "ufio-virtio-blk";
     static const struct option opts[] = {
-        { "socket-path", required_argument, NULL, 's' },
         { "file", required_argument, NULL, 'f' },
         { "readonly", no_argument, NULL, 'r' },
         { "direct", no_argument, NULL, 'd' },
         { "serial", required_argument, NULL, 'S' },
-        { "poll-us", required_argument, NULL, 'p' },
         { "verbose", no_argument, NULL, 'v' },
         { "help", no_argument, NULL, 'h' },
         UFIO_SERVE_LONGOPTS,
@@ -132,17 +115,10 @@ int main(int argc, char **argv)
         if (taken)
             continue;
         switch (c) {
-        case 's': sock = optarg; break;
         case 'f': vb.path = optarg; break;
         case 'r': vb.readonly = true; break;
         case 'd': vb.direct_fd = -2; break; /* opened with the file */
         case 'S': serial = optarg; break;
-        case 'p':
-            if (parse_uint(optarg, UFIO_MAX_POLL_US, &poll_us)) {
-                fprintf(stderr, PROG ": bad --poll-us value '%s'\n", optarg);
-                return 2;
-            }
-            break;
         case 'v': vb.verbose = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -154,6 +130,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (ufio_serve_check(so, DEFAULT_SOCKET, PROG))
+        return 2;
     if (strlen(serial) > BLK_ID_BYTES) {
         fprintf(stderr, PROG ": --serial is longer than %d bytes\n", BLK_ID_BYTES);
         return 2;
@@ -184,10 +162,6 @@ int main(int argc, char **argv)
         err = build(dev, &vb);
     if (!err)
         err = vblk_setup_migration(dev, &vb);
-    if (!err)
-        err = ufio_dev_set_poll_budget(dev, (unsigned)poll_us);
-    if (!err)
-        err = ufio_serve_apply(dev, so, false);
     if (err) {
         fprintf(stderr, PROG ": cannot build the device: %s\n", strerror(-err));
         ufio_dev_destroy(dev);
@@ -195,14 +169,7 @@ int main(int argc, char **argv)
         return 1;
     }
     vb.dev = dev;
-    const char *tk = ufio_serve_takeover(so);
-    if (tk)
-        sock = tk;
-    err = tk ? ufio_dev_takeover(dev, tk, NULL) : ufio_dev_listen(dev, sock);
-    if (!err && !tk && (err = ufio_serve_apply(dev, so, true)))
-        sock = "its management socket";
-    if (err) {
-        fprintf(stderr, PROG ": cannot %s %s: %s\n", tk ? "take over" : "listen on", sock, strerror(-err));
+    if (ufio_serve_start(dev, so, DEFAULT_SOCKET, PROG)) {
         ufio_dev_destroy(dev);
         close(vb.fd);
         return 1;
@@ -213,8 +180,11 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    printf("listening on %s (%s, %" PRIu64 " sectors%s)\n", sock, vb.path, vb.capacity,
-           vb.readonly ? ", read-only" : "");
+    if (ufio_serve_socket(so))
+        printf("listening on %s", ufio_serve_socket(so));
+    else
+        printf("serving fd %d", ufio_serve_fd(so));
+    printf(" (%s, %" PRIu64 " sectors%s)\n", vb.path, vb.capacity, vb.readonly ? ", read-only" : "");
     fflush(stdout);
 
     err = ufio_dev_run(dev);

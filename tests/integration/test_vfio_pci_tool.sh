@@ -22,8 +22,8 @@ t() { # NAME EXPECTED_RC PATTERN CMD...
 sock=/tmp/ufio-vfio-pci-tool-$$.sock
 t help 0 "--migration-plugin=PATH" "$BIN" --help
 t no-bdf 2 "usage:" "$BIN" --socket-path="$sock"
-t no-socket 2 "usage:" "$BIN" 0000:00:00.0
-t both-endpoints 2 "usage:" "$BIN" 0000:00:00.0 --socket-path="$sock" --fd=3
+t no-socket 2 "--socket-path or --fd is required" "$BIN" 0000:00:00.0
+t both-endpoints 2 "--fd excludes --socket-path" "$BIN" 0000:00:00.0 --socket-path="$sock" --fd=3
 t plugin-and-no-migration 2 "exclude each other" "$BIN" 00:01.0 --socket-path="$sock" --migration-plugin=x.so --no-migration
 t bad-bdf 1 "is not a PCI address" "$BIN" not-a-bdf --socket-path="$sock"
 t bad-bdf-range 1 "is not a PCI address" "$BIN" 0000:00:20.0 --socket-path="$sock"
