@@ -16,6 +16,7 @@
 #include <ufio/migrate.h>
 
 #include "migrate_net.h"
+#include "net/xmig.h"
 
 static const char *phase_name[] = { "checking", "precopy", "stop-copy", "resuming", "done" };
 static volatile int cancel_flag;
@@ -95,19 +96,21 @@ static void usage(FILE *f)
                "  --insecure            plaintext tcp://HOST:PORT, no authentication (warned loudly)\n"
                "  --keep                destination agent: serve one migration after another\n"
                "  --link-timeout MS     a link without progress for MS fails (default 10000)\n"
+               "  --accept-timeout MS   destination agent: no source within MS (default 300000, 0 = wait for\n"
+               "                        ever) ends it with exit 6, its device untouched\n"
                "  --timeout MS          per-request timeout (default 5000)\n"
                "  --json                print a JSON summary on stdout (across hosts: one JSON event a line)\n"
                "  -q, --quiet           no progress line (it is shown only on a terminal anyway)\n"
                "  --test-pause-at PHASE for tests: stop at PHASE (checking, precopy, stop-copy, resuming)\n"
                "                        until SIGINT/SIGTERM arrives\n"
                "SIGINT/SIGTERM roll back: the source runs on, the destination is stopped.\n"
-               "Exit status, one host: 0 migrated, 1 failed (rolled back: source running, destination\n"
-               "stopped), 2 usage, 3 incompatible, 4 refused before anything moved (stopped or busy device,\n"
-               "budget that cannot be met, stop-copy past its deadline), 5 interrupted (rolled back).\n"
-               "Across hosts: 0, 1, 2, 3 as above, 4 authentication refused or plaintext without --insecure\n"
-               "(nothing moved), 5 link lost or stalled (as 1), 6 in doubt after commit (both stopped: see\n"
-               "docs/cross-host.md), 7 downtime budget cannot be met (source never stopped), 8 source could\n"
-               "not be resumed.\n");
+               "Exit status (one host and across hosts): 0 migrated; 1 failed, rolled back (source running\n"
+               "with its state, destination stopped); 2 usage; 3 incompatible (nothing moved); 4 refused\n"
+               "before anything moved (stopped or busy device, authentication, plaintext without\n"
+               "--insecure); 5 interrupted (rolled back); 6 link lost, peer gone, stalled, or no source came\n"
+               "(rolled back); 7 downtime budget cannot be met (the source runs: never stopped, or resumed\n"
+               "when stop-copy passed its deadline); 8 in doubt after commit (both stopped: see\n"
+               "docs/cross-host.md); 9 failed and the source could not be put back to RUNNING.\n");
 }
 
 /* A whole decimal number in [min, max], or false. */
@@ -130,6 +133,27 @@ static int bad_value(const char *opt, const char *val, const char *want)
     return 2;
 }
 
+/* The engine's outcome as the exit status both modes share (net/xmig.h). */
+static int exit_code(int err, const char *warning)
+{
+    switch (err) {
+    case 0: return UFIO_XMIG_OK;
+    case -EPERM: return UFIO_XMIG_INCOMPATIBLE;
+    case -ECANCELED: return UFIO_XMIG_INTERRUPTED;
+    case -EALREADY: case -EBUSY: return UFIO_XMIG_REFUSED;
+    case -ETIME: return UFIO_XMIG_BUDGET; /* never stopped, or stop-copy past its deadline: running again */
+    case -EINPROGRESS: return UFIO_XMIG_IN_DOUBT;
+    default: break;
+    }
+    /* the rollback's own failure is reported as a warning (engine.c roll_back) */
+    if (warning && strstr(warning, "could not be put back to RUNNING"))
+        return UFIO_XMIG_SOURCE_LOST;
+    /* a device server or a link that went away mid-way */
+    if (err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ETIMEDOUT || err == -ESHUTDOWN)
+        return UFIO_XMIG_LINK;
+    return UFIO_XMIG_FAILED;
+}
+
 static int reset_device(const char *path, int timeout_ms, bool json)
 {
     char why[1024];
@@ -149,7 +173,7 @@ int main(int argc, char **argv)
 {
     struct ufio_migrate_opts o = { .size = sizeof(o) };
     bool json = false, quiet = false;
-    struct net_args na = { 0 };
+    struct net_args na = { .accept_timeout_ms = 300000 };
     const char *listen_url = NULL, *recover = NULL, *reset = NULL;
     static const struct option lo[] = {
         { "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' },
@@ -159,7 +183,7 @@ int main(int argc, char **argv)
         { "listen", required_argument, NULL, 'L' }, { "tls-dir", required_argument, NULL, 'S' },
         { "tls-name", required_argument, NULL, 'N' }, { "insecure", no_argument, NULL, 'I' },
         { "keep", no_argument, NULL, 'k' }, { "link-timeout", required_argument, NULL, 'l' },
-        { "recover", required_argument, NULL, 'C' },
+        { "recover", required_argument, NULL, 'C' }, { "accept-timeout", required_argument, NULL, 'A' },
         { "max-precopy-time", required_argument, NULL, 'P' },
         { "max-precopy-bytes", required_argument, NULL, 'B' },
         { "force-downtime", no_argument, NULL, 'D' }, { "force", no_argument, NULL, 'F' },
@@ -217,7 +241,16 @@ int main(int argc, char **argv)
         case 'N': na.link.peer_name = optarg; break;
         case 'I': na.link.insecure = true; break;
         case 'k': na.keep = true; break;
-        case 'l': na.link.timeout_ms = atoi(optarg); break;
+        case 'l':
+            if (!parse_num(optarg, 1, INT_MAX, &v))
+                return bad_value("link-timeout", optarg, "milliseconds, at least 1");
+            na.link.timeout_ms = (int)v;
+            break;
+        case 'A':
+            if (!parse_num(optarg, 0, INT_MAX, &v))
+                return bad_value("accept-timeout", optarg, "milliseconds, 0 for no limit");
+            na.accept_timeout_ms = v ? (int)v : -1;
+            break;
         case 'C': recover = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -271,15 +304,12 @@ int main(int argc, char **argv)
                                      .warning = warnbuf, .warning_size = sizeof(warnbuf),
                                      .digest = digest, .digest_size = sizeof(digest) };
     int err = ufio_migrate(&o, &r);
-    const char *result = err == 0             ? "migrated"
-                       : err == -EPERM        ? "incompatible"
-                       : err == -ECANCELED    ? "interrupted"
-                       : err == -EALREADY || err == -EBUSY || err == -ETIME ? "refused"
-                                              : "failed";
-    int rc = err == 0 ? 0 : err == -EPERM ? 3 : err == -ECANCELED ? 5 : !strcmp(result, "refused") ? 4 : 1;
+    int rc = exit_code(err, r.warning);
+    const char *result = ufio_xmig_code_name(rc);
     if (json) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "result", json_object_new_string(result));
+        json_object_object_add(j, "exit_code", json_object_new_int(rc));
         json_object_object_add(j, "bytes", json_object_new_int64((int64_t)r.bytes));
         json_object_object_add(j, "precopy_bytes", json_object_new_int64((int64_t)r.precopy_bytes));
         json_object_object_add(j, "stopcopy_bytes", json_object_new_int64((int64_t)r.stopcopy_bytes));

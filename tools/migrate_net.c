@@ -17,8 +17,6 @@
 #include "migrate_net.h"
 #include "net/xmig.h"
 
-static const char *code_name[] = { "migrated", "failed", "usage", "incompatible", "refused", "link-lost",
-                                   "in-doubt", "budget", "source-lost" };
 
 struct sink {
     bool json;
@@ -53,7 +51,7 @@ static void on_event(void *opaque, const struct ufio_xmig_event *ev)
 
 static void report(const struct sink *k, int code, const struct ufio_xmig_result *r)
 {
-    const char *name = (unsigned)code < sizeof(code_name) / sizeof(code_name[0]) ? code_name[code] : "?";
+    const char *name = ufio_xmig_code_name(code);
     if (k->json) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "event", json_object_new_string("result"));
@@ -124,6 +122,7 @@ static void fill_opts(struct ufio_xmig_opts *o, const struct net_args *a, struct
     o->max_rounds = a->max_rounds;
     o->no_precopy = a->no_precopy;
     o->dev_timeout_ms = a->dev_timeout_ms;
+    o->accept_timeout_ms = a->accept_timeout_ms;
     o->event = (k->json || k->tty) ? on_event : NULL;
     o->opaque = k;
 }

@@ -11,6 +11,7 @@ struct net_args {
     unsigned max_downtime_ms, max_rounds;
     bool no_precopy, json, quiet, keep;
     int dev_timeout_ms;
+    int accept_timeout_ms;   /* --accept-timeout: < 0 waits for ever */
 };
 
 int net_send(const char *src, const char *url, struct net_args *a);

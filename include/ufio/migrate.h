@@ -37,6 +37,13 @@ extern "C" {
  *   max_chunk   the largest data_read / data_write worth issuing (the
  *               negotiated max_data_xfer_size)
  *   destroy     frees the endpoint (closes its connection)
+ *   flush       optional (NULL, or a table whose size does not cover it):
+ *               returns once every data_write so far has reached the device,
+ *               with the first error any of them met. For an endpoint whose
+ *               data_write returns before the device has the data (a network
+ *               link to an agent next to the device): the engine flushes at
+ *               the end of every pass, so the rate it measures, and the
+ *               downtime it predicts from it, include the far end's load.
  * Calls on one endpoint are never concurrent, but the engine calls the
  * source and the destination from different threads at the same time (its
  * pump reads from one while it writes to the other).
@@ -51,6 +58,7 @@ struct ufio_mig_endpoint_ops {
     int (*reset)(void *priv);
     uint64_t (*max_chunk)(void *priv);
     void (*destroy)(void *priv);
+    int (*flush)(void *priv);
 };
 
 struct ufio_mig_endpoint {
@@ -145,7 +153,10 @@ struct ufio_migrate_result {
  * in the middle of another migration; -ETIME the budget cannot be met (the
  * source was never stopped) or the source could not finish stop-copy within
  * its deadline (it runs again); -EBADE the digests differ (rolled back);
- * -ECANCELED cancelled; another -errno otherwise. On every error but -EPERM
+ * -ECANCELED cancelled; -EINPROGRESS in doubt: the destination was told
+ * to run and neither confirmed nor denied it (its end could not be asked
+ * again), so the source is left stopped (STOP, state kept) and nothing is
+ * rolled back; another -errno otherwise. On every other error but -EPERM
  * the source runs on with its state and the destination is left stopped.
  */
 UFIO_API int ufio_migrate(const struct ufio_migrate_opts *opts, struct ufio_migrate_result *result);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,10 @@ static int pump(struct ctx *x, enum ufio_migrate_phase phase, uint64_t *moved)
     int rerr = p.rerr;
     pthread_mutex_unlock(&p.lock);
     pthread_join(th, NULL);
+    /* a destination that takes writes ahead of its device (a network link) has the whole
+     * pass only now: the caller's clock, and so the measured rate, includes this wait */
+    if (!err && !rerr)
+        err = mep_flush(&x->dst);
     if (err == -ECANCELED || (!err && rerr == -ECANCELED)) {
         fail(x, "interrupted");
         err = -ECANCELED;
@@ -313,6 +318,36 @@ static int left_bytes(struct ctx *x, uint64_t *left, double *rtt)
     return 0;
 }
 
+/*
+ * The destination was told to run and did not say it does. Asked again: not
+ * running, so rolling back is safe; running after all, the migration goes on
+ * (returns 0). When it cannot be asked (its agent's link is gone) it may run:
+ * resuming the source could run the device twice, so the source is stopped
+ * for good (STOP keeps its state) and nothing is rolled back: -EINPROGRESS,
+ * "in doubt", for the caller to settle (docs/cross-host.md).
+ */
+static int start_unconfirmed(struct ctx *x, int err)
+{
+    unsigned st;
+    int e = mep_get_state(&x->dst, &st);
+    if (!e && st != UFIO_MIG_RUNNING)
+        return err;
+    if (!e) {
+        x->error[0] = 0; /* it runs: the failure was its answer, not the move */
+        return 0;
+    }
+    mep_set_state(&x->src, UFIO_MIG_STOP, NULL);
+    if (x->deadline_set)
+        mep_set_u64(&x->src, UFIO_FEATURE_STOP_COPY_DEADLINE, 0);
+    x->src_touched = x->dst_touched = x->deadline_set = false;
+    if (x->r->dirty_limit)
+        mep_set_u64(&x->src, UFIO_FEATURE_DIRTY_RATE_LIMIT, 0);
+    size_t l = strlen(x->error);
+    snprintf(x->error + l, sizeof(x->error) - l,
+             "; in doubt: the destination may be running, so the source is left stopped (STOP, its state kept)");
+    return -EINPROGRESS;
+}
+
 static int run(struct ctx *x, double t_start)
 {
     const struct ufio_migrate_opts *o = x->o;
@@ -351,6 +386,7 @@ static int run(struct ctx *x, double t_start)
     double max_pre_ms = o->max_precopy_ms ? o->max_precopy_ms : 60000;
     double bw = 0;  /* bytes per ms, end to end: the destination's load included */
     double rtt = 0; /* the quickest request, ms */
+    double lat = 0; /* the slower end's quickest request: over a link, the destination's */
     double predicted = 0;
     x->src_touched = true;
     if (precopy) {
@@ -373,10 +409,11 @@ static int run(struct ctx *x, double t_start)
                 left = moved; /* no estimate (a server without ufio's extensions): what this round moved */
             else if (err)
                 return err;
+            lat = rtt > x->dst.quickest_ms ? rtt : x->dst.quickest_ms;
             double rate = bw > 0 ? bw : 100e3; /* before a measurement: a conservative 100 MB/s */
             /* a quarter more than the rate says, for what the rate does not see (the source's
              * stop, the destination's final checks, both digests, its start) */
-            predicted = left / rate * 1.25 + 4 * rtt + 1;
+            predicted = left / rate * 1.25 + 4 * lat + 1;
             bool fits = predicted <= max_dt;
             bool bounded = r->rounds >= max_rounds || now_ms() - t_pre >= max_pre_ms ||
                            (o->max_precopy_bytes && r->precopy_bytes >= o->max_precopy_bytes);
@@ -399,7 +436,7 @@ static int run(struct ctx *x, double t_start)
             fail(x, "the budget cannot be met: %.1f MiB still to move at the measured %.1f MiB/s (the "
                     "destination's load included) is about %.0f ms of downtime, over the %u ms budget; the source "
                     "was never stopped and runs on (--force-downtime stops it anyway)",
-                 (predicted - 4 * rtt - 1) / 1.25 * (bw > 0 ? bw : 100e3) / 1048576.0,
+                 (predicted - 4 * lat - 1) / 1.25 * (bw > 0 ? bw : 100e3) / 1048576.0,
                  (bw > 0 ? bw : 100e3) * 1000 / 1048576.0,
                  predicted, max_dt);
             return -ETIME;
@@ -411,7 +448,8 @@ static int run(struct ctx *x, double t_start)
     }
     /* the source gets three quarters of the budget for stop-copy: the rest is for the
      * destination's STOP and RUNNING and the digests */
-    double dl = max_dt * 0.75 - 4 * rtt;
+    lat = rtt > x->dst.quickest_ms ? rtt : x->dst.quickest_ms;
+    double dl = max_dt * 0.75 - 4 * lat;
     uint64_t deadline = !o->force_downtime && dl >= 1 ? (uint64_t)dl : 0;
     if (deadline && mep_set_u64(&x->src, UFIO_FEATURE_STOP_COPY_DEADLINE, deadline) != 0)
         deadline = 0; /* a device without the extension: the engine's own decision stands */
@@ -439,7 +477,7 @@ static int run(struct ctx *x, double t_start)
         fail(x, "interrupted");
         return -ECANCELED;
     }
-    if ((err = set(x, &x->dst, UFIO_MIG_RUNNING)))
+    if ((err = set(x, &x->dst, UFIO_MIG_RUNNING)) && (err = start_unconfirmed(x, err)))
         return err;
     r->downtime_ms = now_ms() - t_stop;
     x->dst_touched = x->src_touched = false; /* the device lives on the destination now */
@@ -485,8 +523,10 @@ static int open_end(struct ctx *x, struct mep *e, struct ufio_mig_endpoint *give
 {
     e->who = who;
     if (given) {
-        /* every call of this version is needed: an older, shorter table cannot be used */
-        if (given->size < sizeof(*given) || !given->ops || given->ops->size < sizeof(*given->ops) ||
+        /* every call up to destroy is needed (an older, shorter table cannot be used); flush,
+         * added after them, is optional (ep.c reads it only when the table's size covers it) */
+        if (given->size < sizeof(*given) || !given->ops ||
+            given->ops->size < offsetof(struct ufio_mig_endpoint_ops, flush) ||
             !given->ops->feature || !given->ops->data_read || !given->ops->data_write) {
             fail(x, "%s: the endpoint given is incomplete", who);
             return -EINVAL;
@@ -518,7 +558,7 @@ static int migrate(struct ctx *x)
     if (err)
         return err;
     err = run(x, t0);
-    if (err && err != -EPERM)
+    if (err && err != -EPERM && err != -EINPROGRESS)
         roll_back(x);
     for (int i = 0; i < PUMP_NBUF; i++)
         free(x->buf[i]);

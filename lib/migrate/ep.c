@@ -2,8 +2,10 @@
 #include "migrate/ep.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <ufio/client.h>
 #include <ufio/migration.h>
@@ -12,10 +14,21 @@
 #include "proto/cursor.h"
 #include "proto/proto.h"
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static int feat(struct mep *m, uint32_t flags, const void *in, size_t in_len, void *out, size_t cap, size_t *got)
 {
     size_t n = 0;
+    double t0 = now_ms();
     int err = m->e->ops->feature(m->e->priv, flags, in, in_len, out, cap, &n);
+    double t = now_ms() - t0;
+    if (!err && (m->quickest_ms == 0 || t < m->quickest_ms))
+        m->quickest_ms = t > 0 ? t : 1e-6;
     if (got)
         *got = n;
     return err;
@@ -179,6 +192,14 @@ int mep_reset(struct mep *m)
 uint64_t mep_max_chunk(struct mep *m)
 {
     return m->e->ops->max_chunk ? m->e->ops->max_chunk(m->e->priv) : 0;
+}
+
+int mep_flush(struct mep *m)
+{
+    const struct ufio_mig_endpoint_ops *o = m->e->ops;
+    if (o->size < offsetof(struct ufio_mig_endpoint_ops, flush) + sizeof(o->flush) || !o->flush)
+        return 0;
+    return o->flush(m->e->priv);
 }
 
 void mep_close(struct mep *m)

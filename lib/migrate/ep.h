@@ -15,6 +15,7 @@ struct mep {
     struct ufio_mig_endpoint *e;
     const char *who;    /* "source" / "destination" */
     bool owned;
+    double quickest_ms; /* the quickest feature request so far (0: none yet): the end's latency */
 };
 
 int mep_flags(struct mep *m, uint64_t *flags);
@@ -34,6 +35,9 @@ int mep_read(struct mep *m, void *buf, size_t len, size_t *got);
 int mep_write(struct mep *m, const void *buf, size_t len);
 int mep_reset(struct mep *m);
 uint64_t mep_max_chunk(struct mep *m);
+/* Waits until every write so far reached the device (ops->flush); 0 when the
+ * endpoint's writes are synchronous (no flush). */
+int mep_flush(struct mep *m);
 void mep_close(struct mep *m);
 
 #endif

@@ -504,7 +504,7 @@ int ufio_link_accept(int lfd, const struct ufio_link_cfg *cfg, int accept_timeou
     while ((n = poll(&pfd, 1, accept_timeout_ms)) < 0 && errno == EINTR)
         ;
     if (n == 0) {
-        set_err(err, errlen, "no connection within %d ms", accept_timeout_ms);
+        set_err(err, errlen, "no source connected within %d ms (--accept-timeout)", accept_timeout_ms);
         return -ETIMEDOUT;
     }
     int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -5,7 +5,8 @@
  * migration stream (lib/proto/mig_stream.h) crosses the link unchanged inside
  * DATA messages. The message protocol is in docs/cross-host.md.
  *
- * Outcomes are ufio_xmig_code values; the tool's exit status is the code.
+ * Outcomes are ufio_xmig_code values; the tool's exit status is the code, on
+ * one host as across hosts (one table: man/ufio-migrate.1, docs/cross-host.md).
  */
 #ifndef UFIO_NET_XMIG_H
 #define UFIO_NET_XMIG_H
@@ -18,16 +19,22 @@
 
 enum ufio_xmig_code {
     UFIO_XMIG_OK = 0,            /* migrated: the destination runs, the source is stopped */
-    UFIO_XMIG_FAILED = 1,        /* failed before commit: source RUNNING with its state, destination stopped */
+    UFIO_XMIG_FAILED = 1,        /* failed, rolled back: source RUNNING with its state, destination stopped */
     UFIO_XMIG_USAGE = 2,
     UFIO_XMIG_INCOMPATIBLE = 3,  /* the devices are incompatible; nothing moved */
-    UFIO_XMIG_REFUSED = 4,       /* authentication refused (either side); nothing moved */
-    UFIO_XMIG_LINK = 5,          /* link lost, peer gone or stalled before commit: as FAILED */
-    UFIO_XMIG_IN_DOUBT = 6,      /* commit sent (source) or loaded but not committed (destination):
+    UFIO_XMIG_REFUSED = 4,       /* refused before anything moved: authentication (either side), plaintext
+                                    without --insecure, a stopped or busy device */
+    UFIO_XMIG_INTERRUPTED = 5,   /* SIGINT/SIGTERM: rolled back as FAILED */
+    UFIO_XMIG_LINK = 6,          /* link lost, peer gone, stalled, or no peer came: rolled back as FAILED */
+    UFIO_XMIG_BUDGET = 7,        /* the downtime budget cannot be met: the source runs (never stopped, or
+                                    resumed when stop-copy passed its deadline) */
+    UFIO_XMIG_IN_DOUBT = 8,      /* commit sent (source) or loaded but not committed (destination):
                                     both devices stopped; see docs/cross-host.md */
-    UFIO_XMIG_BUDGET = 7,        /* the downtime budget cannot be met: source never stopped, RUNNING */
-    UFIO_XMIG_SOURCE_LOST = 8,   /* failed and the source device could not be put back to RUNNING */
+    UFIO_XMIG_SOURCE_LOST = 9,   /* failed and the source device could not be put back to RUNNING */
+    UFIO_XMIG_NUM_CODES
 };
+/* "migrated", "failed", "usage", ... (the JSON result names); "?" for another value */
+const char *ufio_xmig_code_name(int code);
 
 /* Message types (u32 LE type, u32 LE length, payload; bounds in xmig_proto.c). */
 enum {
@@ -70,6 +77,7 @@ struct ufio_xmig_opts {
     unsigned max_rounds;            /* default 30 */
     bool no_precopy;
     int dev_timeout_ms;             /* per device request, default 5000 */
+    int accept_timeout_ms;          /* destination: wait this long for the source, < 0 for ever */
     void (*event)(void *opaque, const struct ufio_xmig_event *ev);
     void *opaque;
 };

@@ -276,7 +276,7 @@ int ufio_xmig_receive(int lfd, const struct ufio_xmig_opts *o, struct ufio_xmig_
     struct dst d = { .o = o, .r = r };
     char err[UFIO_LINK_MAX_REASON + 256];
     emit(&d, XMIG_CONNECT, NULL);
-    int e = ufio_link_accept(lfd, &o->link, -1, &d.link, err, sizeof(err));
+    int e = ufio_link_accept(lfd, &o->link, o->accept_timeout_ms, &d.link, err, sizeof(err));
     if (e)
         return fail(&d, e == -EACCES ? UFIO_XMIG_REFUSED : UFIO_XMIG_LINK, "%s", err);
     double t0 = now_ms();

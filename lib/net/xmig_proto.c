@@ -14,6 +14,16 @@ const char *ufio_xmig_phase_name(enum ufio_xmig_phase p)
     return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p] : "?";
 }
 
+static const char *code_names[UFIO_XMIG_NUM_CODES] = {
+    "migrated", "failed", "usage", "incompatible", "refused", "interrupted", "link-lost", "budget", "in-doubt",
+    "source-lost",
+};
+
+const char *ufio_xmig_code_name(int code)
+{
+    return code >= 0 && code < UFIO_XMIG_NUM_CODES ? code_names[code] : "?";
+}
+
 long ufio_xmig_max_len(uint32_t type)
 {
     switch (type) {

@@ -346,7 +346,7 @@ static int run(struct src *s)
     if (e)
         return fail(s, UFIO_XMIG_IN_DOUBT,
                     "commit sent but not confirmed (%s): the source stays stopped; the destination agent's "
-                    "exit status says whether it runs (0) or not (6: then resume the source with --recover)",
+                    "exit status says whether it runs (0) or not (8: then resume the source with --recover)",
                     e == -ETIMEDOUT ? "timeout" : strerror(-e));
     if (ufio_xmig_parse_status(s->msg, len, &st, reason, sizeof(reason)) || st)
         return fail(s, UFIO_XMIG_IN_DOUBT, "the destination did not start: %s; the source stays stopped", reason);

@@ -254,6 +254,15 @@ d=$("$peek" digest "$dir/dst.sock")
 check "--insecure works, says WARNING on both sides, and moves the state" \
     '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && grep -q "WARNING.*PLAINTEXT" "$dir/src.err" && grep -q "WARNING.*PLAINTEXT" "$dir/dst.err" && [ "$(field scratch "$d")" = 0x00000099 ]'
 
+# ---- a listener nobody connects to ends by its --accept-timeout ----
+start_devices 0xacce
+listen --tls-dir "$C/server" --accept-timeout 300
+dst_wait; src_rc=none; show
+check "no source within --accept-timeout: the listener exits 6 and says so" \
+    '[ $dst_rc = 6 ] && grep -q "no source connected within 300 ms" "$dir/dst.err"'
+check "no source within --accept-timeout: the destination device untouched" \
+    'd=$("$peek" digest "$dir/dst.sock") && [ "$d" = "$dst0" ]'
+
 # ---- faults mid-stream ----
 # The link is slowed (tbf, 200 kbit/s) so the stream is still in flight when
 # the fault comes; the destination's first precopy event says data flows.
@@ -270,21 +279,21 @@ midstream "cut"
 ip -n "$ns_d" link set "$v_d" down
 wait "$spid"; src_rc=$?; dst_wait; show
 ip -n "$ns_d" link set "$v_d" up; fast
-check "link cut mid-stream (veth down): both agents exit 5 (link lost)" '[ $src_rc = 5 ] && [ $dst_rc = 5 ]'
+check "link cut mid-stream (veth down): both agents exit 6 (link lost)" '[ $src_rc = 6 ] && [ $dst_rc = 6 ]'
 check "link cut: source RUNNING with its state, the destination dropped the stream (stopped, or its own state)" rolled_back
 
 midstream "stall"
 slow 8bit   # the link stays up but carries nothing
 wait "$spid"; src_rc=$?; dst_wait; show; fast
-check "stalled link: detected by the timeout (exit 5 both sides, 'timeout' in the reasons)" \
-    '[ $src_rc = 5 ] && [ $dst_rc = 5 ] && grep -q "timeout" "$dir/src.err" && grep -q "timeout" "$dir/dst.err"'
+check "stalled link: detected by the timeout (exit 6 both sides, 'timeout' in the reasons)" \
+    '[ $src_rc = 6 ] && [ $dst_rc = 6 ] && grep -q "timeout" "$dir/src.err" && grep -q "timeout" "$dir/dst.err"'
 check "stalled link: source RUNNING with its state, the destination dropped the stream" rolled_back
 
 midstream "receiver killed"
 kill -9 "$dpid"; wait "$dpid" 2>/dev/null
 wait "$spid"; src_rc=$?; fast
-check "receiver killed: the source exits 5 and is RUNNING with its state" \
-    '[ $src_rc = 5 ] && s=$("$peek" digest "$dir/src.sock") && [ "$(field state "$s")" = RUNNING ] && [ "$(field bar2 "$s")" = "$(field bar2 "$src0")" ]'
+check "receiver killed: the source exits 6 and is RUNNING with its state" \
+    '[ $src_rc = 6 ] && s=$("$peek" digest "$dir/src.sock") && [ "$(field state "$s")" = RUNNING ] && [ "$(field bar2 "$s")" = "$(field bar2 "$src0")" ]'
 "$migrate" --recover "$dir/dst.sock" >"$dir/rec.out" 2>&1; rc=$?
 check "receiver killed: the destination is stopped, or runs its own state (after --recover, exit 0)" \
     '[ $rc = 0 ] && dst_dropped'
@@ -295,9 +304,9 @@ kill -9 "$spid"; wait "$spid" 2>/dev/null
 fast
 dst_wait; src_rc=killed; show
 # what the source had queued in its socket still arrives after its death: a
-# small state may be complete at the destination (loaded, never committed: 6)
-check "source agent killed: the destination exits 5 (or 6 if the whole stream was queued) and does not run it" \
-    '[ $dst_rc = 5 ] && dst_dropped || { [ $dst_rc = 6 ] && d=$("$peek" digest "$dir/dst.sock") && [ "$(field state "$d")" = STOP ]; }'
+# small state may be complete at the destination (loaded, never committed: 8)
+check "source agent killed: the destination exits 6 (or 8 if the whole stream was queued) and does not run it" \
+    '[ $dst_rc = 6 ] && dst_dropped || { [ $dst_rc = 8 ] && d=$("$peek" digest "$dir/dst.sock") && [ "$(field state "$d")" = STOP ]; }'
 "$migrate" --recover "$dir/src.sock" >"$dir/rec.out" 2>&1; rc=$?
 cat "$dir/rec.out"
 check "source agent killed: the source is RUNNING with its state (--recover exit 0)" '[ $rc = 0 ] && src_back'
