@@ -51,6 +51,7 @@ struct qdev {
     bool gate, quit;
     bool owe_quiesced;   /* quiesce said -EBUSY: the worker answers when done */
     int quiesce_err;     /* what the worker answers with */
+    int force;           /* non-zero: what the quiesce callback returns (the test answers an -EBUSY) */
     unsigned quiesces, unmaps, resets, transitions, detaches, jobs_done;
     bool broke;          /* a callback that ends the quiesce ran with the DMA in flight, or
                             ufio_dev_quiesced() refused the worker */
@@ -141,8 +142,8 @@ static int on_quiesce(struct ufio_dev *dev, void *opaque)
     (void)dev, (void)opaque;
     lock();
     Q.quiesces++;
-    int r = 0;
-    if (Q.job) {
+    int r = Q.force;
+    if (!r && Q.job) {
         Q.owe_quiesced = true;
         r = -EBUSY;
     }
@@ -469,6 +470,43 @@ static void test_migration_stop_waits_for_the_worker(void **st)
     finish();
 }
 
+/* A second operation that needs a quiesce waits for the first to end, then gets its own. */
+static void test_one_quiesce_at_a_time(void **st)
+{
+    (void)st;
+    start(true);
+    int owner = connect_as(Q.path, NULL), ctl = connect_as(Q.mgmt, "controller"), mfd;
+    uint8_t *g = map_page(owner, &mfd);
+    start_dma(owner);
+    uint8_t b[128];
+    send_buf(owner, b, mk_unmap(b, 90));
+    assert_true(WAIT_FOR(Q.quiesces == 1));
+    send_buf(ctl, b, mk_mig_state(b, 91, UFIO_MIG_STOP));
+    uint8_t info[16] = { 16 };
+    send_buf(ctl, b, mk(b, 92, VFIO_USER_DEVICE_GET_INFO, 0, info, sizeof(info)));
+    /* the controller's stop is held (and its query after it): nothing read past it */
+    assert_true(nothing_to_read(owner));
+    lock();
+    assert_int_equal(Q.quiesces, 1);
+    unlock();
+    open_gate();
+    expect_reply(owner, 90, 0);
+    expect_reply(ctl, 91, 0);
+    expect_reply(ctl, 92, 0);
+    lock();
+    assert_int_equal(Q.quiesces, 2); /* the stop's own, answered 0: the worker was idle */
+    assert_int_equal(Q.unmaps, 1);
+    assert_int_equal(Q.transitions, 1);
+    assert_false(Q.broke);
+    unlock();
+    check_page(g);
+    close(ctl);
+    close(owner);
+    munmap(g, PAGE);
+    close(mfd);
+    finish();
+}
+
 /* DEVICE_RESET waits as well, and the reset callback sees the DMA done. */
 static void test_reset_waits_for_the_worker(void **st)
 {
@@ -538,6 +576,64 @@ static void test_owner_gone_waits_for_the_worker(void **st)
     finish();
 }
 
+/* Reads the old process's status word of a HANDOVER (docs/handover.md). */
+static uint32_t handover_status(int ctl)
+{
+    struct pollfd p = { .fd = ctl, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    uint32_t st = 0;
+    assert_int_equal(read(ctl, &st, sizeof(st)), (ssize_t)sizeof(st));
+    return st;
+}
+
+/*
+ * The handover quiesces too: a quiesce answered later from another thread
+ * (here the test's) with an error refuses the handover with that errno, and
+ * the device serves on; one refused at once by the callback likewise.
+ */
+static void test_handover_waits_for_the_quiesce(void **st)
+{
+    (void)st;
+    start(true);
+    int owner = connect_as(Q.path, NULL), obs = connect_as(Q.mgmt, "observer");
+    int ctl = connect_as(Q.mgmt, "controller");
+    uint8_t b[128];
+    send_buf(ctl, b, mk_mig_state(b, 80, UFIO_MIG_STOP_COPY));
+    expect_reply(ctl, 80, 0);
+    lock();
+    assert_int_equal(Q.quiesces, 1); /* idle: answered 0 at once */
+    Q.force = -EBUSY;
+    unlock();
+    send_buf(ctl, b, mk(b, 81, UFIO_CMD_HANDOVER, VFIO_USER_F_NO_REPLY, NULL, 0));
+    assert_true(WAIT_FOR(Q.quiesces == 2));
+    observer_round_trip(obs);
+    assert_true(nothing_to_read(ctl));
+    assert_int_equal(ufio_dev_quiesced(Q.dev, -EIO), 0);
+    assert_int_equal(handover_status(ctl), EIO);
+    assert_int_equal(ufio_dev_quiesced(Q.dev, 0), -EINVAL); /* once per -EBUSY */
+    lock();
+    Q.force = -EPERM;
+    unlock();
+    send_buf(ctl, b, mk(b, 82, UFIO_CMD_HANDOVER, VFIO_USER_F_NO_REPLY, NULL, 0));
+    assert_int_equal(handover_status(ctl), EPERM);
+    lock();
+    assert_int_equal(Q.quiesces, 3);
+    Q.force = 0;
+    unlock();
+    /* the device serves on: back to RUNNING (no quiesce on the way up), the owner's write answered */
+    send_buf(owner, b, mk_region(b, 83, UFIO_PCI_BAR0_REGION, true, 4, 1));
+    send_buf(ctl, b, mk_mig_state(b, 84, UFIO_MIG_RUNNING));
+    expect_reply(ctl, 84, 0);
+    expect_reply(owner, 83, 0);
+    lock();
+    assert_int_equal(Q.quiesces, 3);
+    unlock();
+    close(ctl);
+    close(obs);
+    close(owner);
+    finish();
+}
+
 /* Without the callback nothing waits: the unmap goes at once (the worker's DMA is the device's business). */
 static void test_no_callback_nothing_waits(void **st)
 {
@@ -586,8 +682,10 @@ int main(void)
         cmocka_unit_test(test_unmap_waits_for_the_worker),
         cmocka_unit_test(test_quiesce_error_fails_the_unmap),
         cmocka_unit_test(test_migration_stop_waits_for_the_worker),
+        cmocka_unit_test(test_one_quiesce_at_a_time),
         cmocka_unit_test(test_reset_waits_for_the_worker),
         cmocka_unit_test(test_owner_gone_waits_for_the_worker),
+        cmocka_unit_test(test_handover_waits_for_the_quiesce),
         cmocka_unit_test(test_no_callback_nothing_waits),
         cmocka_unit_test(test_quiet_device_goes_at_once),
     };
