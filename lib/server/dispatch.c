@@ -566,6 +566,7 @@ void sess_handle_msg(struct ufio_session *s, struct ufio_msg *m)
         s->dev->msgs_handled--; /* it is handled when the device has quiesced */
         return;
     }
+    sess_quiesce_handled(s);
     if (err) {
         UFIO_DBG(s->dev->name, "session %u: msg_id %u %s: error %d (%s)", s->id, h->msg_id, ufio_cmd_name(h->cmd),
                  -err, strerror(-err));

@@ -134,6 +134,13 @@ void sess_quiesce_forget(struct ufio_session *s)
         q_end(ss, Q_IDLE);
 }
 
+void sess_quiesce_handled(struct ufio_session *s)
+{
+    struct ufio_sessions *ss = s->ss;
+    if (ss->q_by == s && q_load(ss) >= Q_DONE)
+        q_end(ss, Q_IDLE);
+}
+
 void sess_quiesce_wake(struct ufio_sessions *ss)
 {
     uint64_t n;

@@ -138,6 +138,9 @@ bool sess_quiesce_holds(const struct ufio_session *s);
 bool sess_quiesce_owner_hold(const struct ufio_sessions *ss);
 /* s goes away: a quiesce for it completes with no operation. */
 void sess_quiesce_forget(struct ufio_session *s);
+/* A message of s was handled (not deferred): a quiesce done for it that its
+ * handler did not reach (the message failed validation this time) ends. */
+void sess_quiesce_handled(struct ufio_session *s);
 /* The eventfd woke the loop. */
 void sess_quiesce_wake(struct ufio_sessions *ss);
 
