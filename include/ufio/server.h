@@ -369,9 +369,16 @@ UFIO_API void ufio_dev_stop(struct ufio_dev *dev);
  *    call. The operation runs on the loop's thread right after the device is
  *    quiesced and makes its own callbacks (dma_unmap for each range, reset,
  *    the migration transition, detach); once they have returned, the device
- *    may start DMA again (typically its callback, or its next doorbell write,
- *    restarts its workers). A migration stop leaves the device stopped: it
- *    resumes DMA when a transition runs it again, as without a quiesce;
+ *    may start DMA again (typically that callback restarts its workers). A
+ *    migration stop leaves the device stopped: it resumes DMA when a
+ *    transition runs it again, as without a quiesce. If no such callback
+ *    comes (the device registered none, or the request failed after all or
+ *    its session went away), the quiesce has ended by the time the library
+ *    calls a callback for the owner's next request that touches device
+ *    state (a BAR access, a DMA map...): those wait until then. Callbacks
+ *    for other sessions (an observer's read of a claimed config range, a
+ *    migration size estimate) may come while a quiesce is pending and do not
+ *    end it;
  *  - a device that failed a quiesce may start DMA again at once.
  *
  * And the library's side: while a quiesce is pending, the request that
