@@ -507,6 +507,57 @@ static void test_one_quiesce_at_a_time(void **st)
     finish();
 }
 
+/* The owner's own migration (QEMU's) and an unmap-all wait the same way, in order. */
+static void test_owner_stop_and_unmap_all(void **st)
+{
+    (void)st;
+    start(true);
+    int owner = connect_as(Q.path, NULL), obs = connect_as(Q.mgmt, "observer"), mfd;
+    uint8_t *g = map_page(owner, &mfd);
+    start_dma(owner);
+    uint8_t b[128], info[16] = { 16 };
+    size_t n = mk_mig_state(b, 100, UFIO_MIG_STOP);
+    n += mk(b + n, 101, VFIO_USER_DEVICE_GET_INFO, 0, info, sizeof(info));
+    send_buf(owner, b, n);
+    assert_true(WAIT_FOR(Q.quiesces == 1));
+    observer_round_trip(obs);
+    assert_true(nothing_to_read(owner)); /* not even the query after the stop */
+    open_gate();
+    expect_reply(owner, 100, 0);
+    expect_reply(owner, 101, 0);
+    lock();
+    assert_int_equal(Q.transitions, 1);
+    assert_false(Q.broke);
+    unlock();
+    check_page(g);
+    /* back to RUNNING, another DMA, then DMA_UNMAP with the ALL flag */
+    send_buf(owner, b, mk_mig_state(b, 102, UFIO_MIG_RUNNING));
+    expect_reply(owner, 102, 0);
+    memset(g, 0, PAGE);
+    start_dma(owner);
+    uint8_t u[24];
+    put32(u, 24);
+    put32(u + 4, 2); /* VFIO_DMA_UNMAP_FLAG_ALL */
+    put64(u + 8, 0);
+    put64(u + 16, 0);
+    send_buf(owner, b, mk(b, 103, VFIO_USER_DMA_UNMAP, 0, u, 24));
+    assert_true(WAIT_FOR(Q.quiesces == 2));
+    observer_round_trip(obs);
+    assert_true(nothing_to_read(owner));
+    open_gate();
+    expect_reply(owner, 103, 0);
+    lock();
+    assert_int_equal(Q.unmaps, 1);
+    assert_false(Q.broke);
+    unlock();
+    check_page(g);
+    close(obs);
+    close(owner);
+    munmap(g, PAGE);
+    close(mfd);
+    finish();
+}
+
 /* DEVICE_RESET waits as well, and the reset callback sees the DMA done. */
 static void test_reset_waits_for_the_worker(void **st)
 {
@@ -683,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_quiesce_error_fails_the_unmap),
         cmocka_unit_test(test_migration_stop_waits_for_the_worker),
         cmocka_unit_test(test_one_quiesce_at_a_time),
+        cmocka_unit_test(test_owner_stop_and_unmap_all),
         cmocka_unit_test(test_reset_waits_for_the_worker),
         cmocka_unit_test(test_owner_gone_waits_for_the_worker),
         cmocka_unit_test(test_handover_waits_for_the_quiesce),
