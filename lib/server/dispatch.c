@@ -172,9 +172,9 @@ static int h_dma_unmap(struct ufio_session *s, struct ufio_msg *m, struct ufio_r
     struct ufio_dev *dev = s->dev;
     struct ufio_dma_unmap du;
     int err = ufio_dma_unmap_decode(m->payload, m->len, &du);
-    int found = err ? err : dma_unmap_find(dev, &du);
-    if (found > 0)
-        err = sess_quiesce(s); /* only for a mapping that goes: a refused unmap breaks nothing */
+    /* only for a mapping that goes: a refused unmap breaks nothing */
+    if (!err && dev->ops.quiesce && dma_unmap_find(dev, &du) > 0)
+        err = sess_quiesce(s);
     if (!err)
         err = dma_unmap(dev, &du);
     if (err)
@@ -425,7 +425,8 @@ static int h_feature(struct ufio_session *s, struct ufio_msg *m, struct ufio_rep
         if (err)
             return err;
     }
-    if (index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && set && !probe && dev_mig_stops(dev, &f)) {
+    if (dev->ops.quiesce && index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && set && !probe &&
+        dev_mig_stops(dev, &f)) {
         err = sess_quiesce(s);
         if (err)
             return err;
