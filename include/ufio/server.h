@@ -76,7 +76,7 @@ struct ufio_dev_ops {
     void (*attach)(struct ufio_dev *dev, void *opaque);
     void (*detach)(struct ufio_dev *dev, void *opaque);
     /*
-     * Asynchronous quiesce (see "quiesce" below). Called on the
+     * Asynchronous quiesce (the contract: "quiesce" below). Called on the
      * loop's thread before an operation that would break DMA in flight on
      * the device's own threads: a DMA_UNMAP that removes a mapping, the
      * unmaps of an owner that goes away, DEVICE_RESET, a migration state
