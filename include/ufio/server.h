@@ -14,8 +14,9 @@
  * ufio_dev_run()/ufio_dev_run_once(). All callbacks run on that thread, and
  * the ufio_dev_* calls below are to be made from it (from inside callbacks or
  * between run_once calls), except ufio_dev_stop(), which any thread or a
- * signal handler may call, and ufio_dev_dma_ptr() memory, which the device
- * may touch from any thread while the mapping lives.
+ * signal handler may call, ufio_dev_quiesced(), which any thread may call,
+ * and ufio_dev_dma_ptr() memory, which the device may touch from any thread
+ * while the mapping lives (and, with ops.quiesce, outside a quiesce).
  */
 #ifndef UFIO_SERVER_H
 #define UFIO_SERVER_H
@@ -74,6 +75,18 @@ struct ufio_dev_ops {
     /* A client attached (after VERSION) or went away. May be NULL. */
     void (*attach)(struct ufio_dev *dev, void *opaque);
     void (*detach)(struct ufio_dev *dev, void *opaque);
+    /*
+     * Asynchronous quiesce (the contract: "quiesce" below). Called on the
+     * loop's thread before an operation that would break DMA in flight on
+     * the device's own threads: a DMA_UNMAP that removes a mapping, the
+     * unmaps of an owner that goes away, DEVICE_RESET, a migration state
+     * change from a running state (RUNNING, PRE_COPY and their P2P states)
+     * to a stopped one, and a live handover. Returns 0 when the device is
+     * quiescent now (the operation goes on at once), -EBUSY when it will call
+     * ufio_dev_quiesced() once its work in flight is done, or another
+     * negative errno to fail the operation. May be NULL: nothing waits.
+     */
+    int (*quiesce)(struct ufio_dev *dev, void *opaque);
 };
 
 struct ufio_pci_ids {
@@ -332,6 +345,63 @@ UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec);
 /* Async-signal-safe: makes ufio_dev_run() return: at once from a signal
  * handler on the loop's thread, within 100 ms from any other thread. */
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev);
+
+/*
+ * ---- quiesce ----------------------------------------------------------
+ *
+ * For a device whose own threads do DMA (a worker copying through
+ * ufio_dev_dma_ptr() memory): ops.quiesce lets it finish what is in flight
+ * before the library takes that memory away, stops or resets the device.
+ *
+ * The contract, from the device's side:
+ *  - when ops.quiesce is called, the device stops starting new DMA: from
+ *    then until the operation is done, no thread of the device begins an
+ *    access to client memory (through ufio_dev_dma_ptr() pointers or
+ *    ufio_dev_dma_read/write()); what is already under way may complete;
+ *  - it returns 0 if nothing is in flight, or -EBUSY and, once the last
+ *    access in flight has completed, calls ufio_dev_quiesced(dev, 0) from any
+ *    thread (also from inside ops.quiesce itself: the library then goes on at
+ *    once), or ufio_dev_quiesced(dev, -errno) if it could not quiesce: the
+ *    operation then fails with that errno (its client gets it; a DMA mapping
+ *    stays mapped, the state is unchanged) and the session goes on. It calls
+ *    ufio_dev_quiesced() exactly once per -EBUSY;
+ *  - the quiesce ends with the operation, implicitly: there is no resume
+ *    call. The operation runs on the loop's thread right after the device is
+ *    quiesced and makes its own callbacks (dma_unmap for each range, reset,
+ *    the migration transition, detach); once they have returned, the device
+ *    may start DMA again (typically that callback restarts its workers). A
+ *    migration stop leaves the device stopped: it resumes DMA when a
+ *    transition runs it again, as without a quiesce. If no such callback
+ *    comes (the device registered none, or the request failed after all or
+ *    its session went away), the quiesce has ended by the time the library
+ *    calls a callback for the owner's next request that touches device
+ *    state (a BAR access, a DMA map...): those wait until then. Callbacks
+ *    for other sessions (an observer's read of a claimed config range, a
+ *    migration size estimate) may come while a quiesce is pending and do not
+ *    end it;
+ *  - a device that failed a quiesce may start DMA again at once.
+ *
+ * And the library's side: while a quiesce is pending, the request that
+ * caused it is held, and so is every later request of the same session (none
+ * is read from its socket, so order is kept), as is every owner request
+ * that touches device state (REGION_READ/WRITE, SET_IRQS, DMA_MAP/UNMAP,
+ * DEVICE_RESET); other sessions (observers, the migration controller's
+ * queries) are served meanwhile. No reply is sent until the device said it
+ * is quiesced: keep the wait well inside the VMM's reply timeout (QEMU's
+ * x-msg-timeout, 5 s). An owner that goes away keeps its DMA mappings until
+ * the quiesce completes (a new owner waits for its place meanwhile, within
+ * its handshake limit); a device that fails that quiesce loses them anyway,
+ * since the client is gone. One quiesce is pending at a time; a request
+ * needing another waits for the first operation to end. If the session of a
+ * held request goes away, the quiesce still completes and no operation
+ * follows. ufio_dev_destroy() does not quiesce: stop the device's threads
+ * before destroying it (and never call ufio_dev_quiesced() after).
+ *
+ * ufio_dev_quiesced() returns 0, or -EINVAL when no quiesce is waiting (or
+ * the device has no ops.quiesce). An err that is neither 0 nor a negative
+ * errno counts as -EIO. Safe from any thread, not from a signal handler.
+ */
+UFIO_API int ufio_dev_quiesced(struct ufio_dev *dev, int err);
 
 /* Is an owner attached (past VERSION)? */
 UFIO_API bool ufio_dev_client_connected(struct ufio_dev *dev);

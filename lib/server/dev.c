@@ -76,6 +76,7 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
     ss->dev = dev;
     ss->listen_fd = -1;
     ss->mgmt_fd = -1;
+    ss->q_efd = -1;
     ss->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     ss->epfd = epoll_create1(EPOLL_CLOEXEC);
     ss->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -94,6 +95,9 @@ UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
         err = -errno;
         goto fail;
     }
+    /* only a device that quiesces has the eventfd its threads wake the loop with */
+    if (known.quiesce && (err = quiesce_init(ss)) != 0)
+        goto fail;
     /* INTx pin A by default, as most PCI functions have */
     err = irq_init_index(dev, UFIO_IRQ_INTX, 1,
                          VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED);
@@ -123,6 +127,7 @@ UFIO_API void ufio_dev_destroy(struct ufio_dev *dev)
             close(ss->epfd);
         if (ss->stop_efd >= 0)
             close(ss->stop_efd);
+        quiesce_fini(ss);
         if (ss->reserve_fd >= 0)
             close(ss->reserve_fd);
         free(ss);
@@ -393,6 +398,8 @@ static int dev_poll(struct ufio_sessions *ss, int timeout_ms)
             dev_accept(ss, ss->listen_fd, false);
         } else if (p == &ss->mgmt_fd) {
             dev_accept(ss, ss->mgmt_fd, true);
+        } else if (p == &ss->q_efd) {
+            sess_quiesce_wake(ss);
         } else {
             struct ufio_session *s = p;
             s->readable = true;
@@ -411,6 +418,8 @@ static int dev_poll(struct ufio_sessions *ss, int timeout_ms)
 static bool dev_buffered(const struct ufio_sessions *ss)
 {
     for (const struct ufio_session *s = ss->list; s; s = s->next) {
+        if (s->q_teardown)
+            continue; /* the quiesce's eventfd wakes the loop for it */
         if (s->drop || (s->held && !sess_still_held(s)))
             return true;
         if (!s->held && (s->nqueued || ufio_conn_ready(&s->conn)))
@@ -433,7 +442,8 @@ static void dev_reap(struct ufio_sessions *ss, uint64_t now)
                 s->drop_why = "an owner is attached";
             }
         }
-        if (s->drop)
+        /* a dropped owner's mappings wait for the device to quiesce */
+        if (s->drop && sess_quiesce_teardown(s) != SESS_DEFER)
             sess_free(s, s->drop_why ? s->drop_why : "protocol error");
     }
 }

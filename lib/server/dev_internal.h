@@ -173,6 +173,8 @@ void dma_tree_clear(struct ufio_dma_table *t, void (*fn)(struct ufio_dma_region 
 /* dma.c */
 int dma_map(struct ufio_dev *dev, const struct ufio_dma_map *m, int fd);
 int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u);
+/* What dma_unmap() would remove: the number of mappings (0 or more), or -ENOENT. */
+int dma_unmap_find(struct ufio_dev *dev, const struct ufio_dma_unmap *u);
 void dma_unmap_all(struct ufio_dev *dev);
 struct ufio_dma_region *dma_find(struct ufio_dev *dev, uint64_t iova);
 void dma_mark_dirty(struct ufio_dev *dev, struct ufio_dma_region *r, uint64_t iova, uint64_t len);
@@ -194,6 +196,9 @@ void dev_mig_reset(struct ufio_dev *dev);
  */
 void dev_mig_abandon(struct ufio_dev *dev);
 void dev_mig_free(struct ufio_dev *dev);
+/* Would this MIG_DEVICE_STATE SET take the device from a running state
+ * (RUNNING, PRE_COPY, their P2P states) to a stopped one by a valid path? */
+bool dev_mig_stops(struct ufio_dev *dev, const struct ufio_feature *f);
 /* In-process walk to target (a takeover loads its stream this way). */
 int dev_mig_set_state(struct ufio_dev *dev, unsigned target);
 

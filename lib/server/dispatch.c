@@ -73,7 +73,11 @@ static int h_handover(struct ufio_session *s, struct ufio_msg *m, struct ufio_re
     /* the answer is the status word and the bundle, written by takeover_give() */
     if (!(m->hdr.flags & VFIO_USER_F_NO_REPLY))
         return -EINVAL;
-    takeover_give(s);
+    /* the mappings and the device go to another process: nothing in flight may touch them */
+    int err = sess_quiesce(s);
+    if (err == SESS_DEFER)
+        return err;
+    takeover_give(s, err);
     return 0;
 }
 
@@ -168,6 +172,9 @@ static int h_dma_unmap(struct ufio_session *s, struct ufio_msg *m, struct ufio_r
     struct ufio_dev *dev = s->dev;
     struct ufio_dma_unmap du;
     int err = ufio_dma_unmap_decode(m->payload, m->len, &du);
+    /* only for a mapping that goes: a refused unmap breaks nothing */
+    if (!err && dev->ops.quiesce && dma_unmap_find(dev, &du) > 0)
+        err = sess_quiesce(s);
     if (!err)
         err = dma_unmap(dev, &du);
     if (err)
@@ -378,6 +385,9 @@ static int h_reset(struct ufio_session *s, struct ufio_msg *m, struct ufio_reply
     struct ufio_dev *dev = s->dev;
     if (m->len != 0)
         return -EINVAL;
+    int err = sess_quiesce(s);
+    if (err)
+        return err;
     pci_cfg_reset(&dev->cfg);
     irq_reset(dev);
     dev_mig_reset(dev);
@@ -412,6 +422,12 @@ static int h_feature(struct ufio_session *s, struct ufio_msg *m, struct ufio_rep
     /* a SET, or a GET only migrators may make (it changes state: a report clears bits) */
     if ((fd->flags & UFIO_CMD_F_MIG) && !probe && (set || fd->get_roles != UFIO_ROLE_ANY)) {
         err = mig_busy(s);
+        if (err)
+            return err;
+    }
+    if (dev->ops.quiesce && index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && set && !probe &&
+        dev_mig_stops(dev, &f)) {
+        err = sess_quiesce(s);
         if (err)
             return err;
     }
@@ -547,6 +563,11 @@ void sess_handle_msg(struct ufio_session *s, struct ufio_msg *m)
         err = -EINVAL; /* cannot happen: only REGION_WRITE is ever placed */
     if (!err)
         err = handlers[h->cmd](s, m, &rep);
+    if (err == SESS_DEFER) {
+        s->dev->msgs_handled--; /* it is handled when the device has quiesced */
+        return;
+    }
+    sess_quiesce_handled(s);
     if (err) {
         UFIO_DBG(s->dev->name, "session %u: msg_id %u %s: error %d (%s)", s->id, h->msg_id, ufio_cmd_name(h->cmd),
                  -err, strerror(-err));

@@ -157,6 +157,14 @@ int dma_unmap(struct ufio_dev *dev, const struct ufio_dma_unmap *u)
     return 0;
 }
 
+int dma_unmap_find(struct ufio_dev *dev, const struct ufio_dma_unmap *u)
+{
+    if (u->flags & VFIO_DMA_UNMAP_FLAG_ALL)
+        return (int)(dev->dma.n > INT32_MAX ? INT32_MAX : dev->dma.n);
+    struct ufio_dma_region *r = dma_tree_lower_bound(&dev->dma, u->addr);
+    return r && r->iova == u->addr && r->size == u->size ? 1 : -ENOENT;
+}
+
 static void release_cb(struct ufio_dma_region *r, void *opaque)
 {
     region_release(opaque, r);

@@ -540,6 +540,24 @@ static int set_state(struct ufio_dev *dev, unsigned target)
     return 0;
 }
 
+static bool running_state(unsigned s)
+{
+    return s == UFIO_MIG_RUNNING || s == UFIO_MIG_PRE_COPY || s == UFIO_MIG_RUNNING_P2P ||
+           s == UFIO_MIG_PRE_COPY_P2P;
+}
+
+bool dev_mig_stops(struct ufio_dev *dev, const struct ufio_feature *f)
+{
+    struct ufio_mig *m = dev->mig;
+    struct ufio_mig_state_data sd;
+    unsigned path[UFIO_MIG_NUM_STATES];
+    size_t len;
+    if (!m || ufio_mig_state_decode(f->data, f->data_len, &sd))
+        return false;
+    return running_state(m->state) && !running_state(sd.state) &&
+           ufio_mig_path(m->ops.flags, m->state, sd.state, path, &len) == 0;
+}
+
 int dev_mig_set_state(struct ufio_dev *dev, unsigned target)
 {
     return dev->mig ? set_state(dev, target) : -ENOTSUP;

@@ -75,6 +75,7 @@ void sess_free(struct ufio_session *s, const char *why)
     struct ufio_sessions *ss = s->ss;
     struct ufio_dev *dev = s->dev;
     UFIO_INFO(dev->name, "session %u (%s) gone: %s", s->id, ufio_role_name(s->role), why);
+    sess_quiesce_forget(s);
     if (s->conn.fd >= 0)
         epoll_ctl(ss->epfd, EPOLL_CTL_DEL, s->conn.fd, NULL);
     ufio_conn_close(&s->conn);
@@ -128,6 +129,9 @@ void sess_free(struct ufio_session *s, const char *why)
 
 bool sess_owner_hold(const struct ufio_sessions *ss)
 {
+    /* a DMA_MAP or a doorbell now could start what the device is finishing */
+    if (sess_quiesce_owner_hold(ss))
+        return true;
     if (!ss->controller || ss->mig_holder != ss->controller)
         return false;
     unsigned st = ufio_dev_mig_state(ss->dev);
@@ -173,6 +177,8 @@ bool sess_still_held(const struct ufio_session *s)
 {
     if (!s->negotiated)
         return (s->wait_role == UFIO_ROLE_OWNER ? s->ss->owner : s->ss->controller) != NULL;
+    if (s->q_held)
+        return sess_quiesce_holds(s);
     return sess_owner_hold(s->ss);
 }
 
@@ -217,6 +223,7 @@ int sess_serve(struct ufio_session *s, int budget)
             if (sess_still_held(s))
                 break;
             s->held = false;
+            s->q_held = false;
             s->readable = true;
             sess_set_armed(s, true);
             UFIO_DBG(s->dev->name, "session %u: device running again, held requests go on", s->id);
@@ -262,6 +269,20 @@ int sess_serve(struct ufio_session *s, int budget)
         }
         bool posted = m.hdr.flags & VFIO_USER_F_NO_REPLY;
         sess_handle_msg(s, &m);
+        if (s->q_defer) {
+            /* the device quiesces: this message is handled again when it is done */
+            s->q_defer = false;
+            if (s->nqueued >= UFIO_DEV_MAX_QUEUED) {
+                ufio_msg_release(&m);
+                set_drop(s, "too many commands queued during a quiesce");
+                break;
+            }
+            queue_push_front(s, &m);
+            s->held = true;
+            s->q_held = true;
+            sess_set_armed(s, false); /* nothing after it is read: order is kept */
+            break;
+        }
         if (s->conn.fd >= 0)
             ufio_conn_recycle(&s->conn, &m);
         else

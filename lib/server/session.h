@@ -58,6 +58,9 @@ struct ufio_session {
                                  or (a VERSION) for wait_role to be free */
     unsigned wait_role;
     bool armed;               /* in the epoll set with EPOLLIN */
+    bool q_defer;             /* the handler just deferred its message for a quiesce */
+    bool q_held;              /* held: queued[0] waits for a quiesce (quiesce.c) */
+    bool q_teardown;          /* dropped owner whose mappings wait for a quiesce */
 };
 
 struct ufio_sessions {
@@ -87,6 +90,10 @@ struct ufio_sessions {
     unsigned handshake_ms;    /* VERSION within this after accept */
     unsigned msg_ms;          /* a message begun completes within this */
     bool handed_over;         /* a takeover took everything: stop, unlink nothing */
+    /* asynchronous quiesce (quiesce.c): one at a time */
+    int q_efd;                /* ufio_dev_quiesced() wakes the loop; -1 without ops.quiesce */
+    int q_word;               /* atomic: Q_IDLE, Q_WAIT, or Q_DONE + errno (quiesce.c) */
+    struct ufio_session *q_by; /* whose operation waits (NULL: its session went away) */
 };
 
 /* session.c */
@@ -116,13 +123,35 @@ int sess_send_request(struct ufio_session *s, uint16_t cmd, const struct iovec *
 /* After a session's message: the migration holder/owner hold may have changed. */
 void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by);
 
+/* quiesce.c (server.h, "quiesce"). A handler returns SESS_DEFER as it is
+ * given it: its message is held and handled again once the device is quiesced. */
+#define SESS_DEFER 1
+int quiesce_init(struct ufio_sessions *ss);
+void quiesce_fini(struct ufio_sessions *ss);
+/* Before an operation that breaks DMA in flight: 0 (go on), SESS_DEFER or -errno (fail it). */
+int sess_quiesce(struct ufio_session *s);
+/* A dropped owner with DMA mappings: SESS_DEFER while they must stay, else 0 (free it). */
+int sess_quiesce_teardown(struct ufio_session *s);
+/* Must s's quiesce-held message still wait? */
+bool sess_quiesce_holds(const struct ufio_session *s);
+/* Is a quiesce of another session's operation pending (the owner's state requests wait)? */
+bool sess_quiesce_owner_hold(const struct ufio_sessions *ss);
+/* s goes away: a quiesce for it completes with no operation. */
+void sess_quiesce_forget(struct ufio_session *s);
+/* A message of s was handled (not deferred): a quiesce done for it that its
+ * handler did not reach (the message failed validation this time) ends. */
+void sess_quiesce_handled(struct ufio_session *s);
+/* The eventfd woke the loop. */
+void sess_quiesce_wake(struct ufio_sessions *ss);
+
 /* dispatch.c: s becomes the owner (after VERSION, or adopted in a takeover) */
 void sess_make_owner(struct ufio_session *s);
 /* dev.c */
 void dev_build(struct ufio_dev *dev);
 void dev_owner_setup(struct ufio_sessions *ss, struct ufio_session *s);
-/* takeover.c: the old process's side of HANDOVER, from controller s */
-void takeover_give(struct ufio_session *s);
+/* takeover.c: the old process's side of HANDOVER, from controller s;
+ * refuse: a negative errno to refuse it with (the device's quiesce failed), or 0 */
+void takeover_give(struct ufio_session *s, int refuse);
 
 /* dispatch.c */
 void sess_handle_msg(struct ufio_session *s, struct ufio_msg *m);

@@ -174,7 +174,7 @@ static void give_up_all(struct ufio_sessions *ss, struct ufio_session *ctl)
     ufio_dev_stop(dev);
 }
 
-void takeover_give(struct ufio_session *s)
+void takeover_give(struct ufio_session *s, int refuse)
 {
     struct ufio_sessions *ss = s->ss;
     struct ufio_dev *dev = s->dev;
@@ -183,12 +183,12 @@ void takeover_give(struct ufio_session *s)
         tmo = 3000; /* the owner's held request is the clock: QEMU waits 5 s */
     static uint8_t blob[BLOB_MAX];
     size_t blen = 0;
-    int err = 0;
-    if (!ss->owner)
+    int err = refuse;
+    if (!err && !ss->owner)
         err = -ENOTCONN;
-    else if (ss->mig_holder != s)
+    else if (!err && ss->mig_holder != s)
         err = -EPERM;
-    else if (ss->fd_mode)
+    else if (!err && ss->fd_mode)
         err = -ENOTSUP;
     if (!err)
         err = owner_bytes(ss->owner, blob, sizeof(blob), &blen);

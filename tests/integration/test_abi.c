@@ -42,6 +42,7 @@ static void trap(struct ufio_dev *dev, void *opaque) { trapped++; }
 static void trap_map(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len, uint32_t prot) { trapped++; }
 static void trap_unmap(struct ufio_dev *dev, void *opaque, uint64_t iova, uint64_t len) { trapped++; }
 static void trap_cfg(struct ufio_dev *dev, void *opaque, uint32_t off, uint32_t len) { trapped++; }
+static int trap_quiesce(struct ufio_dev *dev, void *opaque) { trapped++; return 0; }
 static void trap_est(struct ufio_dev *dev, void *opaque, uint64_t *a, uint64_t *b, uint64_t *c) { trapped++; }
 
 static void *serve(void *arg)
@@ -69,8 +70,8 @@ static void one_session(const struct ufio_dev_ops *ops)
     ufio_dev_destroy(dev);
 }
 
-/* Today's ops struct without its last member (detach): what a device built
- * before detach existed passes. The bytes after it hold a trap. */
+/* Today's ops struct cut before detach: what a device built before detach
+ * existed passes. The bytes after it hold a trap. */
 static void test_dev_ops_older_caller(void **st)
 {
     struct ufio_dev_ops buf = { .reset = on_reset, .attach = on_attach, .detach = trap };
@@ -96,6 +97,23 @@ static void test_dev_ops_older_caller(void **st)
     one_session(&only_reset);
     assert_int_equal(resets, 1);
     assert_int_equal(trapped, 0);
+}
+
+/* A device built before quiesce was added (its ops end at detach): the reset
+ * quiesces nothing, the trap past its size is never called; the full size reaches it. */
+static void test_dev_ops_before_quiesce(void **st)
+{
+    struct ufio_dev_ops buf = { .reset = on_reset, .quiesce = trap_quiesce };
+    buf.size = offsetof(struct ufio_dev_ops, quiesce);
+    resets = trapped = 0;
+    one_session(&buf);
+    assert_int_equal(resets, 1);
+    assert_int_equal(trapped, 0);
+    buf.size = sizeof(buf);
+    resets = trapped = 0;
+    one_session(&buf);
+    assert_int_equal(resets, 1);
+    assert_int_equal(trapped, 1); /* DEVICE_RESET asked it first */
 }
 
 /* A caller built against a newer header with one more callback. */
@@ -313,6 +331,7 @@ int main(int argc, char **argv)
     project_version = argc > 1 ? argv[1] : "?";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dev_ops_older_caller),
+        cmocka_unit_test(test_dev_ops_before_quiesce),
         cmocka_unit_test(test_dev_ops_newer_caller),
         cmocka_unit_test(test_mig_ops),
         cmocka_unit_test(test_limits),
