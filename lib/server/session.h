@@ -87,6 +87,7 @@ struct ufio_sessions {
     unsigned handshake_ms;    /* VERSION within this after accept */
     unsigned msg_ms;          /* a message begun completes within this */
     bool handed_over;         /* a takeover took everything: stop, unlink nothing */
+    bool migrated_away;       /* a controller took the stream and left it in STOP (sess_migrated_away) */
 };
 
 /* session.c */
@@ -113,8 +114,13 @@ bool sess_owner_hold(const struct ufio_sessions *ss);
  */
 int sess_send_request(struct ufio_session *s, uint16_t cmd, const struct iovec *iov, int iovcnt, void *dst,
                       size_t dst_len, struct ufio_msg *reply);
-/* After a session's message: the migration holder/owner hold may have changed. */
-void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by);
+/* After a session's message that may change the migration state (before: the state
+ * it found): the migration holder, the owner hold and the migrated-away mark follow. */
+void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by, unsigned before);
+/* The device's state went elsewhere: a controller moved it STOP_COPY -> STOP, and no
+ * state change since. Requests that would change what was sent (UFIO_CMD_F_CHANGE) are
+ * refused with ENODEV rather than answered and lost; reads are answered. */
+bool sess_migrated_away(const struct ufio_sessions *ss);
 
 /* dispatch.c: s becomes the owner (after VERSION, or adopted in a takeover) */
 void sess_make_owner(struct ufio_session *s);

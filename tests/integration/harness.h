@@ -111,6 +111,7 @@ struct t_busy {
     atomic_int stop;
     atomic_ulong rounds; /* done, every request acknowledged */
     atomic_ulong dmas;   /* DMA commands acknowledged (each raised the IRQ count) */
+    atomic_ulong issued, answered; /* requests sent, replies had */
     atomic_int err;      /* the first error */
     atomic_int err_in_write;
     uint32_t shadow[T_BUSY_WIN / 4];
@@ -123,6 +124,8 @@ void t_busy_init(struct t_busy *b, struct ufio_client *owner);
 void t_busy_start(struct t_busy *b);
 /* Waits until at least n rounds are done (or an error, or ms pass); returns the rounds. */
 unsigned long t_busy_wait(struct t_busy *b, unsigned long n, int ms);
+/* Waits until at least n requests were sent (or an error, or ms pass); returns the count. */
+unsigned long t_busy_wait_issued(struct t_busy *b, unsigned long n, int ms);
 /* Stops the thread; returns its error (0 if none). */
 int t_busy_stop(struct t_busy *b);
 /* Unmaps its memory (the owner's client stays). */

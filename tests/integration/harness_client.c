@@ -110,12 +110,16 @@ static int busy_dma(struct t_busy *b, bool *in_write)
 {
     uint32_t one = 1, status = 0;
     *in_write = true;
+    atomic_fetch_add(&b->issued, 1);
     int err = ufio_client_region_write(b->c, 0, DMA_CMD, &one, 4);
+    atomic_fetch_add(&b->answered, 1);
     if (err)
         return err;
     atomic_fetch_add(&b->dmas, 1);
     *in_write = false;
+    atomic_fetch_add(&b->issued, 1);
     err = ufio_client_region_read(b->c, 0, DMA_STATUS, &status, 4);
+    atomic_fetch_add(&b->answered, 1);
     return err ? err : status == 1 ? 0 : -EIO;
 }
 
@@ -127,11 +131,15 @@ static void *busy_fn(void *arg)
         unsigned i = (unsigned)(n % (T_BUSY_WIN / 4));
         uint32_t v = (uint32_t)n * 2654435761u ^ 0xa5a5a5a5u, back = 0;
         bool in_write = true;
+        atomic_fetch_add(&b->issued, 1);
         int err = ufio_client_region_write(b->c, 2, T_BUSY_OFF + 4 * i, &v, 4);
+        atomic_fetch_add(&b->answered, 1);
         if (!err) {
             b->shadow[i] = v;
             in_write = false;
+            atomic_fetch_add(&b->issued, 1);
             err = ufio_client_region_read(b->c, 2, T_BUSY_OFF + 4 * i, &back, 4);
+            atomic_fetch_add(&b->answered, 1);
             if (!err && back != v)
                 err = -EIO;
         }
@@ -156,6 +164,15 @@ void t_busy_start(struct t_busy *b)
     b->running = true;
     unsigned long n0 = atomic_load(&b->rounds);
     assert_true(t_busy_wait(b, n0 + 10, 5000) >= n0 + 10);
+}
+
+unsigned long t_busy_wait_issued(struct t_busy *b, unsigned long n, int ms)
+{
+    double end = t_now_ms() + ms;
+    unsigned long r;
+    while ((r = atomic_load(&b->issued)) < n && !atomic_load(&b->err) && t_now_ms() < end)
+        sched_yield();
+    return r;
 }
 
 unsigned long t_busy_wait(struct t_busy *b, unsigned long n, int ms)

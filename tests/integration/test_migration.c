@@ -355,6 +355,8 @@ static void test_compatibility(void **st)
      * the check) but whose payload is not this device's state: the framing
      * verifies, the device's load refuses it, nothing is loaded */
     c = t_owner(&old);
+    assert_int_equal(t_state(c), UFIO_MIG_STOP); /* migrated away: it takes no write until told to run */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
     t_w32(c, 0, 8, 0x600d);
     static char desc[4096];
     size_t dl = 0;

@@ -36,57 +36,6 @@ static const char *const quick[] = { "--handshake-timeout-ms=300", "--msg-timeou
 
 #define SCRATCH 8
 
-/* ---- an owner that keeps the device busy ---------------------------------- */
-
-struct busy {
-    struct ufio_client *c;
-    pthread_t t;
-    volatile int stop;
-    unsigned long rounds;
-    int err;
-};
-
-/* Writes and reads back a word of BAR2's RAM by message, round after round
- * (SCRATCH in BAR0 stays the test's). */
-static void *busy_fn(void *arg)
-{
-    struct busy *b = arg;
-    while (!b->stop) {
-        uint32_t v = (uint32_t)b->rounds * 2654435761u, back = 0;
-        int err = ufio_client_region_write(b->c, 2, 0x40, &v, 4);
-        if (!err)
-            err = ufio_client_region_read(b->c, 2, 0x40, &back, 4);
-        if (!err && back != v)
-            err = -EIO;
-        if (err) {
-            b->err = err;
-            break;
-        }
-        b->rounds++;
-    }
-    return NULL;
-}
-
-static void busy_start(struct busy *b, struct ufio_client *c)
-{
-    memset(b, 0, sizeof(*b));
-    b->c = c;
-    assert_int_equal(pthread_create(&b->t, NULL, busy_fn, b), 0);
-    /* under way before anyone else comes */
-    double end = t_now_ms() + 5000;
-    while (b->rounds < 10 && !b->err && t_now_ms() < end)
-        sched_yield();
-    assert_true(b->rounds >= 10);
-}
-
-static unsigned long busy_stop(struct busy *b)
-{
-    b->stop = 1;
-    pthread_join(b->t, NULL);
-    assert_int_equal(b->err, 0);
-    return b->rounds;
-}
-
 /* Runs a tool, returns its exit status and its stdout in out. */
 static int run_tool(char *out, size_t cap, const char *const *argv)
 {
@@ -128,8 +77,9 @@ static void test_tools_and_controller_beside_a_busy_owner(void **st)
     assert_int_equal(srv_start(&b, server_bin, NULL), 0);
     struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
     t_w32(owner, 0, SCRATCH, 0x5e55a11e);
-    struct busy bz;
-    busy_start(&bz, owner);
+    static struct t_busy bz;
+    t_busy_init(&bz, owner);
+    t_busy_start(&bz);
 
     static char out[1 << 16];
     const char *lspci[] = { lspci_bin, "-xxxx", a.path, NULL };
@@ -144,16 +94,24 @@ static void test_tools_and_controller_beside_a_busy_owner(void **st)
     char errbuf[UFIO_MIGRATE_ERROR_MAX];
     struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     assert_int_equal(ufio_migrate(&o, &r), 0);
-    /* the owner's requests made during STOP_COPY were held, then answered: it went on */
-    unsigned long rounds = busy_stop(&bz);
-    assert_true(rounds > 10);
-    /* read back from outside: B has A's state */
+    /* the owner's requests made during STOP_COPY were held, then answered; a write after the
+     * stream was taken is refused (ENODEV), not answered with success and lost */
+    double end = t_now_ms() + 5000;
+    while (!atomic_load(&bz.err) && t_now_ms() < end)
+        poll(NULL, 0, 1);
+    assert_int_equal(t_busy_stop(&bz), -ENODEV);
+    assert_true(atomic_load(&bz.rounds) > 10);
+    /* read back from outside: B has A's state, every write the owner had acknowledged */
     struct ufio_client *ob = t_connect(b.path, UFIO_ROLE_OBSERVER_REQ);
     assert_int_equal(t_state(ob), UFIO_MIG_RUNNING);
     ufio_client_destroy(ob);
     struct ufio_client *ownb = t_connect(b.path, UFIO_ROLE_DEFAULT);
     assert_int_equal(t_r32(ownb, 0, SCRATCH), 0x5e55a11e);
+    static uint32_t win[T_BUSY_WIN / 4];
+    assert_int_equal(ufio_client_region_read(ownb, 2, T_BUSY_OFF, win, sizeof(win)), 0);
+    assert_memory_equal(win, bz.shadow, sizeof(win));
     ufio_client_destroy(ownb);
+    t_busy_fini(&bz);
     /* A rests in STOP after a finished migration (it must not run twice) */
     assert_int_equal(t_state(owner), UFIO_MIG_STOP);
     ufio_client_destroy(owner);
@@ -431,6 +389,7 @@ static void kill_controller_in(unsigned target)
         pause();
         _exit(0);
     }
+    t_child_add(pid);
     close(ready[1]);
     char k = 0;
     assert_int_equal(read(ready[0], &k, 1), 1);
@@ -439,6 +398,7 @@ static void kill_controller_in(unsigned target)
     assert_int_equal(t_state(obs), target);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    t_child_forget(pid);
     /* the server sees the controller go: wait for RUNNING with a deadline */
     assert_int_equal(t_wait_state(obs, UFIO_MIG_RUNNING, 3000), UFIO_MIG_RUNNING);
     /* state intact, read from outside by the owner (which was held, if STOP_COPY, and now runs) */
