@@ -246,6 +246,61 @@ static void test_held_requests_answered_in_order(void **st)
     srv_stop(&a);
 }
 
+/* Held while a controller takes the stream, and the controller finishes (STOP_COPY -> STOP,
+ * gone): the device lives elsewhere. A write answered with success now would be lost, so
+ * the held writes are refused (ENODEV), in order; the reads between them are answered with
+ * the state that was sent. */
+static void test_held_writes_refused_after_migration_away(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, NULL), 0);
+    int fd = raw_connect(a.path);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_version(fd, "{\"capabilities\":{}}", &R), 0);
+    uint8_t b[256];
+    size_t n = mk_rw(b, 10, true, SCRATCH, 0x5ca1ab1e);
+    assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
+    assert_int_equal(raw_recv(fd, &R, 3000), 0);
+    assert_int_equal(R.flags & 0x20, 0);
+    struct ufio_client *ctl = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP_COPY, NULL), 0);
+    static uint8_t buf[1 << 20];
+    size_t got;
+    do
+        assert_int_equal(ufio_client_mig_data_read(ctl, buf, sizeof(buf), &got), 0);
+    while (got == sizeof(buf));
+    n = 0;
+    n += mk_rw(b + n, 11, true, SCRATCH, 1);
+    n += mk_rw(b + n, 12, false, SCRATCH, 0);
+    n += mk_rw(b + n, 13, true, SCRATCH, 2);
+    n += mk_rw(b + n, 14, false, SCRATCH, 0);
+    assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
+    /* nothing for the owner while stopped (a negative check: bounded wait) */
+    assert_int_equal(raw_recv(fd, &R, 200), -ETIMEDOUT);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), 0);
+    assert_int_equal(raw_recv(fd, &R, 200), -ETIMEDOUT);
+    ufio_client_destroy(ctl);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(raw_recv(fd, &R, 3000), 0);
+        assert_int_equal(R.id, 11 + i);
+        if (i % 2 == 0) {
+            assert_int_equal(R.flags & 0x20, 0x20);
+            assert_int_equal(R.err, ENODEV);
+        } else {
+            assert_int_equal(R.flags & 0x20, 0);
+            assert_int_equal(R.len, 20);
+            assert_int_equal(get32(R.payload + 16), 0x5ca1ab1e);
+        }
+    }
+    /* it rests stopped, and the owner leaving does not run it */
+    close(fd);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT); /* waits for the old owner to go */
+    assert_int_equal(t_state(owner), UFIO_MIG_STOP);
+    assert_int_equal(t_r32(owner, 0, SCRATCH), 0x5ca1ab1e);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+}
+
 /* An owner that hangs up while its request is held frees the owner's place. */
 static void test_held_owner_hangs_up(void **st)
 {
@@ -433,6 +488,7 @@ int main(int argc, char **argv)
         T_TEST(test_observer_is_read_only),
         T_TEST(test_owner_busy_while_controller_migrates),
         T_TEST(test_held_requests_answered_in_order),
+        T_TEST(test_held_writes_refused_after_migration_away),
         T_TEST(test_held_owner_hangs_up),
         T_TEST(test_stalled_connections_dropped),
         T_TEST(test_uid_allow_list),
