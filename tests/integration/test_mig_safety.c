@@ -545,6 +545,53 @@ static void test_dirty_rate_limit(void **st)
     srv_stop(&a);
 }
 
+/* The controller that asked for a dirty-rate limit is killed mid-precopy: the device runs again
+ * at its own pace (the limit was for that migration), as the engine's rollback would leave it. */
+static void test_killed_controller_lifts_dirty_limit(void **st)
+{
+    const char *busy[] = { "--state-mib=16", "--dirty-rate=20", NULL };
+    struct srv a;
+    assert_int_equal(srv_start(&a, sample_bin, busy), 0);
+    int ready[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct ufio_client_opts co = { .size = sizeof(co), .role = UFIO_ROLE_CONTROLLER_REQ };
+        struct ufio_client *c;
+        uint8_t b[8];
+        put64(b, 20);
+        if (ufio_client_connect(a.path, &co, &c) || ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL) ||
+            ufio_client_feature(c, UFIO_FEATURE_SET | UFIO_FEATURE_DIRTY_RATE_LIMIT, b, 8, NULL, 0, NULL))
+            _exit(1);
+        if (write(ready[1], "k", 1) != 1)
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    t_child_add(pid);
+    close(ready[1]);
+    char k = 0;
+    assert_int_equal(read(ready[0], &k, 1), 1);
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    t_child_forget(pid);
+    struct ufio_client *obs = t_connect(a.path, UFIO_ROLE_OBSERVER_REQ);
+    assert_int_equal(t_wait_state(obs, UFIO_MIG_RUNNING, 5000), UFIO_MIG_RUNNING);
+    ufio_client_destroy(obs);
+    struct ufio_client *c = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
+    double ms = getenv("UFIO_UNDER_VALGRIND") ? 400 : 50;
+    uint64_t pages = dirtied_in(c, ms);
+    print_message("dirtied in %.0f ms after the limiting controller was killed: %llu pages\n", ms,
+                  (unsigned long long)pages);
+    assert_true(pages > 200); /* 20 pages/ms; limited to 20/s it would be one */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(c);
+    srv_stop(&a);
+}
+
 /* A downtime budget no load on a shared test machine exceeds (these tests are about safety,
  * not downtime): a refused budget would fail them for the wrong reason. */
 #define LOADED 60000
@@ -927,6 +974,7 @@ int main(int argc, char **argv)
         T_TEST(test_stop_copy_deadline),
         T_TEST(test_budget_refused),
         T_TEST(test_dirty_rate_limit),
+        T_TEST(test_killed_controller_lifts_dirty_limit),
         T_TEST(test_signals_each_phase),
         T_TEST(test_busy_owner_migrated_away),
         T_TEST(test_migrated_away_stays_stopped),
