@@ -337,7 +337,8 @@ int main(int argc, char **argv)
     if (r.warning[0])
         say("warning", r.warning);
     if (err) {
-        say(result, r.error);
+        /* "interrupted: interrupted" says it once */
+        say(result, strcmp(r.error, result) ? r.error : NULL);
         if (cancel_flag)
             say("the source runs on, the destination is stopped", NULL);
     }

@@ -246,6 +246,16 @@ static int check_states(struct ctx *x, unsigned *sstate)
         fail_ep(x, &x->dst, err, "reading its migration state");
         return err;
     }
+    if (x->dst_state0 == UFIO_MIG_ERROR) {
+        /* an earlier migration into it was abandoned with records loaded (its controller
+         * went away: SIGKILL): it never ran them, and a reset drops them; it is left stopped */
+        if ((err = mep_reset(&x->dst)) || (err = set(x, &x->dst, UFIO_MIG_STOP))) {
+            if (!x->error[0])
+                fail_ep(x, &x->dst, err, "resetting a device left in ERROR by an abandoned migration");
+            return err;
+        }
+        x->dst_state0 = UFIO_MIG_STOP;
+    }
     if (x->dst_state0 != UFIO_MIG_RUNNING && x->dst_state0 != UFIO_MIG_STOP) {
         fail(x, "%s: the device is in %s: a migration into it is in progress or was interrupted; "
                 "ufio-migrate --reset %s makes it usable again", x->dst.who, ufio_mig_state_name(x->dst_state0),

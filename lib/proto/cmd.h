@@ -19,6 +19,7 @@
 #define UFIO_CMD_F_MIG     0x2u /* a migration request: EBUSY while another session holds the migration */
 #define UFIO_CMD_F_CFG_OBS 0x4u /* an observer may send it for the config region only */
 #define UFIO_CMD_F_S2C     0x8u /* sent by the server (DMA_READ/WRITE), never accepted as a command */
+#define UFIO_CMD_F_CHANGE  0x10u /* changes state a migration carries: refused (ENODEV) on a device migrated away */
 
 /* max_fds value: up to the negotiated max_msg_fds. */
 #define UFIO_CMD_FDS_NEG 0xffu

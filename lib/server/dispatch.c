@@ -388,10 +388,11 @@ static int h_reset(struct ufio_session *s, struct ufio_msg *m, struct ufio_reply
     int err = sess_quiesce(s);
     if (err)
         return err;
+    unsigned before = ufio_dev_mig_state(dev);
     pci_cfg_reset(&dev->cfg);
     irq_reset(dev);
     dev_mig_reset(dev);
-    sess_mig_changed(s->ss, s);
+    sess_mig_changed(s->ss, s, before);
     if (dev->ops.reset)
         return dev_cb_result(dev->name, "reset", dev->ops.reset(dev, dev->opaque), 0);
     return 0;
@@ -431,8 +432,9 @@ static int h_feature(struct ufio_session *s, struct ufio_msg *m, struct ufio_rep
         if (err)
             return err;
     }
+    unsigned before = ufio_dev_mig_state(dev);
     err = dev_feature(dev, &f, rep);
-    sess_mig_changed(s->ss, s);
+    sess_mig_changed(s->ss, s, before);
     return err;
 }
 
@@ -505,6 +507,9 @@ static int validate(struct ufio_session *s, const struct ufio_msg *m, size_t len
         err = ufio_cmd_state_ok(d, ufio_dev_mig_state(s->dev));
     if (!err && (d->flags & UFIO_CMD_F_MIG))
         err = mig_busy(s);
+    /* a write answered here after the stream was taken would be lost: the device lives elsewhere */
+    if (!err && (d->flags & UFIO_CMD_F_CHANGE) && sess_migrated_away(s->ss))
+        err = -ENODEV;
     return err;
 }
 

@@ -37,6 +37,7 @@ struct ufio_mig {
     /* STOP_COPY deadline: the time it may take (ms, 0 = none), and when it ends */
     uint64_t deadline_ms;
     uint64_t deadline_at_ns;
+    bool dirty_limited;     /* a DIRTY_RATE_LIMIT is in force: an abandoned migration lifts it */
     /* resuming session */
     bool resuming;
     uint32_t loaded;        /* DATA records handed to load() */
@@ -574,6 +575,11 @@ void dev_mig_abandon(struct ufio_dev *dev)
     struct ufio_mig *m = dev->mig;
     if (!m || m->state == UFIO_MIG_RUNNING || m->state == UFIO_MIG_ERROR)
         return;
+    if (m->dirty_limited) {
+        /* asked for by the controller that went away (the engine lifts it itself on a rollback) */
+        m->dirty_limited = false;
+        dev_cb_result(dev->name, "migration dirty_limit", m->ops.dirty_limit(dev, m->opaque, 0), 0);
+    }
     unsigned from = m->state;
     if (m->state == UFIO_MIG_RESUMING) {
         bool partial = m->loaded > 0;
@@ -852,6 +858,7 @@ int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_
             int err = dev_cb_result(dev->name, "migration dirty_limit", m->ops.dirty_limit(dev, m->opaque, v), 0);
             if (err)
                 return err;
+            m->dirty_limited = v != 0;
         }
         return feature_reply(rep, f, NULL, 0, true);
     }

@@ -140,11 +140,16 @@ bool sess_owner_hold(const struct ufio_sessions *ss)
            st != UFIO_MIG_PRE_COPY_P2P;
 }
 
-void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by)
+void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by, unsigned before)
 {
-    if (ufio_dev_mig_state(ss->dev) == UFIO_MIG_RUNNING)
+    unsigned now = ufio_dev_mig_state(ss->dev);
+    if (now != before)
+        ss->migrated_away = before == UFIO_MIG_STOP_COPY && now == UFIO_MIG_STOP && by->role == UFIO_ROLE_CONTROLLER;
+    /* the session that moved it holds it: not one that only looked (a GET of the state by
+     * an observer, or an owner's, must not become the holder whose leaving runs the device) */
+    if (now == UFIO_MIG_RUNNING)
         ss->mig_holder = NULL;
-    else if (!ss->mig_holder)
+    else if (!ss->mig_holder && now != before)
         ss->mig_holder = by;
     if (!ss->dev->dma.logging)
         ss->log_holder = NULL;
@@ -171,6 +176,11 @@ static unsigned role_to_wait_for(const struct ufio_session *s, const struct ufio
     if (role == UFIO_ROLE_CONTROLLER && s->ss->controller)
         return role;
     return 0;
+}
+
+bool sess_migrated_away(const struct ufio_sessions *ss)
+{
+    return ss->migrated_away && ufio_dev_mig_state(ss->dev) == UFIO_MIG_STOP;
 }
 
 bool sess_still_held(const struct ufio_session *s)

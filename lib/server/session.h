@@ -94,6 +94,7 @@ struct ufio_sessions {
     int q_efd;                /* ufio_dev_quiesced() wakes the loop; -1 without ops.quiesce */
     int q_word;               /* atomic: Q_IDLE, Q_WAIT, or Q_DONE + errno (quiesce.c) */
     struct ufio_session *q_by; /* whose operation waits (NULL: its session went away) */
+    bool migrated_away;       /* a controller took the stream and left it in STOP (sess_migrated_away) */
 };
 
 /* session.c */
@@ -120,8 +121,13 @@ bool sess_owner_hold(const struct ufio_sessions *ss);
  */
 int sess_send_request(struct ufio_session *s, uint16_t cmd, const struct iovec *iov, int iovcnt, void *dst,
                       size_t dst_len, struct ufio_msg *reply);
-/* After a session's message: the migration holder/owner hold may have changed. */
-void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by);
+/* After a session's message that may change the migration state (before: the state
+ * it found): the migration holder, the owner hold and the migrated-away mark follow. */
+void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by, unsigned before);
+/* The device's state went elsewhere: a controller moved it STOP_COPY -> STOP, and no
+ * state change since. Requests that would change what was sent (UFIO_CMD_F_CHANGE) are
+ * refused with ENODEV rather than answered and lost; reads are answered. */
+bool sess_migrated_away(const struct ufio_sessions *ss);
 
 /* quiesce.c (server.h, "quiesce"). A handler returns SESS_DEFER as it is
  * given it: its message is held and handled again once the device is quiesced. */

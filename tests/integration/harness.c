@@ -16,6 +16,68 @@
 #include <time.h>
 #include <unistd.h>
 
+/* ---- children to kill when a test fails ---------------------------------------- */
+
+#define T_MAX_CHILDREN 64
+static struct { pid_t pid; unsigned gen; } children[T_MAX_CHILDREN];
+static unsigned gen, mark; /* children of a group setup predate every test's mark */
+
+static void kill_from(unsigned from)
+{
+    for (int i = 0; i < T_MAX_CHILDREN; i++) {
+        pid_t pid = children[i].pid;
+        if (!pid || children[i].gen < from)
+            continue;
+        children[i].pid = 0;
+        /* still ours and not reaped: a reaped pid may belong to someone else now */
+        if (waitpid(pid, NULL, WNOHANG) == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+        }
+    }
+}
+
+static void kill_at_exit(void)
+{
+    kill_from(0);
+}
+
+void t_child_add(pid_t pid)
+{
+    static bool hooked;
+    if (!hooked) {
+        atexit(kill_at_exit);
+        hooked = true;
+    }
+    for (int i = 0; i < T_MAX_CHILDREN; i++)
+        if (!children[i].pid) {
+            children[i].pid = pid;
+            children[i].gen = gen;
+            return;
+        }
+}
+
+void t_child_forget(pid_t pid)
+{
+    for (int i = 0; i < T_MAX_CHILDREN; i++)
+        if (children[i].pid == pid)
+            children[i].pid = 0;
+}
+
+int t_mark_children(void **state)
+{
+    (void)state;
+    mark = ++gen;
+    return 0;
+}
+
+int t_kill_children(void **state)
+{
+    (void)state;
+    kill_from(mark);
+    return 0;
+}
+
 int srv_start(struct srv *s, const char *bin, const char *const *extra)
 {
     static unsigned seq;
@@ -47,6 +109,7 @@ int srv_start_at(struct srv *s, const char *bin, const char *path, const char *c
         _exit(127);
     }
     close(pipefd[1]);
+    t_child_add(pid);
     s->pid = pid;
     s->out_fd = pipefd[0];
     /* wait for the "listening on" line */
@@ -92,6 +155,7 @@ int srv_stop(struct srv *s)
                 poll(NULL, 0, 10);
         }
     }
+    t_child_forget(s->pid);
     if (!gone) {
         kill(s->pid, SIGKILL);
         waitpid(s->pid, &st, 0);
@@ -112,6 +176,21 @@ int srv_stop(struct srv *s)
     if (left && !WIFSIGNALED(st))
         return -2; /* socket file left behind */
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void srv_kill(struct srv *s)
+{
+    if (s->pid <= 0)
+        return;
+    t_child_forget(s->pid);
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    close(s->out_fd);
+    char mgmt[128];
+    snprintf(mgmt, sizeof(mgmt), "%s.mgmt", s->path);
+    unlink(s->path);
+    unlink(mgmt);
 }
 
 int srv_fd_count(const struct srv *s)
@@ -301,3 +380,4 @@ int raw_version(int fd, const char *json, struct rmsg *reply)
         return -(int)reply->err;
     return 0;
 }
+

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <ufio/client.h>
+#include <ufio/migration.h>
 
 static const char *what = "connect";
 static int quiet;
@@ -78,6 +79,13 @@ static int run(const char *path)
     struct ufio_client_opts o = { .size = sizeof(o), .timeout_ms = 2000 };
     int e = ufio_client_connect(path, &o, &c);
     CHECK(!e, "%s", strerror(-e));
+    /* the exercising session may leave the device migrated away (a migration back that failed
+     * before it moved anything): it rests in STOP, refusing writes, until told to run */
+    what = "migration state";
+    unsigned st = 0;
+    CHECK(!(e = ufio_client_mig_get_state(c, &st)), "%s", strerror(-e));
+    if (st == UFIO_MIG_STOP)
+        CHECK(!(e = ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL)), "STOP -> RUNNING: %s", strerror(-e));
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
     what = "BAR0 scratch";

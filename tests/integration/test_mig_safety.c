@@ -10,11 +10,16 @@
  *   - stop-copy past its deadline puts the source back to RUNNING;
  *   - a budget that cannot be met is refused before the source stops;
  *   - the device honours a dirty-rate limit;
- *   - SIGINT of ufio-migrate at each phase rolls back.
+ *   - SIGINT, SIGTERM and SIGKILL of ufio-migrate at each phase roll back, an owner
+ *     busy on the source all along (held requests answered once it runs again);
+ *   - a busy owner's writes are refused, not lost, once its device migrated away;
+ *   - a source migrated away stays stopped whoever comes and goes.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,39 +47,6 @@ enum { REG_SCRATCH = 0x08, REG_DIGEST_LO = 0x38, REG_DIGEST_HI = 0x3c, REG_MIG_F
 #define FAIL_CORRUPT_LOAD 0x40000u
 #define FAIL_SAVE_ETIME 0x80000u
 
-static struct ufio_client *cl(struct srv *s)
-{
-    struct ufio_client *c;
-    assert_int_equal(ufio_client_connect(s->path, NULL, &c), 0);
-    return c;
-}
-
-static void w32(struct ufio_client *c, unsigned region, uint64_t off, uint32_t v)
-{
-    assert_int_equal(ufio_client_region_write(c, region, off, &v, 4), 0);
-}
-
-static uint32_t r32(struct ufio_client *c, unsigned region, uint64_t off)
-{
-    uint32_t v = 0;
-    assert_int_equal(ufio_client_region_read(c, region, off, &v, 4), 0);
-    return v;
-}
-
-static unsigned state(struct ufio_client *c)
-{
-    unsigned s;
-    assert_int_equal(ufio_client_mig_get_state(c, &s), 0);
-    return s;
-}
-
-/* The device's own digest of its whole state, read through BAR0. */
-static uint64_t digest(struct ufio_client *c)
-{
-    uint32_t lo = r32(c, 0, REG_DIGEST_LO);
-    return lo | (uint64_t)r32(c, 0, REG_DIGEST_HI) << 32;
-}
-
 /* What a device looks like from outside: scratch, BAR2, digest, migration state. */
 struct look {
     uint32_t scratch;
@@ -85,11 +57,11 @@ struct look {
 
 static void look(struct srv *s, struct look *l)
 {
-    struct ufio_client *c = cl(s);
-    l->scratch = r32(c, 0, REG_SCRATCH);
+    struct ufio_client *c = t_owner(s);
+    l->scratch = t_r32(c, 0, REG_SCRATCH);
     assert_int_equal(ufio_client_region_read(c, 2, 0, l->bar2, sizeof(l->bar2)), 0);
-    l->digest = digest(c);
-    l->state = state(c);
+    l->digest = t_digest(c);
+    l->state = t_state(c);
     ufio_client_destroy(c);
 }
 
@@ -99,23 +71,23 @@ static void scribble(struct srv *s, uint32_t seed)
     static uint8_t ram[65536];
     for (size_t i = 0; i < sizeof(ram); i++)
         ram[i] = (uint8_t)(i * 13 + seed);
-    struct ufio_client *c = cl(s);
+    struct ufio_client *c = t_owner(s);
     assert_int_equal(ufio_client_region_write(c, 2, 0, ram, sizeof(ram)), 0);
-    w32(c, 0, REG_SCRATCH, seed);
+    t_w32(c, 0, REG_SCRATCH, seed);
     ufio_client_destroy(c);
 }
 
 static void set_state(struct srv *s, unsigned st)
 {
-    struct ufio_client *c = cl(s);
+    struct ufio_client *c = t_owner(s);
     assert_int_equal(ufio_client_mig_set_state(c, st, NULL), 0);
     ufio_client_destroy(c);
 }
 
 static void inject(struct srv *s, uint32_t what)
 {
-    struct ufio_client *c = cl(s);
-    w32(c, 0, REG_MIG_FAIL, what);
+    struct ufio_client *c = t_owner(s);
+    t_w32(c, 0, REG_MIG_FAIL, what);
     ufio_client_destroy(c);
 }
 
@@ -172,13 +144,8 @@ static void test_second_migration_keeps_bar2(void **st)
 static void kill_in_precopy(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
 {
     struct srv *s = opaque;
-    if (ph == UFIO_MIGRATE_PRECOPY && s->pid) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-        close(s->out_fd);
-        unlink(s->path);
-    }
+    if (ph == UFIO_MIGRATE_PRECOPY)
+        srv_kill(s);
 }
 
 /* A retry with no precopy after an aborted precopy sends BAR2 (main left it out). */
@@ -243,7 +210,7 @@ static void test_half_loaded_destination(void **st)
     assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
     scribble(&a, 0x42);
     /* half a stream into b, as an interrupted migration would leave it */
-    struct ufio_client *ca = cl(&a), *cb = cl(&b);
+    struct ufio_client *ca = t_owner(&a), *cb = t_owner(&b);
     assert_int_equal(ufio_client_mig_set_state(cb, UFIO_MIG_RESUMING, NULL), 0);
     assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_PRE_COPY, NULL), 0);
     static uint8_t buf[40000];
@@ -261,7 +228,7 @@ static void test_half_loaded_destination(void **st)
     assert_non_null(strstr(r.error, "--reset"));
     char why[256];
     assert_int_equal(ufio_migrate_reset(b.path, NULL, 0, why, sizeof(why)), 0);
-    assert_int_equal(state(cb), UFIO_MIG_STOP);
+    assert_int_equal(t_state(cb), UFIO_MIG_STOP);
     ufio_client_destroy(cb);
     static struct look la, lb;
     assert_int_equal(migrate(&a, &b, &o, &r), 0);
@@ -314,7 +281,7 @@ static void test_digest_covers_library_state(void **st)
     struct srv a, b;
     assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
     assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
-    struct ufio_client *ca = cl(&a), *cb = cl(&b);
+    struct ufio_client *ca = t_owner(&a), *cb = t_owner(&b);
     assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_STOP, NULL), 0);
     assert_int_equal(ufio_client_mig_set_state(cb, UFIO_MIG_STOP, NULL), 0);
     uint8_t da[80], db[80];
@@ -350,16 +317,16 @@ static void test_every_arc_can_fail(void **st)
     assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
     assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
     scribble(&a, 0x66);
-    struct ufio_client *ca = cl(&a), *cb = cl(&b);
+    struct ufio_client *ca = t_owner(&a), *cb = t_owner(&b);
     static uint8_t buf[1 << 20];
     size_t got;
     unsigned reached;
 #define FAIL_THEN_OK(c, from, to, srvp)                                                  \
     do {                                                                                 \
-        w32(c, 0, REG_MIG_FAIL, FAIL_ARC(from, to));                                     \
+        t_w32(c, 0, REG_MIG_FAIL, FAIL_ARC(from, to));                                     \
         assert_int_equal(ufio_client_mig_set_state(c, to, &reached), -EIO);              \
         assert_int_equal(reached, from);                                                 \
-        assert_int_equal(state(c), from);                                                \
+        assert_int_equal(t_state(c), from);                                                \
         assert_int_equal(ufio_client_mig_set_state(c, to, NULL), 0);                    \
     } while (0)
 
@@ -369,7 +336,7 @@ static void test_every_arc_can_fail(void **st)
     FAIL_THEN_OK(ca, UFIO_MIG_RUNNING, UFIO_MIG_PRE_COPY, &a);
     /* a failed save session start: still RUNNING, and no data to read */
     assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_RUNNING, NULL), 0);
-    w32(ca, 0, REG_MIG_FAIL, FAIL_SAVE_START);
+    t_w32(ca, 0, REG_MIG_FAIL, FAIL_SAVE_START);
     assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_PRE_COPY, &reached), -EIO);
     assert_int_equal(reached, UFIO_MIG_RUNNING);
     assert_int_equal(ufio_client_mig_data_read(ca, buf, 4096, &got), -EINVAL);
@@ -382,7 +349,7 @@ static void test_every_arc_can_fail(void **st)
     } while (got == sizeof(buf));
     assert_true(total > 65536);
     /* PRE_COPY -> STOP_COPY fails: still PRE_COPY, and the library still serves precopy data */
-    w32(ca, 0, REG_MIG_FAIL, FAIL_ARC(UFIO_MIG_PRE_COPY, UFIO_MIG_STOP_COPY));
+    t_w32(ca, 0, REG_MIG_FAIL, FAIL_ARC(UFIO_MIG_PRE_COPY, UFIO_MIG_STOP_COPY));
     assert_int_equal(ufio_client_mig_set_state(ca, UFIO_MIG_STOP_COPY, &reached), -EIO);
     assert_int_equal(reached, UFIO_MIG_PRE_COPY);
     uint64_t ini, dirty;
@@ -398,7 +365,7 @@ static void test_every_arc_can_fail(void **st)
     FAIL_THEN_OK(cb, UFIO_MIG_RESUMING, UFIO_MIG_STOP, &b);
     FAIL_THEN_OK(ca, UFIO_MIG_STOP_COPY, UFIO_MIG_STOP, &a);
     static struct look la, lb;
-    assert_int_equal(state(ca), UFIO_MIG_STOP);
+    assert_int_equal(t_state(ca), UFIO_MIG_STOP);
     /* the session that stopped it goes away: the device runs again, with its state */
     ufio_client_destroy(ca);
     look(&a, &la);
@@ -453,13 +420,6 @@ static void test_engine_failed_arcs_roll_back(void **st)
 
 /* ---- deadlines and budgets -------------------------------------------------------- */
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static void set_u64(struct ufio_client *c, unsigned index, uint64_t v)
 {
     uint8_t b[8];
@@ -473,32 +433,32 @@ static void test_stop_copy_deadline(void **st)
     struct srv a;
     assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
     scribble(&a, 0x3);
-    struct ufio_client *c = cl(&a);
+    struct ufio_client *c = t_owner(&a);
     static uint8_t buf[4096];
     size_t got;
     set_u64(c, UFIO_FEATURE_STOP_COPY_DEADLINE, 2);
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
-    double t0 = now_ms();
-    while (now_ms() - t0 < 5) /* the deadline is a time: let it pass */
+    double t0 = t_now_ms();
+    while (t_now_ms() - t0 < 5) /* the deadline is a time: let it pass */
         ;
     assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), -ETIME);
-    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    assert_int_equal(t_state(c), UFIO_MIG_RUNNING);
     char why[256];
     size_t wl;
     assert_int_equal(ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_MIG_REASON, NULL, 0, why, sizeof(why), &wl), 0);
     assert_non_null(strstr(why, "within 2 ms"));
     /* the deadline was for that session only */
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
-    t0 = now_ms();
-    while (now_ms() - t0 < 5)
+    t0 = t_now_ms();
+    while (t_now_ms() - t0 < 5)
         ;
     assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), 0);
     /* the device itself gives up */
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
-    w32(c, 0, REG_MIG_FAIL, FAIL_SAVE_ETIME);
+    t_w32(c, 0, REG_MIG_FAIL, FAIL_SAVE_ETIME);
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, NULL), 0);
     assert_int_equal(ufio_client_mig_data_read(c, buf, sizeof(buf), &got), -ETIME);
-    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    assert_int_equal(t_state(c), UFIO_MIG_RUNNING);
     ufio_client_destroy(c);
     srv_stop(&a);
 }
@@ -558,8 +518,8 @@ static uint64_t dirtied_in(struct ufio_client *c, double ms)
     while (got == sizeof(buf));
     uint64_t i0, d0, i1, d1;
     assert_int_equal(ufio_client_mig_precopy_info(c, &i0, &d0), 0);
-    double t0 = now_ms();
-    while (now_ms() - t0 < ms)
+    double t0 = t_now_ms();
+    while (t_now_ms() - t0 < ms)
         ;
     assert_int_equal(ufio_client_mig_precopy_info(c, &i1, &d1), 0);
     return (i1 + d1 - i0 - d0) / (5 + 4096);
@@ -570,7 +530,7 @@ static void test_dirty_rate_limit(void **st)
     const char *busy[] = { "--state-mib=16", "--dirty-rate=20", NULL };
     struct srv a;
     assert_int_equal(srv_start(&a, sample_bin, busy), 0);
-    struct ufio_client *c = cl(&a);
+    struct ufio_client *c = t_owner(&a);
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
     /* a longer window under valgrind, which runs one thread at a time */
     double ms = getenv("UFIO_UNDER_VALGRIND") ? 400 : 50;
@@ -585,23 +545,78 @@ static void test_dirty_rate_limit(void **st)
     srv_stop(&a);
 }
 
-/* ---- ufio-migrate interrupted --------------------------------------------------------- */
+/* The controller that asked for a dirty-rate limit is killed mid-precopy: the device runs again
+ * at its own pace (the limit was for that migration), as the engine's rollback would leave it. */
+static void test_killed_controller_lifts_dirty_limit(void **st)
+{
+    const char *busy[] = { "--state-mib=16", "--dirty-rate=20", NULL };
+    struct srv a;
+    assert_int_equal(srv_start(&a, sample_bin, busy), 0);
+    int ready[2];
+    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct ufio_client_opts co = { .size = sizeof(co), .role = UFIO_ROLE_CONTROLLER_REQ };
+        struct ufio_client *c;
+        uint8_t b[8];
+        put64(b, 20);
+        if (ufio_client_connect(a.path, &co, &c) || ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL) ||
+            ufio_client_feature(c, UFIO_FEATURE_SET | UFIO_FEATURE_DIRTY_RATE_LIMIT, b, 8, NULL, 0, NULL))
+            _exit(1);
+        if (write(ready[1], "k", 1) != 1)
+            _exit(2);
+        pause();
+        _exit(0);
+    }
+    t_child_add(pid);
+    close(ready[1]);
+    char k = 0;
+    assert_int_equal(read(ready[0], &k, 1), 1);
+    close(ready[0]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    t_child_forget(pid);
+    struct ufio_client *obs = t_connect(a.path, UFIO_ROLE_OBSERVER_REQ);
+    assert_int_equal(t_wait_state(obs, UFIO_MIG_RUNNING, 5000), UFIO_MIG_RUNNING);
+    ufio_client_destroy(obs);
+    struct ufio_client *c = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
+    double ms = getenv("UFIO_UNDER_VALGRIND") ? 400 : 50;
+    uint64_t pages = dirtied_in(c, ms);
+    print_message("dirtied in %.0f ms after the limiting controller was killed: %llu pages\n", ms,
+                  (unsigned long long)pages);
+    assert_true(pages > 200); /* 20 pages/ms; limited to 20/s it would be one */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    ufio_client_destroy(c);
+    srv_stop(&a);
+}
 
-/* Runs ufio-migrate paused at phase, SIGINTs it there; returns its exit status. */
-static int interrupt_at(struct srv *a, struct srv *b, const char *phase, char *err, size_t cap)
+/* A downtime budget no load on a shared test machine exceeds (these tests are about safety,
+ * not downtime): a refused budget would fail them for the wrong reason. */
+#define LOADED 60000
+
+/* ---- ufio-migrate interrupted, the owner busy ----------------------------------------- */
+
+/* ufio-migrate --test-pause-at PHASE, run until it says it paused there; its stderr in *errfd. */
+static pid_t run_paused(struct srv *a, struct srv *b, const char *phase, int *errfd, char *err, size_t cap)
 {
     int pe[2];
-    assert_int_equal(pipe(pe), 0);
+    assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         dup2(pe[1], 2);
-        close(pe[0]);
-        execl(migrate_bin, migrate_bin, "--from", a->path, "--to", b->path, "--test-pause-at", phase, (char *)NULL);
+        /* a budget no load on the machine exceeds: the pause may last, and must not pass the
+         * source's stop-copy deadline (three quarters of it) */
+        execl(migrate_bin, migrate_bin, "--from", a->path, "--to", b->path, "--max-downtime", "60000", "--test-pause-at",
+              phase, (char *)NULL);
         _exit(127);
     }
+    t_child_add(pid);
     close(pe[1]);
     size_t n = 0;
+    err[0] = 0;
     while (!strstr(err, "paused at")) {
         struct pollfd p = { pe[0], POLLIN, 0 };
         assert_int_equal(poll(&p, 1, 10000), 1);
@@ -610,53 +625,256 @@ static int interrupt_at(struct srv *a, struct srv *b, const char *phase, char *e
         n += (size_t)k;
         err[n] = 0;
     }
-    kill(pid, SIGINT);
+    *errfd = pe[0];
+    return pid;
+}
+
+/* Sends sig, reads the rest of stderr, reaps; returns the wait status. */
+static int signal_paused(pid_t pid, int sig, int errfd, char *err, size_t cap)
+{
+    assert_int_equal(kill(pid, sig), 0);
+    size_t n = strlen(err);
     ssize_t k;
-    while ((k = read(pe[0], err + n, cap - 1 - n)) > 0) {
+    while ((k = read(errfd, err + n, cap - 1 - n)) > 0) {
         n += (size_t)k;
         err[n] = 0;
     }
-    close(pe[0]);
+    close(errfd);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    t_child_forget(pid);
+    return status;
 }
 
-static void test_sigint_each_phase(void **st)
+/* A device as the owner would find it: the model's state (what the owner did to it) */
+static void assert_like_model(struct ufio_client *c, struct t_busy *model, uint32_t scratch)
+{
+    static uint32_t win[T_BUSY_WIN / 4];
+    assert_int_equal(ufio_client_region_read(c, 2, T_BUSY_OFF, win, sizeof(win)), 0);
+    assert_memory_equal(win, model->shadow, sizeof(win));
+    assert_int_equal(t_r32(c, 0, REG_SCRATCH), scratch);
+    assert_int_equal(t_digest(c), t_digest(model->c));
+}
+
+/* A migration a -> b with nothing interrupting it, checked against the model; then back. */
+static void migrate_there_and_back(struct srv *a, struct srv *b, struct t_busy *model, uint32_t scratch)
+{
+    struct ufio_migrate_opts o = { .max_downtime_ms = LOADED };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(a, b, &o, &r), 0);
+    assert_true(r.verified);
+    struct ufio_client *cb = t_owner(b);
+    assert_int_equal(t_state(cb), UFIO_MIG_RUNNING);
+    assert_like_model(cb, model, scratch);
+    ufio_client_destroy(cb);
+    o = (struct ufio_migrate_opts){ .max_downtime_ms = LOADED };
+    assert_int_equal(migrate(b, a, &o, &r), 0);
+}
+
+/*
+ * SIGINT, SIGTERM and SIGKILL of ufio-migrate paused at each phase (--test-pause-at), an
+ * owner attached to the source and busy (BAR2 writes and reads, DMA) all along: its requests
+ * made while the source is stopped are held, and answered normally once it runs again.
+ * Afterwards the source runs with exactly the state the owner gave it (its digest equals a
+ * model device's that was given the same), the destination is not running a half state
+ * (stopped; ERROR after SIGKILL once records were loaded), and a fresh migration to it
+ * arrives whole. SIGKILL leaves the clean-up to the servers: the controller's session goes.
+ */
+static void test_signals_each_phase(void **st)
 {
     static const char *phases[] = { "checking", "precopy", "stop-copy", "resuming" };
+    static const int sigs[] = { SIGINT, SIGTERM, SIGKILL };
+    struct srv a, b, m;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&m, sample_bin, NULL), 0);
+    scribble(&a, 0x5a);
+    scribble(&m, 0x5a);
+    struct ufio_client *owner = t_owner(&a), *mo = t_owner(&m);
+    static struct t_busy busy, model;
+    t_busy_init(&busy, owner);
+    t_busy_init(&model, mo);
+    for (size_t s = 0; s < sizeof(sigs) / sizeof(sigs[0]); s++) {
+        for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+            t_busy_start(&busy);
+            char err[4096];
+            int errfd;
+            pid_t pid = run_paused(&a, &b, phases[i], &errfd, err, sizeof(err));
+            /* the owner asks while the tool is paused: answered at once while the source runs
+             * (checking, precopy), held while it is stopped (stop-copy, resuming); that it stays
+             * unanswered is a bounded negative check */
+            unsigned long k = atomic_load(&busy.issued);
+            if (i >= 2) {
+                double end = t_now_ms() + 5000;
+                while (atomic_load(&busy.answered) == atomic_load(&busy.issued) && t_now_ms() < end)
+                    sched_yield();
+                unsigned long asked = atomic_load(&busy.issued);
+                assert_int_equal(atomic_load(&busy.answered) + 1, asked);
+                poll(NULL, 0, 200);
+                assert_int_equal(atomic_load(&busy.answered) + 1, asked);
+                assert_int_equal(atomic_load(&busy.issued), asked);
+            } else {
+                assert_true(t_busy_wait_issued(&busy, k + 20, 5000) >= k + 20);
+            }
+            int status = signal_paused(pid, sigs[s], errfd, err, sizeof(err));
+            print_message("%s at %s: %s %d\n", strsignal(sigs[s]), phases[i],
+                          WIFEXITED(status) ? "exit" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            if (sigs[s] == SIGKILL) {
+                assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+            } else {
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), 5);
+                assert_non_null(strstr(err, "interrupted"));
+                assert_non_null(strstr(err, "the source runs on"));
+            }
+            /* the source runs again (after SIGKILL as soon as its server saw the session go) */
+            assert_int_equal(t_wait_state(owner, UFIO_MIG_RUNNING, 5000), UFIO_MIG_RUNNING);
+            /* the owner's held request was answered, and it goes on */
+            unsigned long n = atomic_load(&busy.rounds);
+            assert_true(t_busy_wait(&busy, n + 20, 5000) >= n + 20);
+            assert_int_equal(t_busy_stop(&busy), 0);
+            t_busy_replay(&busy, &model);
+            assert_like_model(owner, &model, 0x5a);
+            /* the destination does not run the source's half-moved state */
+            struct ufio_client *cb = t_owner(&b);
+            unsigned bs = t_state(cb);
+            ufio_client_destroy(cb);
+            if (i == 0)
+                assert_true(bs == UFIO_MIG_RUNNING || bs == UFIO_MIG_STOP); /* untouched */
+            else if (sigs[s] == SIGKILL)
+                assert_true(bs == UFIO_MIG_STOP || bs == UFIO_MIG_ERROR);
+            else
+                assert_int_equal(bs, UFIO_MIG_STOP);
+            /* nothing left over in either: a migration goes through, and comes back */
+            migrate_there_and_back(&a, &b, &model, 0x5a);
+            assert_int_equal(t_state(owner), UFIO_MIG_RUNNING);
+            assert_like_model(owner, &model, 0x5a);
+        }
+    }
+    t_busy_fini(&busy);
+    t_busy_fini(&model);
+    ufio_client_destroy(owner);
+    ufio_client_destroy(mo);
+    srv_stop(&a);
+    srv_stop(&b);
+    srv_stop(&m);
+}
+
+/* Progress hook: the owner has a request on its way while the source is in STOP_COPY. */
+static void owner_asks_in_stopcopy(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
+{
+    struct t_busy *b = opaque;
+    static bool done;
+    if (ph == UFIO_MIGRATE_CHECK)
+        done = false;
+    if (ph != UFIO_MIGRATE_STOPCOPY || done)
+        return;
+    done = true;
+    /* a request issued now is held (or, once the migration is over, refused) */
+    unsigned long n = atomic_load(&b->rounds);
+    t_busy_wait(b, n + 1, 300);
+}
+
+/*
+ * The owner busy while its device migrates away: every request it made from stop-copy on is
+ * answered once the migration is over, and none of its writes is answered with success by
+ * the source after the stream was taken (that write would be lost: the destination never
+ * sees it). The source answers them ENODEV: the device lives elsewhere now. So every write
+ * the owner had acknowledged is on the destination.
+ */
+static void test_busy_owner_migrated_away(void **st)
+{
+    struct srv a, b, m;
+    assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
+    assert_int_equal(srv_start(&m, sample_bin, NULL), 0);
+    scribble(&a, 0x17);
+    scribble(&m, 0x17);
+    struct ufio_client *owner = t_owner(&a), *mo = t_owner(&m);
+    static struct t_busy busy, model;
+    t_busy_init(&busy, owner);
+    t_busy_init(&model, mo);
+    t_busy_start(&busy);
+    struct ufio_migrate_opts o = { .max_downtime_ms = LOADED, .progress = owner_asks_in_stopcopy, .opaque = &busy };
+    struct ufio_migrate_result r;
+    assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    /* the owner's next write gets its answer: an error, not a success that would be lost */
+    double end = t_now_ms() + 5000;
+    while (!atomic_load(&busy.err) && t_now_ms() < end)
+        poll(NULL, 0, 1);
+    int err = t_busy_stop(&busy);
+    print_message("the owner's first refused request: %s (%s)\n", strerror(-err),
+                  atomic_load(&busy.err_in_write) ? "a write" : "a read");
+    assert_int_equal(err, -ENODEV);
+    assert_true(atomic_load(&busy.err_in_write));
+    /* every acknowledged write, and every acknowledged DMA, is on the destination */
+    t_busy_replay(&busy, &model);
+    struct ufio_client *cb = t_owner(&b);
+    assert_int_equal(t_state(cb), UFIO_MIG_RUNNING);
+    assert_like_model(cb, &model, 0x17);
+    ufio_client_destroy(cb);
+    /* the source rests stopped; reads still show the state it sent */
+    assert_int_equal(t_state(owner), UFIO_MIG_STOP);
+    assert_like_model(owner, &model, 0x17);
+    t_busy_fini(&busy);
+    t_busy_fini(&model);
+    ufio_client_destroy(owner);
+    ufio_client_destroy(mo);
+    srv_stop(&a);
+    srv_stop(&b);
+    srv_stop(&m);
+}
+
+/*
+ * A source migrated away rests in STOP: owners and observers coming and going, an owner's
+ * state reads, writes and reset do not run it again (it would live twice). Only an explicit
+ * state change does.
+ */
+static void test_migrated_away_stays_stopped(void **st)
+{
     struct srv a, b;
     assert_int_equal(srv_start(&a, sample_bin, NULL), 0);
     assert_int_equal(srv_start(&b, sample_bin, NULL), 0);
-    scribble(&a, 0x5a);
-    set_state(&a, UFIO_MIG_STOP);
-    static struct look la0, la, lb;
-    look(&a, &la0);
-    set_state(&a, UFIO_MIG_RUNNING);
-    for (size_t i = 0; i < 4; i++) {
-        char err[4096] = "";
-        int rc = interrupt_at(&a, &b, phases[i], err, sizeof(err));
-        print_message("SIGINT at %s: exit %d\n", phases[i], rc);
-        assert_int_equal(rc, 5);
-        assert_non_null(strstr(err, "interrupted"));
-        assert_non_null(strstr(err, "the source runs on"));
-        look(&a, &la);
-        assert_int_equal(la.state, UFIO_MIG_RUNNING);
-        assert_int_equal(la.scratch, la0.scratch);
-        assert_memory_equal(la.bar2, la0.bar2, sizeof(la.bar2));
-        assert_int_equal(la.digest, la0.digest);
-        look(&b, &lb);
-        /* never running the source's half-moved state; untouched when interrupted before anything moved */
-        assert_true(lb.state == UFIO_MIG_STOP || (i == 0 && lb.state == UFIO_MIG_RUNNING));
-    }
-    /* nothing left over: the next migration goes through */
-    struct ufio_migrate_opts o = { 0 };
+    int idle_fds = srv_fd_count(&a); /* no session */
+    scribble(&a, 0x29);
+    struct ufio_migrate_opts o = { .max_downtime_ms = LOADED };
     struct ufio_migrate_result r;
     assert_int_equal(migrate(&a, &b, &o, &r), 0);
+    assert_int_equal(srv_wait_fd_count(&a, idle_fds), idle_fds); /* the controller's session is gone */
+    static struct look la, lb;
+    for (int i = 0; i < 3; i++) {
+        /* an observer looks (a state GET, the descriptor), and goes */
+        struct ufio_client *ob = t_connect(a.path, UFIO_ROLE_OBSERVER_REQ);
+        assert_int_equal(t_state(ob), UFIO_MIG_STOP);
+        ufio_client_destroy(ob);
+        assert_int_equal(srv_wait_fd_count(&a, idle_fds), idle_fds);
+        /* an owner attaches, reads, is refused a write and a reset, detaches */
+        struct ufio_client *c = t_owner(&a);
+        assert_int_equal(t_state(c), UFIO_MIG_STOP);
+        uint32_t v = 0x1234;
+        assert_int_equal(ufio_client_region_write(c, 0, REG_SCRATCH, &v, 4), -ENODEV);
+        assert_int_equal(ufio_client_region_write(c, 2, 0, &v, 4), -ENODEV);
+        assert_int_equal(ufio_client_reset(c), -ENODEV);
+        assert_int_equal(t_state(c), UFIO_MIG_STOP);
+        ufio_client_destroy(c);
+        assert_int_equal(srv_wait_fd_count(&a, idle_fds), idle_fds);
+    }
     look(&a, &la);
     look(&b, &lb);
+    assert_int_equal(la.state, UFIO_MIG_STOP);
+    assert_int_equal(lb.state, UFIO_MIG_RUNNING);
     assert_same(&la, &lb);
+    /* an explicit state change runs it again, and then it takes writes */
+    struct ufio_client *c = t_owner(&a);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    t_w32(c, 0, REG_SCRATCH, 0x4321);
+    assert_int_equal(t_r32(c, 0, REG_SCRATCH), 0x4321);
+    ufio_client_destroy(c);
+    /* and a source stopped by its owner (not migrated away) takes writes as before */
+    c = t_owner(&b);
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP, NULL), 0);
+    t_w32(c, 0, REG_SCRATCH, 0x777);
+    ufio_client_destroy(c);
     srv_stop(&a);
     srv_stop(&b);
 }
@@ -701,7 +919,7 @@ static void test_plain_servers_migrate(void **st)
     static uint8_t ram[65536], back[65536];
     for (size_t i = 0; i < sizeof(ram); i++)
         ram[i] = (uint8_t)(i * 31 + 7);
-    struct ufio_client *c = cl(&a);
+    struct ufio_client *c = t_owner(&a);
     assert_int_equal(ufio_client_region_write(c, 2, 0, ram, sizeof(ram)), 0);
     /* the client takes a padded reply: 100 bytes asked of a pass, all data */
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_PRE_COPY, NULL), 0);
@@ -717,13 +935,13 @@ static void test_plain_servers_migrate(void **st)
     assert_false(r.verified);
     assert_true(r.rounds >= 1);
     assert_true(r.precopy_bytes >= sizeof(ram));
-    c = cl(&b);
-    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    c = t_owner(&b);
+    assert_int_equal(t_state(c), UFIO_MIG_RUNNING);
     assert_int_equal(ufio_client_region_read(c, 2, 0, back, sizeof(back)), 0);
     assert_memory_equal(back, ram, sizeof(ram));
     ufio_client_destroy(c);
-    c = cl(&a);
-    assert_int_equal(state(c), UFIO_MIG_STOP);
+    c = t_owner(&a);
+    assert_int_equal(t_state(c), UFIO_MIG_STOP);
     ufio_client_destroy(c);
     /* and a ufio device is not taken for it: different ids */
     struct srv u;
@@ -745,20 +963,23 @@ int main(int argc, char **argv)
     plain_bin = argv[3];
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_second_migration_keeps_bar2),
-        cmocka_unit_test(test_retry_after_aborted_precopy),
-        cmocka_unit_test(test_stopped_source_refused),
-        cmocka_unit_test(test_half_loaded_destination),
-        cmocka_unit_test(test_digest_mismatch_rolls_back),
-        cmocka_unit_test(test_digest_covers_library_state),
-        cmocka_unit_test(test_every_arc_can_fail),
-        cmocka_unit_test(test_engine_failed_arcs_roll_back),
-        cmocka_unit_test(test_stop_copy_deadline),
-        cmocka_unit_test(test_budget_refused),
-        cmocka_unit_test(test_dirty_rate_limit),
-        cmocka_unit_test(test_sigint_each_phase),
-        cmocka_unit_test(test_bad_option_values),
-        cmocka_unit_test(test_plain_servers_migrate),
+        T_TEST(test_second_migration_keeps_bar2),
+        T_TEST(test_retry_after_aborted_precopy),
+        T_TEST(test_stopped_source_refused),
+        T_TEST(test_half_loaded_destination),
+        T_TEST(test_digest_mismatch_rolls_back),
+        T_TEST(test_digest_covers_library_state),
+        T_TEST(test_every_arc_can_fail),
+        T_TEST(test_engine_failed_arcs_roll_back),
+        T_TEST(test_stop_copy_deadline),
+        T_TEST(test_budget_refused),
+        T_TEST(test_dirty_rate_limit),
+        T_TEST(test_killed_controller_lifts_dirty_limit),
+        T_TEST(test_signals_each_phase),
+        T_TEST(test_busy_owner_migrated_away),
+        T_TEST(test_migrated_away_stays_stopped),
+        T_TEST(test_bad_option_values),
+        T_TEST(test_plain_servers_migrate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,32 +45,6 @@ static int teardown(void **st)
     return 0;
 }
 
-static struct ufio_client *cl(struct srv *s)
-{
-    struct ufio_client *c;
-    assert_int_equal(ufio_client_connect(s->path, NULL, &c), 0);
-    return c;
-}
-
-static void w32(struct ufio_client *c, unsigned region, uint64_t off, uint32_t v)
-{
-    assert_int_equal(ufio_client_region_write(c, region, off, &v, 4), 0);
-}
-
-static uint32_t r32(struct ufio_client *c, unsigned region, uint64_t off)
-{
-    uint32_t v = 0;
-    assert_int_equal(ufio_client_region_read(c, region, off, &v, 4), 0);
-    return v;
-}
-
-static unsigned state(struct ufio_client *c)
-{
-    unsigned s;
-    assert_int_equal(ufio_client_mig_get_state(c, &s), 0);
-    return s;
-}
-
 /* Moves the stream by hand; returns the bytes moved. */
 static size_t pump(struct ufio_client *src, struct ufio_client *dst, uint8_t *keep, size_t keep_cap)
 {
@@ -91,11 +65,11 @@ static size_t pump(struct ufio_client *src, struct ufio_client *dst, uint8_t *ke
 
 static void test_flags_and_states(void **st)
 {
-    struct ufio_client *a = cl(&A);
+    struct ufio_client *a = t_owner(&A);
     uint64_t flags;
     assert_int_equal(ufio_client_mig_flags(a, &flags), 0);
     assert_int_equal(flags, UFIO_MIG_F_STOP_COPY | UFIO_MIG_F_PRE_COPY);
-    assert_int_equal(state(a), UFIO_MIG_RUNNING);
+    assert_int_equal(t_state(a), UFIO_MIG_RUNNING);
     /* STOP_COPY -> PRE_COPY is refused; P2P states are not supported by this device */
     assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_STOP_COPY, NULL), 0);
     unsigned reached;
@@ -116,15 +90,15 @@ static void test_flags_and_states(void **st)
     /* reset from anywhere goes back to RUNNING */
     assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_RESUMING, NULL), 0);
     assert_int_equal(ufio_client_reset(a), 0);
-    assert_int_equal(state(a), UFIO_MIG_RUNNING);
+    assert_int_equal(t_state(a), UFIO_MIG_RUNNING);
     ufio_client_destroy(a);
 }
 
 /* Precopy while the device runs, a page dirtied in between, then stop-copy. */
 static void test_manual_precopy_migration(void **st)
 {
-    struct ufio_client *a = cl(&A), *b = cl(&B);
-    w32(a, 0, 8, 0x11223344);
+    struct ufio_client *a = t_owner(&A), *b = t_owner(&B);
+    t_w32(a, 0, 8, 0x11223344);
     uint8_t page[4096];
     memset(page, 0xc3, sizeof(page));
     assert_int_equal(ufio_client_region_write(a, 2, 0x1000, page, sizeof(page)), 0);
@@ -150,7 +124,7 @@ static void test_manual_precopy_migration(void **st)
     /* the device still runs: dirty a page and change a register */
     memset(page, 0x5e, sizeof(page));
     assert_int_equal(ufio_client_region_write(a, 2, 0x3000, page, sizeof(page)), 0);
-    w32(a, 0, 8, 0x55667788);
+    t_w32(a, 0, 8, 0x55667788);
     assert_int_equal(ufio_client_mig_precopy_info(a, &initial, &dirty), 0);
     assert_true(dirty >= 4096);
     assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_STOP_COPY, NULL), 0);
@@ -160,7 +134,7 @@ static void test_manual_precopy_migration(void **st)
     assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_RUNNING, NULL), 0);
     assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_STOP, NULL), 0);
 
-    assert_int_equal(r32(b, 0, 8), 0x55667788);
+    assert_int_equal(t_r32(b, 0, 8), 0x55667788);
     uint8_t got[4096];
     assert_int_equal(ufio_client_region_read(b, 2, 0x1000, got, sizeof(got)), 0);
     assert_int_equal(got[100], 0xc3);
@@ -206,25 +180,25 @@ static int load(struct ufio_client *b, const uint8_t *s, size_t n, size_t piece)
 
 static void test_stream_any_chunking_and_damage(void **st)
 {
-    struct ufio_client *a = cl(&A), *b = cl(&B);
-    w32(a, 0, 8, 0xfeedf00d);
+    struct ufio_client *a = t_owner(&A), *b = t_owner(&B);
+    t_w32(a, 0, 8, 0xfeedf00d);
     size_t n = capture(a);
     /* odd chunking is fine: the stream is bytes */
-    w32(b, 0, 8, 0);
+    t_w32(b, 0, 8, 0);
     assert_int_equal(load(b, stream, n, 777), 0);
     assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_RUNNING, NULL), 0);
-    assert_int_equal(r32(b, 0, 8), 0xfeedf00d);
+    assert_int_equal(t_r32(b, 0, 8), 0xfeedf00d);
 
     /* truncated: the records that arrived were loaded (streaming), so leaving RESUMING
      * fails into ERROR and the device cannot run until it is reset */
-    w32(b, 0, 8, 0x1234);
+    t_w32(b, 0, 8, 0x1234);
     assert_int_equal(load(b, stream, n - 10, 4096), -EINVAL);
-    assert_int_equal(state(b), UFIO_MIG_ERROR);
+    assert_int_equal(t_state(b), UFIO_MIG_ERROR);
     assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_RUNNING, NULL), -EINVAL);
-    assert_int_equal(state(b), UFIO_MIG_ERROR);
+    assert_int_equal(t_state(b), UFIO_MIG_ERROR);
     assert_int_equal(ufio_client_reset(b), 0);
-    assert_int_equal(state(b), UFIO_MIG_RUNNING);
-    w32(b, 0, 8, 0x1234);
+    assert_int_equal(t_state(b), UFIO_MIG_RUNNING);
+    t_w32(b, 0, 8, 0x1234);
 
     /* one flipped byte in the first data record (the registers): its CRC catches it
      * before the device sees it, so nothing was loaded */
@@ -235,9 +209,9 @@ static void test_stream_any_chunking_and_damage(void **st)
     bad[first + UFIO_MIG_REC_HDR + 2] ^= 0x40;
     assert_int_equal(load(b, bad, n, 65536), -EBADMSG);
     assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_STOP, NULL), -EBADMSG);
-    assert_int_equal(state(b), UFIO_MIG_ERROR);
+    assert_int_equal(t_state(b), UFIO_MIG_ERROR);
     assert_int_equal(ufio_client_reset(b), 0);
-    assert_int_equal(r32(b, 0, 8), 0x1234);
+    assert_int_equal(t_r32(b, 0, 8), 0x1234);
 
     /* bad magic is refused at once */
     memcpy(bad, stream, n);
@@ -251,9 +225,9 @@ static void test_stream_any_chunking_and_damage(void **st)
 
 static void test_engine_migrates(void **st)
 {
-    struct ufio_client *a = cl(&A);
-    w32(a, 0, 8, 0xabcdef01);
-    w32(a, 1, 4, 0x77);
+    struct ufio_client *a = t_owner(&A);
+    t_w32(a, 0, 8, 0xabcdef01);
+    t_w32(a, 1, 4, 0x77);
     ufio_client_destroy(a);
     struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = A.path, .dst_path = B.path, .max_downtime_ms = 300 };
     char errbuf[UFIO_MIGRATE_ERROR_MAX];
@@ -262,13 +236,13 @@ static void test_engine_migrates(void **st)
     assert_true(r.compatible);
     assert_true(r.rounds >= 1);
     assert_true(r.bytes > 64 * 1024);
-    struct ufio_client *b = cl(&B);
-    assert_int_equal(state(b), UFIO_MIG_RUNNING);
-    assert_int_equal(r32(b, 0, 8), 0xabcdef01);
-    assert_int_equal(r32(b, 1, 4), 0x77);
+    struct ufio_client *b = t_owner(&B);
+    assert_int_equal(t_state(b), UFIO_MIG_RUNNING);
+    assert_int_equal(t_r32(b, 0, 8), 0xabcdef01);
+    assert_int_equal(t_r32(b, 1, 4), 0x77);
     ufio_client_destroy(b);
-    a = cl(&A);
-    assert_int_equal(state(a), UFIO_MIG_STOP); /* the device moved */
+    a = t_owner(&A);
+    assert_int_equal(t_state(a), UFIO_MIG_STOP); /* the device moved */
     assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_RUNNING, NULL), 0);
     ufio_client_destroy(a);
 }
@@ -277,13 +251,8 @@ static void test_engine_migrates(void **st)
 static void kill_in_precopy(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
 {
     struct srv *s = opaque;
-    if (ph == UFIO_MIGRATE_PRECOPY && s->pid) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-        close(s->out_fd);
-        unlink(s->path);
-    }
+    if (ph == UFIO_MIGRATE_PRECOPY)
+        srv_kill(s);
 }
 
 /* The destination dies mid-way: the source is back to RUNNING with its state. */
@@ -291,8 +260,8 @@ static void test_engine_rolls_back(void **st)
 {
     struct srv C;
     assert_int_equal(srv_start(&C, server_bin, NULL), 0);
-    struct ufio_client *a = cl(&A);
-    w32(a, 0, 8, 0x0badcafe);
+    struct ufio_client *a = t_owner(&A);
+    t_w32(a, 0, 8, 0x0badcafe);
     ufio_client_destroy(a);
     struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = A.path, .dst_path = C.path, .progress = kill_in_precopy, .opaque = &C };
     char errbuf[UFIO_MIGRATE_ERROR_MAX];
@@ -300,9 +269,9 @@ static void test_engine_rolls_back(void **st)
     int err = ufio_migrate(&o, &r);
     assert_true(err < 0 && err != -EPERM);
     assert_true(strlen(r.error) > 0);
-    a = cl(&A);
-    assert_int_equal(state(a), UFIO_MIG_RUNNING);
-    assert_int_equal(r32(a, 0, 8), 0x0badcafe);
+    a = t_owner(&A);
+    assert_int_equal(t_state(a), UFIO_MIG_RUNNING);
+    assert_int_equal(t_r32(a, 0, 8), 0x0badcafe);
     ufio_client_destroy(a);
 }
 
@@ -312,8 +281,8 @@ static void test_engine_source_dies(void **st)
     struct srv src, dst;
     assert_int_equal(srv_start(&src, server_bin, NULL), 0);
     assert_int_equal(srv_start(&dst, server_bin, NULL), 0);
-    struct ufio_client *d = cl(&dst);
-    w32(d, 0, 8, 0x5eed0001); /* the destination's own state before */
+    struct ufio_client *d = t_owner(&dst);
+    t_w32(d, 0, 8, 0x5eed0001); /* the destination's own state before */
     ufio_client_destroy(d);
     struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = src.path, .dst_path = dst.path, .progress = kill_in_precopy, .opaque = &src };
     char errbuf[UFIO_MIGRATE_ERROR_MAX];
@@ -322,8 +291,8 @@ static void test_engine_source_dies(void **st)
     assert_true(err < 0 && err != -EPERM);
     /* the records that arrived were loaded as they came (streaming): the destination
      * holds part of the source's state, so it is left stopped, never running it */
-    d = cl(&dst);
-    assert_int_equal(state(d), UFIO_MIG_STOP);
+    d = t_owner(&dst);
+    assert_int_equal(t_state(d), UFIO_MIG_STOP);
     ufio_client_destroy(d);
     srv_stop(&dst);
 }
@@ -334,12 +303,12 @@ static void test_engine_no_precopy(void **st)
     struct srv src, dst;
     assert_int_equal(srv_start(&src, server_bin, NULL), 0);
     assert_int_equal(srv_start(&dst, server_bin, NULL), 0);
-    struct ufio_client *a = cl(&src);
+    struct ufio_client *a = t_owner(&src);
     static uint8_t ram[65536], back[65536];
     for (size_t i = 0; i < sizeof(ram); i++)
         ram[i] = (uint8_t)(i * 7 + 1);
     assert_int_equal(ufio_client_region_write(a, 2, 0, ram, sizeof(ram)), 0);
-    w32(a, 0, 8, 0x13579bdf);
+    t_w32(a, 0, 8, 0x13579bdf);
     ufio_client_destroy(a);
     struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = src.path, .dst_path = dst.path, .no_precopy = true };
     char errbuf[UFIO_MIGRATE_ERROR_MAX];
@@ -348,10 +317,10 @@ static void test_engine_no_precopy(void **st)
     assert_int_equal(r.rounds, 0);
     assert_int_equal(r.precopy_bytes, 0);
     assert_true(r.stopcopy_bytes > sizeof(ram));
-    struct ufio_client *b = cl(&dst);
+    struct ufio_client *b = t_owner(&dst);
     assert_int_equal(ufio_client_region_read(b, 2, 0, back, sizeof(back)), 0);
     assert_memory_equal(back, ram, sizeof(ram));
-    assert_int_equal(r32(b, 0, 8), 0x13579bdf);
+    assert_int_equal(t_r32(b, 0, 8), 0x13579bdf);
     ufio_client_destroy(b);
     srv_stop(&src);
     srv_stop(&dst);
@@ -373,8 +342,8 @@ static void test_compatibility(void **st)
     assert_non_null(strstr(r.error, "software_version"));
     assert_non_null(strstr(r.error, "1.1.0"));
     /* the refused destination was not touched */
-    struct ufio_client *c = cl(&old);
-    assert_int_equal(state(c), UFIO_MIG_RUNNING);
+    struct ufio_client *c = t_owner(&old);
+    assert_int_equal(t_state(c), UFIO_MIG_RUNNING);
     ufio_client_destroy(c);
     o = (struct ufio_migrate_opts){ .size = sizeof(o), .src_path = old.path, .dst_path = major2.path };
     assert_int_equal(ufio_migrate(&o, &r), -EPERM);
@@ -385,8 +354,10 @@ static void test_compatibility(void **st)
     /* a hand-made stream whose descriptor is the destination's own (so it passes
      * the check) but whose payload is not this device's state: the framing
      * verifies, the device's load refuses it, nothing is loaded */
-    c = cl(&old);
-    w32(c, 0, 8, 0x600d);
+    c = t_owner(&old);
+    assert_int_equal(t_state(c), UFIO_MIG_STOP); /* migrated away: it takes no write until told to run */
+    assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_RUNNING, NULL), 0);
+    t_w32(c, 0, 8, 0x600d);
     static char desc[4096];
     size_t dl = 0;
     assert_int_equal(ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, desc,
@@ -406,14 +377,14 @@ static void test_compatibility(void **st)
     /* the record is refused as it arrives; leaving RESUMING then fails into ERROR */
     assert_int_equal(load(c, f, n, 1000), -EINVAL);
     assert_int_equal(ufio_client_mig_set_state(c, UFIO_MIG_STOP, NULL), -EINVAL);
-    assert_int_equal(state(c), UFIO_MIG_ERROR);
+    assert_int_equal(t_state(c), UFIO_MIG_ERROR);
     char why[256];
     size_t wl = 0;
     assert_int_equal(ufio_client_feature(c, UFIO_FEATURE_GET | UFIO_FEATURE_MIG_REASON, NULL, 0, why,
                                          sizeof(why), &wl), 0);
     assert_non_null(strstr(why, "refused record 1"));
     assert_int_equal(ufio_client_reset(c), 0);
-    assert_int_equal(r32(c, 0, 8), 0x600d);
+    assert_int_equal(t_r32(c, 0, 8), 0x600d);
     /* the same stream claiming another device's identity is refused by the check */
     char *t = strstr(desc, "ufio-sample");
     assert_non_null(t);
@@ -436,7 +407,7 @@ static void test_compatibility(void **st)
 
 static void test_dirty_logging(void **st)
 {
-    struct ufio_client *a = cl(&A);
+    struct ufio_client *a = t_owner(&A);
     int mfd = memfd_create("g", MFD_CLOEXEC);
     assert_int_equal(ftruncate(mfd, 1 << 20), 0);
     uint8_t *g = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
@@ -449,19 +420,19 @@ static void test_dirty_logging(void **st)
     assert_int_equal(ufio_client_dirty_log_start(a, 4096, NULL, 0), 0);
     assert_int_equal(ufio_client_dirty_log_start(a, 4096, NULL, 0), -EBUSY);
     /* the device writes 8 KiB at +0x5000 (pages 5 and 6) of the mapped range */
-    w32(a, 0, 0x18, 0x40000000);
-    w32(a, 0, 0x1c, 0);
-    w32(a, 0, 0x20, 0x40005000);
-    w32(a, 0, 0x24, 0);
-    w32(a, 0, 0x28, 8192);
-    w32(a, 0, 0x2c, 1);
-    assert_int_equal(r32(a, 0, 0x30), 1);
+    t_w32(a, 0, 0x18, 0x40000000);
+    t_w32(a, 0, 0x1c, 0);
+    t_w32(a, 0, 0x20, 0x40005000);
+    t_w32(a, 0, 0x24, 0);
+    t_w32(a, 0, 0x28, 8192);
+    t_w32(a, 0, 0x2c, 1);
+    assert_int_equal(t_r32(a, 0, 0x30), 1);
     /* and 100 bytes by DMA_WRITE message at +0x2010 of the fd-less range */
-    w32(a, 0, 0x20, 0x50002010);
-    w32(a, 0, 0x24, 0);
-    w32(a, 0, 0x28, 100);
-    w32(a, 0, 0x2c, 1);
-    assert_int_equal(r32(a, 0, 0x30), 1);
+    t_w32(a, 0, 0x20, 0x50002010);
+    t_w32(a, 0, 0x24, 0);
+    t_w32(a, 0, 0x28, 100);
+    t_w32(a, 0, 0x2c, 1);
+    assert_int_equal(t_r32(a, 0, 0x30), 1);
     memset(bm, 0, sizeof(bm));
     assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 4096, bm), 0);
     assert_int_equal(bm[0], 0x60);
@@ -475,9 +446,9 @@ static void test_dirty_logging(void **st)
     assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 4096, bm), 0);
     assert_int_equal(bm[0], 0);
     /* a larger report page size merges: 64 KiB pages, both writes in page 0 */
-    w32(a, 0, 0x20, 0x40015000);
-    w32(a, 0, 0x28, 4096);
-    w32(a, 0, 0x2c, 1);
+    t_w32(a, 0, 0x20, 0x40015000);
+    t_w32(a, 0, 0x28, 4096);
+    t_w32(a, 0, 0x2c, 1);
     memset(bm, 0, sizeof(bm));
     assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 65536, bm), 0);
     assert_int_equal(bm[0], 0x2);
@@ -492,7 +463,7 @@ static void test_dirty_logging(void **st)
      * leaves none behind for the next one */
     assert_int_equal(ufio_client_dirty_log_start(a, 4096, NULL, 0), 0);
     ufio_client_destroy(a);
-    a = cl(&A);
+    a = t_owner(&A);
     assert_int_equal(ufio_client_dma_map(a, 0x40000000, 1 << 20, 3, g, mfd, 0), 0);
     assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 4096, bm), -EINVAL);
     assert_int_equal(ufio_client_dirty_log_start(a, 4096, NULL, 0), 0);
@@ -507,15 +478,15 @@ int main(int argc, char **argv)
         return 2;
     server_bin = argv[1];
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flags_and_states),
-        cmocka_unit_test(test_manual_precopy_migration),
-        cmocka_unit_test(test_stream_any_chunking_and_damage),
-        cmocka_unit_test(test_engine_migrates),
-        cmocka_unit_test(test_engine_rolls_back),
-        cmocka_unit_test(test_engine_source_dies),
-        cmocka_unit_test(test_engine_no_precopy),
-        cmocka_unit_test(test_compatibility),
-        cmocka_unit_test(test_dirty_logging),
+        T_TEST(test_flags_and_states),
+        T_TEST(test_manual_precopy_migration),
+        T_TEST(test_stream_any_chunking_and_damage),
+        T_TEST(test_engine_migrates),
+        T_TEST(test_engine_rolls_back),
+        T_TEST(test_engine_source_dies),
+        T_TEST(test_engine_no_precopy),
+        T_TEST(test_compatibility),
+        T_TEST(test_dirty_logging),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -36,94 +36,6 @@ static const char *const quick[] = { "--handshake-timeout-ms=300", "--msg-timeou
 
 #define SCRATCH 8
 
-static struct ufio_client *conn_role(const char *path, unsigned role)
-{
-    struct ufio_client_opts o = { .size = sizeof(o), .role = role };
-    struct ufio_client *c = NULL;
-    int err = ufio_client_connect(path, &o, &c);
-    if (err)
-        print_error("connect %s role %u: %s\n", path, role, strerror(-err));
-    assert_int_equal(err, 0);
-    return c;
-}
-
-static void w32(struct ufio_client *c, unsigned region, uint64_t off, uint32_t v)
-{
-    assert_int_equal(ufio_client_region_write(c, region, off, &v, 4), 0);
-}
-
-static uint32_t r32(struct ufio_client *c, unsigned region, uint64_t off)
-{
-    uint32_t v = 0;
-    assert_int_equal(ufio_client_region_read(c, region, off, &v, 4), 0);
-    return v;
-}
-
-static unsigned state(struct ufio_client *c)
-{
-    unsigned s = 99;
-    assert_int_equal(ufio_client_mig_get_state(c, &s), 0);
-    return s;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* ---- an owner that keeps the device busy ---------------------------------- */
-
-struct busy {
-    struct ufio_client *c;
-    pthread_t t;
-    volatile int stop;
-    unsigned long rounds;
-    int err;
-};
-
-/* Writes and reads back a word of BAR2's RAM by message, round after round
- * (SCRATCH in BAR0 stays the test's). */
-static void *busy_fn(void *arg)
-{
-    struct busy *b = arg;
-    while (!b->stop) {
-        uint32_t v = (uint32_t)b->rounds * 2654435761u, back = 0;
-        int err = ufio_client_region_write(b->c, 2, 0x40, &v, 4);
-        if (!err)
-            err = ufio_client_region_read(b->c, 2, 0x40, &back, 4);
-        if (!err && back != v)
-            err = -EIO;
-        if (err) {
-            b->err = err;
-            break;
-        }
-        b->rounds++;
-    }
-    return NULL;
-}
-
-static void busy_start(struct busy *b, struct ufio_client *c)
-{
-    memset(b, 0, sizeof(*b));
-    b->c = c;
-    assert_int_equal(pthread_create(&b->t, NULL, busy_fn, b), 0);
-    /* under way before anyone else comes */
-    uint64_t end = now_ms() + 5000;
-    while (b->rounds < 10 && !b->err && now_ms() < end)
-        sched_yield();
-    assert_true(b->rounds >= 10);
-}
-
-static unsigned long busy_stop(struct busy *b)
-{
-    b->stop = 1;
-    pthread_join(b->t, NULL);
-    assert_int_equal(b->err, 0);
-    return b->rounds;
-}
-
 /* Runs a tool, returns its exit status and its stdout in out. */
 static int run_tool(char *out, size_t cap, const char *const *argv)
 {
@@ -163,10 +75,11 @@ static void test_tools_and_controller_beside_a_busy_owner(void **st)
     struct srv a, b;
     assert_int_equal(srv_start(&a, server_bin, NULL), 0);
     assert_int_equal(srv_start(&b, server_bin, NULL), 0);
-    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
-    w32(owner, 0, SCRATCH, 0x5e55a11e);
-    struct busy bz;
-    busy_start(&bz, owner);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
+    t_w32(owner, 0, SCRATCH, 0x5e55a11e);
+    static struct t_busy bz;
+    t_busy_init(&bz, owner);
+    t_busy_start(&bz);
 
     static char out[1 << 16];
     const char *lspci[] = { lspci_bin, "-xxxx", a.path, NULL };
@@ -181,18 +94,26 @@ static void test_tools_and_controller_beside_a_busy_owner(void **st)
     char errbuf[UFIO_MIGRATE_ERROR_MAX];
     struct ufio_migrate_result r = { .size = sizeof(r), .error = errbuf, .error_size = sizeof(errbuf) };
     assert_int_equal(ufio_migrate(&o, &r), 0);
-    /* the owner's requests made during STOP_COPY were held, then answered: it went on */
-    unsigned long rounds = busy_stop(&bz);
-    assert_true(rounds > 10);
-    /* read back from outside: B has A's state */
-    struct ufio_client *ob = conn_role(b.path, UFIO_ROLE_OBSERVER_REQ);
-    assert_int_equal(state(ob), UFIO_MIG_RUNNING);
+    /* the owner's requests made during STOP_COPY were held, then answered; a write after the
+     * stream was taken is refused (ENODEV), not answered with success and lost */
+    double end = t_now_ms() + 5000;
+    while (!atomic_load(&bz.err) && t_now_ms() < end)
+        poll(NULL, 0, 1);
+    assert_int_equal(t_busy_stop(&bz), -ENODEV);
+    assert_true(atomic_load(&bz.rounds) > 10);
+    /* read back from outside: B has A's state, every write the owner had acknowledged */
+    struct ufio_client *ob = t_connect(b.path, UFIO_ROLE_OBSERVER_REQ);
+    assert_int_equal(t_state(ob), UFIO_MIG_RUNNING);
     ufio_client_destroy(ob);
-    struct ufio_client *ownb = conn_role(b.path, UFIO_ROLE_DEFAULT);
-    assert_int_equal(r32(ownb, 0, SCRATCH), 0x5e55a11e);
+    struct ufio_client *ownb = t_connect(b.path, UFIO_ROLE_DEFAULT);
+    assert_int_equal(t_r32(ownb, 0, SCRATCH), 0x5e55a11e);
+    static uint32_t win[T_BUSY_WIN / 4];
+    assert_int_equal(ufio_client_region_read(ownb, 2, T_BUSY_OFF, win, sizeof(win)), 0);
+    assert_memory_equal(win, bz.shadow, sizeof(win));
     ufio_client_destroy(ownb);
+    t_busy_fini(&bz);
     /* A rests in STOP after a finished migration (it must not run twice) */
-    assert_int_equal(state(owner), UFIO_MIG_STOP);
+    assert_int_equal(t_state(owner), UFIO_MIG_STOP);
     ufio_client_destroy(owner);
     srv_stop(&a);
     srv_stop(&b);
@@ -203,9 +124,9 @@ static void test_observer_is_read_only(void **st)
 {
     struct srv a;
     assert_int_equal(srv_start(&a, server_bin, quick), 0);
-    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
-    w32(owner, 0, SCRATCH, 0x0b5e7e01);
-    struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
+    t_w32(owner, 0, SCRATCH, 0x0b5e7e01);
+    struct ufio_client *obs = t_connect(a.path, UFIO_ROLE_OBSERVER_REQ);
     struct ufio_client_caps caps = { .size = sizeof(caps) };
     assert_int_equal(ufio_client_get_caps(obs, &caps), 0);
     assert_false(caps.twin_socket); /* DMA requests go to the owner only */
@@ -224,7 +145,7 @@ static void test_observer_is_read_only(void **st)
     assert_int_equal(ufio_client_mig_set_state(obs, UFIO_MIG_STOP, NULL), -EACCES);
     assert_int_equal(ufio_client_dirty_log_start(obs, 4096, NULL, 0), -EACCES);
     /* but it sees the migration state and the descriptor */
-    assert_int_equal(state(obs), UFIO_MIG_RUNNING);
+    assert_int_equal(t_state(obs), UFIO_MIG_RUNNING);
     static char desc[4096];
     size_t dl = 0;
     assert_int_equal(ufio_client_feature(obs, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, desc,
@@ -232,8 +153,8 @@ static void test_observer_is_read_only(void **st)
     assert_non_null(strstr(desc, "ufio-sample"));
     /* the session goes on after refusals, and the owner was untouched */
     assert_int_equal(ufio_client_region_read(obs, UFIO_PCI_CONFIG_REGION, 0, c2, 4), 0);
-    assert_int_equal(r32(owner, 0, SCRATCH), 0x0b5e7e01);
-    assert_int_equal(state(owner), UFIO_MIG_RUNNING);
+    assert_int_equal(t_r32(owner, 0, SCRATCH), 0x0b5e7e01);
+    assert_int_equal(t_state(owner), UFIO_MIG_RUNNING);
     p = NULL;
     assert_int_equal(ufio_client_region_mmap(owner, 2, 0, 4096, &p), 0);
     munmap(p, 4096);
@@ -251,8 +172,8 @@ static void test_owner_busy_while_controller_migrates(void **st)
 {
     struct srv a;
     assert_int_equal(srv_start(&a, server_bin, quick), 0);
-    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
-    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
+    struct ufio_client *ctl = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_PRE_COPY, NULL), 0);
     assert_int_equal(ufio_client_mig_set_state(owner, UFIO_MIG_RUNNING, NULL), -EBUSY);
     uint8_t buf[64];
@@ -260,8 +181,8 @@ static void test_owner_busy_while_controller_migrates(void **st)
     assert_int_equal(ufio_client_mig_data_read(owner, buf, sizeof(buf), &got), -EBUSY);
     assert_int_equal(ufio_client_dirty_log_start(owner, 4096, NULL, 0), -EBUSY);
     /* PRE_COPY runs: the owner's accesses are answered at once */
-    w32(owner, 0, SCRATCH, 7);
-    assert_int_equal(r32(owner, 0, SCRATCH), 7);
+    t_w32(owner, 0, SCRATCH, 7);
+    assert_int_equal(t_r32(owner, 0, SCRATCH), 7);
     /* a second controller waits for the place, then EBUSY */
     struct ufio_client_opts o = { .size = sizeof(o), .role = UFIO_ROLE_CONTROLLER_REQ, .timeout_ms = 3000 };
     struct ufio_client *second = NULL;
@@ -294,7 +215,7 @@ static void test_held_requests_answered_in_order(void **st)
     int fd = raw_connect(a.path);
     assert_true(fd >= 0);
     assert_int_equal(raw_version(fd, "{\"capabilities\":{}}", &R), 0);
-    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    struct ufio_client *ctl = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), 0);
     /* four requests back to back: write 1, read, write 2, read */
     uint8_t b[256];
@@ -306,7 +227,7 @@ static void test_held_requests_answered_in_order(void **st)
     assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
     /* the controller is served meanwhile (the held owner blocks nobody) */
     for (int i = 0; i < 20; i++)
-        assert_int_equal(state(ctl), UFIO_MIG_STOP);
+        assert_int_equal(t_state(ctl), UFIO_MIG_STOP);
     /* nothing for the owner while stopped (a negative check: bounded wait) */
     assert_int_equal(raw_recv(fd, &R, 200), -ETIMEDOUT);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
@@ -325,6 +246,61 @@ static void test_held_requests_answered_in_order(void **st)
     srv_stop(&a);
 }
 
+/* Held while a controller takes the stream, and the controller finishes (STOP_COPY -> STOP,
+ * gone): the device lives elsewhere. A write answered with success now would be lost, so
+ * the held writes are refused (ENODEV), in order; the reads between them are answered with
+ * the state that was sent. */
+static void test_held_writes_refused_after_migration_away(void **st)
+{
+    struct srv a;
+    assert_int_equal(srv_start(&a, server_bin, NULL), 0);
+    int fd = raw_connect(a.path);
+    assert_true(fd >= 0);
+    assert_int_equal(raw_version(fd, "{\"capabilities\":{}}", &R), 0);
+    uint8_t b[256];
+    size_t n = mk_rw(b, 10, true, SCRATCH, 0x5ca1ab1e);
+    assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
+    assert_int_equal(raw_recv(fd, &R, 3000), 0);
+    assert_int_equal(R.flags & 0x20, 0);
+    struct ufio_client *ctl = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP_COPY, NULL), 0);
+    static uint8_t buf[1 << 20];
+    size_t got;
+    do
+        assert_int_equal(ufio_client_mig_data_read(ctl, buf, sizeof(buf), &got), 0);
+    while (got == sizeof(buf));
+    n = 0;
+    n += mk_rw(b + n, 11, true, SCRATCH, 1);
+    n += mk_rw(b + n, 12, false, SCRATCH, 0);
+    n += mk_rw(b + n, 13, true, SCRATCH, 2);
+    n += mk_rw(b + n, 14, false, SCRATCH, 0);
+    assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
+    /* nothing for the owner while stopped (a negative check: bounded wait) */
+    assert_int_equal(raw_recv(fd, &R, 200), -ETIMEDOUT);
+    assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), 0);
+    assert_int_equal(raw_recv(fd, &R, 200), -ETIMEDOUT);
+    ufio_client_destroy(ctl);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(raw_recv(fd, &R, 3000), 0);
+        assert_int_equal(R.id, 11 + i);
+        if (i % 2 == 0) {
+            assert_int_equal(R.flags & 0x20, 0x20);
+            assert_int_equal(R.err, ENODEV);
+        } else {
+            assert_int_equal(R.flags & 0x20, 0);
+            assert_int_equal(R.len, 20);
+            assert_int_equal(get32(R.payload + 16), 0x5ca1ab1e);
+        }
+    }
+    /* it rests stopped, and the owner leaving does not run it */
+    close(fd);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT); /* waits for the old owner to go */
+    assert_int_equal(t_state(owner), UFIO_MIG_STOP);
+    assert_int_equal(t_r32(owner, 0, SCRATCH), 0x5ca1ab1e);
+    ufio_client_destroy(owner);
+    srv_stop(&a);
+}
+
 /* An owner that hangs up while its request is held frees the owner's place. */
 static void test_held_owner_hangs_up(void **st)
 {
@@ -333,12 +309,12 @@ static void test_held_owner_hangs_up(void **st)
     int fd = raw_connect(a.path);
     assert_true(fd >= 0);
     assert_int_equal(raw_version(fd, "{\"capabilities\":{}}", &R), 0);
-    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    struct ufio_client *ctl = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_STOP, NULL), 0);
     uint8_t b[128]; /* two requests: 36 + 32 bytes */
     size_t n = mk_rw(b, 21, false, SCRATCH, 0);
     assert_int_equal(raw_send(fd, b, n, NULL, 0), 0);
-    assert_int_equal(state(ctl), UFIO_MIG_STOP); /* served while the owner is held */
+    assert_int_equal(t_state(ctl), UFIO_MIG_STOP); /* served while the owner is held */
     close(fd);
     /* the next owner gets in (a place still taken would make it wait, then EBUSY);
      * raw, since a client's first config read would be held while stopped */
@@ -372,19 +348,19 @@ static void test_stalled_connections_dropped(void **st)
     uint8_t b[64];
     size_t n = mk_rw(b, 5, false, 0, 0);
     assert_int_equal(raw_send(half, b, n - 7, NULL, 0), 0);
-    uint64_t t0 = now_ms();
+    double t0 = t_now_ms();
     /* meanwhile the owner is served */
-    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
     for (int i = 0; i < 50; i++) {
-        w32(owner, 0, SCRATCH, (uint32_t)i);
-        assert_int_equal(r32(owner, 0, SCRATCH), (uint32_t)i);
+        t_w32(owner, 0, SCRATCH, (uint32_t)i);
+        assert_int_equal(t_r32(owner, 0, SCRATCH), (uint32_t)i);
     }
     /* both are closed by the server once the limit passed (EOF), and not long after */
     assert_int_equal(raw_recv(silent, &R, 3000), -ECONNRESET);
     assert_int_equal(raw_recv(half, &R, 3000), -ECONNRESET);
-    uint64_t took = now_ms() - t0;
+    double took = t_now_ms() - t0;
     assert_true(took >= 250 && took < 3000);
-    assert_int_equal(r32(owner, 0, SCRATCH), 49u);
+    assert_int_equal(t_r32(owner, 0, SCRATCH), 49u);
     ufio_client_destroy(owner);
     close(silent);
     close(half);
@@ -433,8 +409,8 @@ static void test_uid_allow_list(void **st)
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(child_connects(mp, 65533), 11);
     /* the server goes on */
-    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
-    w32(owner, 0, SCRATCH, 3);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
+    t_w32(owner, 0, SCRATCH, 3);
     ufio_client_destroy(owner);
     srv_stop(&a);
     srv_stop(&b);
@@ -445,8 +421,8 @@ static void kill_controller_in(unsigned target)
 {
     struct srv a;
     assert_int_equal(srv_start(&a, server_bin, NULL), 0);
-    struct ufio_client *owner = conn_role(a.path, UFIO_ROLE_DEFAULT);
-    w32(owner, 0, SCRATCH, 0xdeadbee0 + target);
+    struct ufio_client *owner = t_connect(a.path, UFIO_ROLE_DEFAULT);
+    t_w32(owner, 0, SCRATCH, 0xdeadbee0 + target);
     uint8_t ram[4096], back[4096];
     for (size_t i = 0; i < sizeof(ram); i++)
         ram[i] = (uint8_t)(i * 13 + target);
@@ -468,26 +444,24 @@ static void kill_controller_in(unsigned target)
         pause();
         _exit(0);
     }
+    t_child_add(pid);
     close(ready[1]);
     char k = 0;
     assert_int_equal(read(ready[0], &k, 1), 1);
     close(ready[0]);
-    struct ufio_client *obs = conn_role(a.path, UFIO_ROLE_OBSERVER_REQ);
-    assert_int_equal(state(obs), target);
+    struct ufio_client *obs = t_connect(a.path, UFIO_ROLE_OBSERVER_REQ);
+    assert_int_equal(t_state(obs), target);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    t_child_forget(pid);
     /* the server sees the controller go: wait for RUNNING with a deadline */
-    uint64_t end = now_ms() + 3000;
-    unsigned s;
-    while ((s = state(obs)) != UFIO_MIG_RUNNING && now_ms() < end)
-        usleep(1000);
-    assert_int_equal(s, UFIO_MIG_RUNNING);
+    assert_int_equal(t_wait_state(obs, UFIO_MIG_RUNNING, 3000), UFIO_MIG_RUNNING);
     /* state intact, read from outside by the owner (which was held, if STOP_COPY, and now runs) */
-    assert_int_equal(r32(owner, 0, SCRATCH), 0xdeadbee0 + target);
+    assert_int_equal(t_r32(owner, 0, SCRATCH), 0xdeadbee0 + target);
     assert_int_equal(ufio_client_region_read(owner, 2, 0, back, sizeof(back)), 0);
     assert_memory_equal(ram, back, sizeof(ram));
     /* and the next controller can migrate it again */
-    struct ufio_client *ctl = conn_role(a.path, UFIO_ROLE_CONTROLLER_REQ);
+    struct ufio_client *ctl = t_connect(a.path, UFIO_ROLE_CONTROLLER_REQ);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_PRE_COPY, NULL), 0);
     assert_int_equal(ufio_client_mig_set_state(ctl, UFIO_MIG_RUNNING, NULL), 0);
     ufio_client_destroy(ctl);
@@ -510,15 +484,16 @@ int main(int argc, char **argv)
     compat_bin = argv[3];
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tools_and_controller_beside_a_busy_owner),
-        cmocka_unit_test(test_observer_is_read_only),
-        cmocka_unit_test(test_owner_busy_while_controller_migrates),
-        cmocka_unit_test(test_held_requests_answered_in_order),
-        cmocka_unit_test(test_held_owner_hangs_up),
-        cmocka_unit_test(test_stalled_connections_dropped),
-        cmocka_unit_test(test_uid_allow_list),
-        cmocka_unit_test(test_controller_killed_in_precopy),
-        cmocka_unit_test(test_controller_killed_in_stop_copy),
+        T_TEST(test_tools_and_controller_beside_a_busy_owner),
+        T_TEST(test_observer_is_read_only),
+        T_TEST(test_owner_busy_while_controller_migrates),
+        T_TEST(test_held_requests_answered_in_order),
+        T_TEST(test_held_writes_refused_after_migration_away),
+        T_TEST(test_held_owner_hangs_up),
+        T_TEST(test_stalled_connections_dropped),
+        T_TEST(test_uid_allow_list),
+        T_TEST(test_controller_killed_in_precopy),
+        T_TEST(test_controller_killed_in_stop_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

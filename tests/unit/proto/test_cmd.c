@@ -111,6 +111,27 @@ static void test_fixed_sizes(void **st)
     assert_int_equal(ufio_cmd_check(ufio_cmd_desc(VFIO_USER_DMA_WRITE), O, 16, 0, XF, 8), -ENOSYS);
 }
 
+/* The rows refused on a device migrated away: what changes state the stream carried
+ * (reads, the owner's DMA mappings and everything else are answered). */
+static void test_change_column(void **st)
+{
+    static const unsigned change[] = { VFIO_USER_DEVICE_SET_IRQS, VFIO_USER_REGION_WRITE, VFIO_USER_DEVICE_RESET,
+                                       VFIO_USER_REGION_WRITE_MULTI };
+    size_t n = 0;
+    for (size_t r = 0; ufio_cmd_row(r); r++) {
+        const struct ufio_cmd_desc *d = ufio_cmd_row(r);
+        bool want = false;
+        for (size_t i = 0; i < sizeof(change) / sizeof(change[0]); i++)
+            want |= d->cmd == change[i];
+        assert_int_equal(!!(d->flags & UFIO_CMD_F_CHANGE), want);
+        if (want) {
+            assert_true(d->flags & UFIO_CMD_F_STATE); /* held too, while a controller has it stopped */
+            n++;
+        }
+    }
+    assert_int_equal(n, sizeof(change) / sizeof(change[0]));
+}
+
 static void test_states(void **st)
 {
     const struct ufio_cmd_desc *rd = ufio_cmd_desc(VFIO_USER_MIG_DATA_READ);
@@ -198,6 +219,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_row),
         cmocka_unit_test(test_fixed_sizes),
+        cmocka_unit_test(test_change_column),
         cmocka_unit_test(test_states),
         cmocka_unit_test(test_reply_lengths),
         cmocka_unit_test(test_feature_rows),
