@@ -4,6 +4,8 @@
  *   xmig_peek fill SOCK SEED    BAR2 gets a pattern from SEED, SCRATCH = SEED
  *   xmig_peek digest SOCK       prints "state=S scratch=X bar2=FNV64 size=N dev=DIGEST"
  * (dev: the sample's own digest of registers, BAR2 and its extra state)
+ *   xmig_peek inject SOCK BITS  writes the sample's fault register (REG_MIG_FAIL, one-shot:
+ *                               0x40000 = the next page loaded gets one byte wrong)
  *   xmig_peek own SOCK READYFILE   the owner, busy: writes 1, 2, 3... to SCRATCH until
  *                               SIGTERM, then prints "writes=N last=V" (V: the last
  *                               write the device answered); READYFILE appears after
@@ -29,6 +31,7 @@
 #define REG_SCRATCH 0x08
 #define REG_DIGEST_LO 0x38 /* the sample's digest of its whole state (0 on samples without it) */
 #define REG_DIGEST_HI 0x3c
+#define REG_MIG_FAIL 0x40
 #define CHUNK (1u << 20)
 
 static int die(const char *what, int e)
@@ -66,9 +69,10 @@ static int own(struct ufio_client *c, const char *ready)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[1], "fill") && strcmp(argv[1], "digest") && strcmp(argv[1], "own")) ||
+    if (argc < 3 ||
+        (strcmp(argv[1], "fill") && strcmp(argv[1], "digest") && strcmp(argv[1], "own") && strcmp(argv[1], "inject")) ||
         (strcmp(argv[1], "digest") && argc < 4)) {
-        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK | own SOCK READYFILE\n");
+        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK | inject SOCK BITS | own SOCK READYFILE\n");
         return 2;
     }
     struct ufio_client *c;
@@ -91,6 +95,13 @@ int main(int argc, char **argv)
     int rc = 0;
     if (!strcmp(argv[1], "own")) {
         rc = own(c, argv[3]);
+    } else if (!strcmp(argv[1], "inject")) {
+        uint32_t bits = (uint32_t)strtoul(argv[3], NULL, 0), back = 0;
+        if ((e = ufio_client_region_write(c, BAR0, REG_MIG_FAIL, &bits, 4)) ||
+            (e = ufio_client_region_read(c, BAR0, REG_MIG_FAIL, &back, 4)))
+            rc = die("inject", e);
+        else if (back != bits)
+            rc = die("inject: the register did not keep the value", -EIO);
     } else if (!strcmp(argv[1], "fill")) {
         uint64_t seed = strtoull(argv[3], NULL, 0), x = seed | 1;
         uint32_t s32 = (uint32_t)seed;
