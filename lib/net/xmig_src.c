@@ -162,14 +162,14 @@ static int before_commit(void *opaque)
     struct src *s = opaque;
     if (cancelled(s))
         return -ECANCELED;
+    int e = ufio_client_mig_set_state(s->dev, UFIO_MIG_STOP, NULL);
+    if (e)
+        return e; /* not stopped: the engine puts it back to RUNNING */
+    s->state = UFIO_MIG_STOP;
     enter(s, XMIG_COMMIT);
     emit(s, XMIG_COMMIT, NULL);
-    if (cancelled(s))
-        return -ECANCELED;
-    int e = ufio_client_mig_set_state(s->dev, UFIO_MIG_STOP, NULL);
-    if (!e)
-        s->state = UFIO_MIG_STOP;
-    return e;
+    /* still ours to undo: COMMIT is not sent, the engine resumes the source */
+    return cancelled(s) ? -ECANCELED : 0;
 }
 
 static void on_progress(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
