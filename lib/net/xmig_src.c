@@ -185,13 +185,14 @@ static void on_progress(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes
         return; /* the result says it */
     bool changed = xp != s->phase;
     enter(s, xp);
-    /* every 64 MiB, to both sides */
+    /* every 64 MiB, to both sides (the destination says check and load itself) */
     if (changed || bytes - s->last_event_bytes >= (64u << 20)) {
         s->last_event_bytes = bytes;
         emit(s, xp, NULL);
         struct ufio_xmig_progress p;
         fill_progress(s, &p);
-        ufio_xmig_ep_progress(s->dst, &p); /* a failure shows at the next write */
+        if (xp == XMIG_PRECOPY || xp == XMIG_STOPCOPY)
+            ufio_xmig_ep_progress(s->dst, &p); /* a failure shows at the next write */
     }
 }
 
