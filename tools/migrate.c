@@ -104,6 +104,7 @@ static void usage(FILE *f)
                "  --test-pause-at PHASE for tests: stop at PHASE (checking, precopy, stop-copy, resuming;\n"
                "                        across hosts also commit: the source stopped, COMMIT not sent; the\n"
                "                        destination running, not yet answered) until SIGINT/SIGTERM arrives\n"
+               "Across hosts the source agent runs the same migration: the options above apply to it.\n"
                "SIGINT/SIGTERM roll back: the source runs on, the destination is stopped.\n"
                "Exit status (one host and across hosts): 0 migrated; 1 failed, rolled back (source running\n"
                "with its state, destination stopped); 2 usage; 3 incompatible (nothing moved); 4 refused\n"

@@ -190,6 +190,27 @@ for f in sys.argv[1:]:
     assert res and res[-1]["result"] == "migrated" and res[-1]["bytes"] > 65536, f
 PY'
 
+# ---- a source stopped by a migration: refused without --force, moved with it ----
+# (nothing reads the source in between: a client that reads a stopped device's
+# state becomes its migration holder, and the server resumes the device when
+# that client leaves)
+start_devices 0xf0ce
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait; show
+check "a stopped source is refused across hosts (exit 4 on both), the reason says so" \
+    '[ $src_rc = 4 ] && [ $dst_rc = 4 ] && grep -q "stopped (STOP)" "$dir/src.err"'
+listen --tls-dir "$C/server"
+# (all of the state in stop-copy: a budget it can meet on this link)
+send --to tls://$ip_d:$port --tls-dir "$C/client" --force --max-downtime 60000
+dst_wait; show
+s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+check "--force migrates the stopped source's state (no precopy), verified, the destination runs it" \
+    '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "$(jres "$dir/src.out" verified)" = true ] && [ "$(jres "$dir/src.out" rounds)" = 0 ] && [ "$(field dev "$s")" = "$(field dev "$d")" ] && [ "$(field scratch "$d")" = 0x0000f0ce ] && [ "$(field state "$d")" = RUNNING ]'
+
 # ---- with the owner (the VMM's stand-in) attached and busy at the source ----
 # The agents come in as migration controllers on the management socket; the
 # owner keeps writing SCRATCH 1, 2, 3... all through the migration.
@@ -378,6 +399,16 @@ dst_wait; show
 check "--no-verify across hosts: migrated without comparing (verified false)" \
     '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "$(jres "$dir/src.out" verified)" = false ]'
 
+# ---- stop-copy past its deadline: the source device gives up and runs again (exit 7) ----
+start_devices 0xdead1
+"$peek" inject "$dir/src.sock" 0x80000   # the sample's one-shot fault: its stop-copy save cannot finish in time
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait; show
+check "stop-copy past the deadline the engine gave: exit 7 on both, the reason says so" \
+    '[ $src_rc = 7 ] && [ $dst_rc = 7 ] && grep -q "did not finish stop-copy within" "$dir/src.err"'
+check "stop-copy past the deadline: the source RUNNING with its state, the destination stopped" rolled_back
+
 # ---- SIGINT on the source agent rolls back (exit 5), at precopy and at the commit ----
 for at in precopy commit; do
     start_devices 0x5161
@@ -398,14 +429,20 @@ rm -f "$dir/src.err"
 send_bg --to tls://$ip_d:$port --tls-dir "$C/client" --test-pause-at commit
 wait_for "$dir/src.err" "paused at commit"
 kill -9 "$spid"; wait "$spid" 2>/dev/null; src_rc=killed; dst_wait; show
-s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
-echo "  source: $s"; echo "  destination: $d"
+# states first, read as a controller (an owner's read would resume a stopped device when it leaves)
+ss=$("$peek" state "$dir/src.sock"); ds=$("$peek" state "$dir/dst.sock")
+echo "  source: $ss, destination: $ds"
 check "source agent killed at the commit: the destination exits 8 (in doubt: loaded, never committed)" \
     '[ $dst_rc = 8 ] && grep -q "in doubt" "$dir/dst.err"'
-check "in doubt: both devices stopped, the destination holds the source's state (digests equal), nothing runs twice" \
-    '[ "$(field state "$s")" = STOP ] && [ "$(field state "$d")" = STOP ] && [ "$(field dev "$s")" = "$(field dev "$d")" ] && [ "$(field scratch "$d")" = 0x000d0b71 ]'
+check "in doubt: both devices stopped, nothing runs twice" '[ "$ss" = state=STOP ] && [ "$ds" = state=STOP ]'
 "$migrate" --recover "$dir/src.sock" >"$dir/rec.out" 2>&1; rc=$?
-check "in doubt, destination 8: the orchestrator resumes the source (--recover), RUNNING with its state" '[ $rc = 0 ] && src_back'
+cat "$dir/rec.out"
+s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+echo "  source: $s"; echo "  destination: $d"
+check "in doubt, destination 8: the orchestrator resumes the source (--recover: RUNNING, was STOP) with its state" \
+    '[ $rc = 0 ] && grep -q "RUNNING (was STOP)" "$dir/rec.out" && src_back'
+check "in doubt: the stopped destination had loaded the source's whole state (BAR2, scratch)" \
+    '[ "$(field bar2 "$d")" = "$(field bar2 "$s")" ] && [ "$(field scratch "$d")" = 0x000d0b71 ]'
 
 # the destination agent dies after running its device, before answering COMMIT: the source exits 8
 start_devices 0xd0b72
@@ -414,12 +451,13 @@ send_bg --to tls://$ip_d:$port --tls-dir "$C/client"
 wait_for "$dir/dst.err" "paused at commit"
 kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dst_rc=killed
 wait "$spid"; src_rc=$?; show
+ss=$("$peek" state "$dir/src.sock")
 s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
-echo "  source: $s"; echo "  destination: $d"
+echo "  source: $ss; $s"; echo "  destination: $d"
 check "destination agent killed before its answer to COMMIT: the source exits 8 (in doubt), says so" \
     '[ $src_rc = 8 ] && grep -q "in doubt" "$dir/src.err"'
 check "in doubt: the source stays stopped, the destination runs with the source's state (read back from outside)" \
-    '[ "$(field state "$s")" = STOP ] && [ "$(field state "$d")" = RUNNING ] && [ "$(field bar2 "$d")" = "$(field bar2 "$s")" ] && [ "$(field scratch "$d")" = 0x000d0b72 ]'
+    '[ "$ss" = state=STOP ] && [ "$(field state "$d")" = RUNNING ] && [ "$(field bar2 "$d")" = "$(field bar2 "$s")" ] && [ "$(field scratch "$d")" = 0x000d0b72 ] && [ "$(field dev "$d")" = "$(field dev "$s")" ]'
 
 echo "net_xmig: $passes passed, $fails failed"
 [ $fails = 0 ]
