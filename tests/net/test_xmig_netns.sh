@@ -107,12 +107,16 @@ listen_plain() { # args...
     pids+=($dpid)
     [ "${*: -1}" != --insecure ] || wait_for "$dir/dst.out" '"listening"'
 }
+# These tests check what moves and what each fault leaves, not speed: a budget
+# no loaded (or sanitized) machine misses, unless a test names its own (the
+# last --max-downtime given wins). The budget itself is tested where it is named.
+budget=(--max-downtime 20000)
 send() { # args... (foreground); sets src_rc
-    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "$@" >"$dir/src.out" 2>"$dir/src.err"
+    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "${budget[@]}" "$@" >"$dir/src.out" 2>"$dir/src.err"
     src_rc=$?
 }
 send_bg() {
-    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "$@" >"$dir/src.out" 2>"$dir/src.err" &
+    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "${budget[@]}" "$@" >"$dir/src.out" 2>"$dir/src.err" &
     spid=$!
     pids+=($spid)
 }
