@@ -101,8 +101,10 @@ static void usage(FILE *f)
                "  --timeout MS          per-request timeout (default 5000)\n"
                "  --json                print a JSON summary on stdout (across hosts: one JSON event a line)\n"
                "  -q, --quiet           no progress line (it is shown only on a terminal anyway)\n"
-               "  --test-pause-at PHASE for tests: stop at PHASE (checking, precopy, stop-copy, resuming)\n"
-               "                        until SIGINT/SIGTERM arrives\n"
+               "  --test-pause-at PHASE for tests: stop at PHASE (checking, precopy, stop-copy, resuming;\n"
+               "                        across hosts also commit: the source stopped, COMMIT not sent; the\n"
+               "                        destination running, not yet answered) until SIGINT/SIGTERM arrives\n"
+               "Across hosts the source agent runs the same migration: the options above apply to it.\n"
                "SIGINT/SIGTERM roll back: the source runs on, the destination is stopped.\n"
                "Exit status (one host and across hosts): 0 migrated; 1 failed, rolled back (source running\n"
                "with its state, destination stopped); 2 usage; 3 incompatible (nothing moved); 4 refused\n"
@@ -231,8 +233,9 @@ int main(int argc, char **argv)
             for (int i = 0; i < 4; i++)
                 if (!strcmp(optarg, phase_name[i]))
                     pause_at = i;
-            if (pause_at < 0)
-                return bad_value("test-pause-at", optarg, "checking, precopy, stop-copy or resuming");
+            na.pause_at = optarg; /* across hosts: "commit" as well (migrate_net.c) */
+            if (pause_at < 0 && strcmp(optarg, "commit"))
+                return bad_value("test-pause-at", optarg, "checking, precopy, stop-copy, resuming or commit");
             break;
         case 'j': json = true; break;
         case 'q': quiet = true; break;
@@ -264,9 +267,7 @@ int main(int argc, char **argv)
         return o.src_path || o.dst_path || listen_url ? (usage(stderr), 2) : reset_device(reset, o.timeout_ms, json);
     if (recover)
         return o.src_path || o.dst_path || listen_url ? (usage(stderr), 2) : net_recover(recover, o.timeout_ms);
-    na.max_downtime_ms = o.max_downtime_ms;
-    na.max_rounds = o.max_rounds;
-    na.no_precopy = o.no_precopy;
+    na.mig = &o;
     na.dev_timeout_ms = o.timeout_ms;
     na.json = json;
     na.quiet = quiet;
@@ -288,6 +289,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (na.pause_at && pause_at < 0)
+        return bad_value("test-pause-at", na.pause_at, "commit is a step of the cross-host agents only");
     if (reset)
         return reset_device(reset, o.timeout_ms, json);
     struct sigaction sa = { .sa_handler = on_signal };

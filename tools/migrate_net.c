@@ -22,7 +22,50 @@ struct sink {
     bool json;
     bool tty;
     const char *side;
+    int pause_at;   /* an ufio_xmig_phase, or -1 */
 };
+
+static volatile int net_cancel;
+
+static void on_signal(int sig)
+{
+    net_cancel = sig;
+}
+
+/* --test-pause-at: a test holds the agent at a phase until SIGINT/SIGTERM
+ * (the source agent then rolls back; the destination agent has no handler
+ * and ends, as it would when killed there). */
+static void on_pause(void *opaque, enum ufio_xmig_phase ph)
+{
+    struct sink *k = opaque;
+    if ((int)ph != k->pause_at)
+        return;
+    k->pause_at = -1;
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &old); /* a signal sent after the line below is not lost */
+    fprintf(stderr, "ufio-migrate: %s: paused at %s\n", k->side, ufio_xmig_phase_name(ph));
+    sigset_t wait = old;
+    sigdelset(&wait, SIGINT);
+    sigdelset(&wait, SIGTERM);
+    while (!net_cancel)
+        sigsuspend(&wait);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static int pause_phase(const char *name)
+{
+    static const struct { const char *name; enum ufio_xmig_phase ph; } map[] = {
+        { "checking", XMIG_CHECK }, { "precopy", XMIG_PRECOPY }, { "stop-copy", XMIG_STOPCOPY },
+        { "resuming", XMIG_LOAD }, { "commit", XMIG_COMMIT },
+    };
+    for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(name, map[i].name))
+            return (int)map[i].ph;
+    return -1;
+}
 
 static void on_event(void *opaque, const struct ufio_xmig_event *ev)
 {
@@ -67,6 +110,15 @@ static void report(const struct sink *k, int code, const struct ufio_xmig_result
         json_object_object_add(j, "total_ms", json_object_new_double(r->total_ms));
         json_object_object_add(j, "throughput_mib_s", json_object_new_double(r->throughput_mib_s));
         json_object_object_add(j, "link_rate_mib_s", json_object_new_double(r->link_rate_mib_s));
+        json_object_object_add(j, "predicted_downtime_ms", json_object_new_double(r->predicted_downtime_ms));
+        json_object_object_add(j, "dirty_limit_pages_s", json_object_new_int64((int64_t)r->dirty_limit));
+        json_object_object_add(j, "verified", json_object_new_boolean(r->verified));
+        if (r->verified)
+            json_object_object_add(j, "digest", json_object_new_string(r->digest));
+        if (r->peer_code >= 0)
+            json_object_object_add(j, "peer_exit_code", json_object_new_int(r->peer_code));
+        if (r->warning[0])
+            json_object_object_add(j, "warning", json_object_new_string(r->warning));
         /* the agent's CPU (user + system) since it started: TLS, framing and its device client */
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -78,9 +130,12 @@ static void report(const struct sink *k, int code, const struct ufio_xmig_result
         fflush(stdout);
         json_object_put(j);
     } else if (!code) {
-        printf("%s: migrated %llu bytes (%u precopy rounds), downtime %.2f ms, total %.2f ms, %.1f MiB/s\n", k->side,
-               (unsigned long long)r->bytes, r->rounds, r->downtime_ms, r->total_ms, r->throughput_mib_s);
+        printf("%s: migrated %llu bytes (%u precopy rounds), downtime %.2f ms, total %.2f ms, %.1f MiB/s%s\n",
+               k->side, (unsigned long long)r->bytes, r->rounds, r->downtime_ms, r->total_ms, r->throughput_mib_s,
+               r->verified ? ", state digests equal" : "");
     }
+    if (r->warning[0])
+        fprintf(stderr, "ufio-migrate: %s: warning: %s\n", k->side, r->warning);
     if (code)
         fprintf(stderr, "ufio-migrate: %s: %s: %s\n", k->side, name, r->error);
 }
@@ -118,12 +173,10 @@ static int check_url(const char *url, struct net_args *a, char *host, size_t hc,
 static void fill_opts(struct ufio_xmig_opts *o, const struct net_args *a, struct sink *k)
 {
     o->link = a->link;
-    o->max_downtime_ms = a->max_downtime_ms;
-    o->max_rounds = a->max_rounds;
-    o->no_precopy = a->no_precopy;
     o->dev_timeout_ms = a->dev_timeout_ms;
     o->accept_timeout_ms = a->accept_timeout_ms;
     o->event = (k->json || k->tty) ? on_event : NULL;
+    o->pause = k->pause_at >= 0 ? on_pause : NULL;
     o->opaque = k;
 }
 
@@ -135,8 +188,18 @@ int net_send(const char *src, const char *url, struct net_args *a)
         return code;
     warn_insecure(a);
     signal(SIGPIPE, SIG_IGN);
-    struct sink k = { .json = a->json, .tty = !a->quiet && isatty(2), .side = "source" };
-    struct ufio_xmig_opts o = { .dev_path = src, .host = host, .port = port };
+    /* SIGINT/SIGTERM: the engine rolls back (no SA_RESTART: a wait on the link sees it) */
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct sink k = { .json = a->json, .tty = !a->quiet && isatty(2), .side = "source",
+                      .pause_at = pause_phase(a->pause_at) };
+    struct ufio_migrate_opts mo = { .size = sizeof(mo) };
+    if (a->mig)
+        mo = *a->mig;
+    mo.cancel = &net_cancel;
+    struct ufio_xmig_opts o = { .dev_path = src, .host = host, .port = port, .mig = &mo };
     fill_opts(&o, a, &k);
     struct ufio_xmig_result r;
     code = ufio_xmig_send(&o, &r);
@@ -158,7 +221,8 @@ int net_listen(const char *url, const char *dst, struct net_args *a)
         fprintf(stderr, "ufio-migrate: %s\n", err);
         return UFIO_XMIG_FAILED;
     }
-    struct sink k = { .json = a->json, .tty = !a->quiet && isatty(2), .side = "destination" };
+    struct sink k = { .json = a->json, .tty = !a->quiet && isatty(2), .side = "destination",
+                      .pause_at = pause_phase(a->pause_at) };
     if (a->json) {
         printf("{\"event\":\"listening\",\"side\":\"destination\",\"address\":\"%s\",\"port\":\"%s\"}\n", host, port);
         fflush(stdout);

@@ -4,14 +4,17 @@
 
 #include <stdbool.h>
 
+#include <ufio/migrate.h>
+
 #include "net/link.h"
 
 struct net_args {
     struct ufio_link_cfg link;
-    unsigned max_downtime_ms, max_rounds;
-    bool no_precopy, json, quiet, keep;
+    const struct ufio_migrate_opts *mig;  /* the engine's options as parsed (the source agent runs it) */
+    bool json, quiet, keep;
     int dev_timeout_ms;
     int accept_timeout_ms;   /* --accept-timeout: < 0 waits for ever */
+    const char *pause_at;    /* --test-pause-at PHASE, or NULL */
 };
 
 int net_send(const char *src, const char *url, struct net_args *a);

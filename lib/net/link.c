@@ -23,7 +23,10 @@
 
 /* Only TLS 1.3, with GnuTLS's default (AEAD) suites. */
 #define PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-#define VERDICT_MAGIC "UFIOLNK1"
+/* "UFIOLNK" and the protocol version (xmig.h's messages): 1 was the agents'
+ * own migration loop, 2 the engine's requests over the link */
+#define VERDICT_MAGIC "UFIOLNK"
+#define VERDICT_VERSION '2'
 #define VERDICT_HEAD 16
 
 struct ufio_link {
@@ -404,7 +407,8 @@ static int exchange_verdicts(struct ufio_link *l, int mine, const char *my_reaso
 {
     uint8_t head[VERDICT_HEAD];
     uint32_t rl = mine ? (uint32_t)strnlen(my_reason, UFIO_LINK_MAX_REASON) : 0;
-    memcpy(head, VERDICT_MAGIC, 8);
+    memcpy(head, VERDICT_MAGIC, 7);
+    head[7] = VERDICT_VERSION;
     uint32_t v = htole32(mine ? 1 : 0), len = htole32(rl);
     memcpy(head + 8, &v, 4);
     memcpy(head + 12, &len, 4);
@@ -429,7 +433,14 @@ static int exchange_verdicts(struct ufio_link *l, int mine, const char *my_reaso
     ufio_rd_u32(&rd, &pv);
     ufio_rd_u32(&rd, &plen);
     pv = le32toh(pv), plen = le32toh(plen);
-    if (memcmp(magic, VERDICT_MAGIC, 8) || pv > 1 || plen > UFIO_LINK_MAX_REASON) {
+    const uint8_t *m8 = magic;
+    if (!mine && !memcmp(magic, VERDICT_MAGIC, 7) && m8[7] != VERDICT_VERSION && m8[7] >= '1' && m8[7] <= '9') {
+        /* our verdict is sent, so the peer reads the same refusal the other way round */
+        set_err(err, errlen, "the peer speaks link protocol version %c, this agent version %c: run the same "
+                             "ufio-migrate version on both hosts", m8[7], VERDICT_VERSION);
+        return -EPROTONOSUPPORT;
+    }
+    if (memcmp(magic, VERDICT_MAGIC, 7) || m8[7] != VERDICT_VERSION || pv > 1 || plen > UFIO_LINK_MAX_REASON) {
         if (!mine)
             set_err(err, errlen, "the peer is not a ufio-migrate agent of this protocol%s",
                     l->tls ? "" : " (or it expects TLS: plaintext needs --insecure on both sides)");
@@ -552,6 +563,14 @@ int ufio_link_connect(const char *host, const char *port, const struct ufio_link
     }
     *out = l;
     return 0;
+}
+
+bool ufio_link_readable(struct ufio_link *l)
+{
+    if (l->tls && gnutls_record_check_pending(l->s) > 0)
+        return true;
+    struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+    return poll(&pfd, 1, 0) > 0;
 }
 
 const char *ufio_link_peer(const struct ufio_link *l) { return l->peer; }

@@ -48,7 +48,8 @@ int ufio_link_listen(const char *host, const char *port, char *err, size_t errle
  * Accepts one connection on lfd (waiting up to accept_timeout_ms, < 0 for
  * ever), runs the handshake and the verdict exchange. -EACCES: the peer was
  * refused or refused us (reason in err); -ETIMEDOUT; -EPROTO a peer that does
- * not speak this protocol; another -errno.
+ * not speak this protocol; -EPROTONOSUPPORT an agent of another protocol
+ * version (both sides say which); another -errno.
  */
 int ufio_link_accept(int lfd, const struct ufio_link_cfg *cfg, int accept_timeout_ms,
                      struct ufio_link **out, char *err, size_t errlen);
@@ -61,6 +62,8 @@ int ufio_link_connect(const char *host, const char *port, const struct ufio_link
 int ufio_link_sendv(struct ufio_link *l, const struct iovec *iov, int iovcnt);
 /* Receives exactly len bytes. 0, -ETIMEDOUT, -ECONNRESET (EOF or reset), -EIO. */
 int ufio_link_recv(struct ufio_link *l, void *buf, size_t len);
+/* Whether a receive would find bytes now (or the end of the connection). */
+bool ufio_link_readable(struct ufio_link *l);
 /* The peer's certificate subject (TLS) or address (plain). */
 const char *ufio_link_peer(const struct ufio_link *l);
 bool ufio_link_is_tls(const struct ufio_link *l);

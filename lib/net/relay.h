@@ -1,8 +1,9 @@
 /*
  * A small bounded relay between two threads: a producer fills slots, a
  * consumer drains them in order, each blocking only while the relay is full
- * or empty. The agents use it to overlap device I/O with link I/O, so the
- * link stays busy while the device is read (source) or written (destination).
+ * or empty. The destination agent uses it to overlap link I/O with device
+ * I/O, so the link stays busy while the device is written (on the source the
+ * engine's pump does the same).
  */
 #ifndef UFIO_NET_RELAY_H
 #define UFIO_NET_RELAY_H

@@ -1,7 +1,13 @@
 /*
- * The destination agent (xmig.h): offers its device's descriptor, feeds the
- * stream that arrives to the destination device, loads it, and runs the
- * device only when the source has committed.
+ * The destination agent (xmig.h): serves the source agent's endpoint
+ * requests (xmig_ep.c) against its local device, in the order they arrive,
+ * and runs the device only on COMMIT, which the source sends once it has
+ * stopped for good. A reader thread takes messages off the link while this
+ * thread writes the previous ones to the device.
+ *
+ * Only what a migration into the device needs is served: its descriptor,
+ * flags, state, digest and reason, the moves to RESUMING and STOP, config
+ * reads, a reset, the stream. Anything else is refused (EACCES).
  */
 #include <endian.h>
 #include <errno.h>
@@ -17,17 +23,25 @@
 
 #include "net/relay.h"
 #include "net/xmig.h"
-#include "proto/compat.h"
 #include "proto/cursor.h"
+#include "proto/proto.h"
 
 struct dst {
     const struct ufio_xmig_opts *o;
     struct ufio_xmig_result *r;
     struct ufio_client *dev;
     struct ufio_link *link;
-    uint8_t *msg;           /* XM_MAX_DATA */
-    struct relay relay;     /* messages between the link reader and the device writer */
-    bool resuming;          /* the device was put in RESUMING */
+    struct relay relay;     /* messages between the link reader and this thread */
+    uint8_t *out;           /* a REPLY's payload: i32 + XM_MAX_REPLY */
+    unsigned cur;           /* the device's state as we last saw it */
+    bool touched;           /* we moved the device out of its first state */
+    bool loaded;            /* RESUMING -> STOP succeeded: the stream is loaded, the device stopped */
+    bool committed;         /* COMMIT: the device runs */
+    bool checked;           /* the first request came */
+    int data_err;           /* the first refused DATA since RESUMING */
+    uint64_t got;           /* stream bytes since RESUMING */
+    int src_code;           /* the source's CLOSE (or ABORT) code, -1 none */
+    bool fatal;             /* a protocol violation: abort */
     double rate;
     unsigned round;
     uint64_t estimate;
@@ -49,56 +63,207 @@ static void emit(struct dst *d, enum ufio_xmig_phase ph, const char *msg)
     d->o->event(d->o->opaque, &ev);
 }
 
-static int fail(struct dst *d, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct dst *d, int code, const char *fmt, ...)
+static void fail(struct dst *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(struct dst *d, const char *fmt, ...)
 {
+    if (d->r->error[0])
+        return; /* the first cause is the one to report */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(d->r->error, sizeof(d->r->error), fmt, ap);
     va_end(ap);
-    return code;
 }
 
-static int link_err(struct dst *d, int e, const char *what)
+static int reply(struct dst *d, int32_t status, const void *data, uint32_t n)
 {
-    if (e == -EPROTO)
-        return fail(d, UFIO_XMIG_FAILED, "%s: malformed message from the source", what);
-    return fail(d, UFIO_XMIG_LINK, "%s: %s (%s)", what, e == -ETIMEDOUT ? "link stalled (timeout)" : strerror(-e),
-                ufio_link_error(d->link));
-}
-
-/* A peer's ABORT: its reason becomes ours. */
-static int peer_abort(struct dst *d, uint32_t len)
-{
-    int32_t code;
-    char reason[XM_MAX_REASON + 1];
-    if (ufio_xmig_parse_status(d->msg, len, &code, reason, sizeof(reason)))
-        return fail(d, UFIO_XMIG_FAILED, "malformed ABORT from the source");
-    int c = code == UFIO_XMIG_INCOMPATIBLE || code == UFIO_XMIG_BUDGET ? code : UFIO_XMIG_FAILED;
-    return fail(d, c, "the source aborted: %s", reason);
-}
-
-static int set_state(struct dst *d, unsigned st)
-{
-    unsigned reached = 0;
-    int e = ufio_client_mig_set_state(d->dev, st, &reached);
+    uint8_t s[4];
+    ufio_st32(s, htole32((uint32_t)status));
+    struct iovec iov[2] = { { s, 4 }, { (void *)data, status ? 0 : n } };
+    int e = ufio_xmig_sendv(d->link, XM_REPLY, iov, !status && n ? 2 : 1);
     if (e)
-        snprintf(d->r->error, sizeof(d->r->error), "destination device: moving to %s failed (%s); now %s",
-                 ufio_mig_state_name(st), strerror(-e), ufio_mig_state_name(reached));
+        fail(d, "answering the source: %s (%s)", e == -ETIMEDOUT ? "link stalled (timeout)" : strerror(-e),
+             ufio_link_error(d->link));
     return e;
 }
 
-static int recv_msg(struct dst *d, uint32_t *t, uint32_t *len, const char *what)
+static void refresh_state(struct dst *d)
 {
-    int e = ufio_xmig_recv(d->link, t, d->msg, XM_MAX_DATA, len);
-    if (e)
-        return link_err(d, e, what);
-    if (*t == XM_ABORT)
-        return peer_abort(d, *len);
-    return 0;
+    unsigned st;
+    if (ufio_client_mig_get_state(d->dev, &st) == 0)
+        d->cur = st;
 }
 
-/* The link side of the stream: messages into relay slots until END or ABORT. */
+static void device_reason(struct dst *d, char *buf, size_t cap)
+{
+    size_t got = 0;
+    buf[0] = 0;
+    if (ufio_client_feature(d->dev, UFIO_FEATURE_GET | UFIO_FEATURE_MIG_REASON, NULL, 0, buf, cap - 1, &got) == 0)
+        buf[got < cap ? got : cap - 1] = 0;
+}
+
+static bool served(uint32_t flags, const uint8_t *in, uint32_t in_len)
+{
+    unsigned index = flags & 0xffffu, op = flags & ~0xffffu;
+    if (op == UFIO_FEATURE_GET || op == UFIO_FEATURE_PROBE)
+        return index == VFIO_DEVICE_FEATURE_MIGRATION || index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE ||
+               index == UFIO_FEATURE_COMPAT_DESC || index == UFIO_FEATURE_MIG_DATA_SIZE ||
+               index == UFIO_FEATURE_MIG_REASON || index == UFIO_FEATURE_DIGEST ||
+               index == UFIO_FEATURE_PRECOPY_INFO;
+    if (op != UFIO_FEATURE_SET || index != VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE || in_len < 4)
+        return false;
+    /* RUNNING only on COMMIT; a destination never saves */
+    unsigned to = ufio_ld32(in);
+    return to == UFIO_MIG_RESUMING || to == UFIO_MIG_STOP;
+}
+
+static int on_feature(struct dst *d, const uint8_t *p, uint32_t len)
+{
+    uint32_t flags, cap, in_len;
+    const uint8_t *in;
+    if (ufio_xmig_parse_feature(p, len, &flags, &cap, &in, &in_len))
+        return -EPROTO;
+    if (!d->checked) {
+        d->checked = true;
+        emit(d, XMIG_CHECK, NULL);
+    }
+    if (!served(flags, in, in_len))
+        return reply(d, -EACCES, NULL, 0);
+    bool set_state = (flags & UFIO_FEATURE_SET) != 0;
+    unsigned to = set_state ? ufio_ld32(in) : 0;
+    if (set_state && to == UFIO_MIG_STOP && d->cur == UFIO_MIG_RESUMING)
+        emit(d, XMIG_LOAD, NULL);
+    size_t got = 0;
+    int e = ufio_client_feature(d->dev, flags, in, in_len, d->out, cap, &got);
+    if (set_state) {
+        unsigned from = d->cur;
+        if (!e)
+            d->cur = to;
+        else
+            refresh_state(d);
+        if (d->cur != from)
+            d->touched = true;
+        if (!e && to == UFIO_MIG_RESUMING) {
+            d->got = 0;
+            d->data_err = 0;
+            d->loaded = false;
+        }
+        d->loaded = !e && to == UFIO_MIG_STOP && (from == UFIO_MIG_RESUMING || d->loaded);
+    }
+    return reply(d, e, d->out, (uint32_t)got);
+}
+
+static int on_data(struct dst *d, const uint8_t *p, uint32_t len)
+{
+    d->got += len;
+    d->r->bytes += len;
+    if (d->data_err)
+        return 0; /* refused already: what follows is dropped, the FLUSH says so again */
+    int e = ufio_client_mig_data_write(d->dev, p, len);
+    if (!e)
+        return 0;
+    d->data_err = e;
+    char why[XM_MAX_REASON - 100];
+    device_reason(d, why, sizeof(why));
+    char msg[XM_MAX_REASON];
+    snprintf(msg, sizeof(msg), "the destination device refused the migration data: %s%s%s", strerror(-e),
+             why[0] ? ": " : "", why);
+    fail(d, "%s", msg);
+    e = ufio_xmig_send_status(d->link, XM_DATA_ERR, d->data_err, msg);
+    return e;
+}
+
+static int on_flush(struct dst *d, const uint8_t *p, uint32_t len)
+{
+    uint64_t sent;
+    if (ufio_xmig_parse_u64(p, len, &sent))
+        return -EPROTO;
+    int st = d->data_err;
+    if (!st && sent != d->got) {
+        fail(d, "the source sent %llu stream bytes, %llu arrived", (unsigned long long)sent,
+             (unsigned long long)d->got);
+        st = -EPROTO;
+    }
+    return reply(d, st, NULL, 0);
+}
+
+/* Runs the device: the source has stopped for good. */
+static int on_commit(struct dst *d)
+{
+    if (!d->loaded) {
+        fail(d, "COMMIT before a stream was loaded: refused");
+        return reply(d, -EACCES, NULL, 0);
+    }
+    uint8_t in[8];
+    ufio_st32(in, UFIO_MIG_RUNNING);
+    ufio_st32(in + 4, 0xffffffffu);
+    size_t got = 0;
+    int e = ufio_client_feature(d->dev, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, in, 8, d->out, 8,
+                                &got);
+    if (e) {
+        char why[512];
+        device_reason(d, why, sizeof(why));
+        fail(d, "the destination device did not start: %s%s%s", strerror(-e), why[0] ? ": " : "", why);
+        refresh_state(d);
+        return reply(d, e, NULL, 0);
+    }
+    d->cur = UFIO_MIG_RUNNING;
+    d->committed = true;
+    d->loaded = false;
+    emit(d, XMIG_COMMIT, NULL);
+    if (d->o->pause)
+        d->o->pause(d->o->opaque, XMIG_COMMIT);
+    return reply(d, 0, d->out, (uint32_t)got);
+}
+
+/* One message from the source; -EPROTO ends the session. */
+static int handle(struct dst *d, uint32_t t, const uint8_t *p, uint32_t len)
+{
+    switch (t) {
+    case XM_FEATURE: return on_feature(d, p, len);
+    case XM_DATA: return on_data(d, p, len);
+    case XM_FLUSH: return on_flush(d, p, len);
+    case XM_COMMIT: return on_commit(d);
+    case XM_CONFIG: {
+        uint64_t off;
+        uint32_t n;
+        if (ufio_xmig_parse_config(p, len, &off, &n))
+            return -EPROTO;
+        int e = ufio_client_region_read(d->dev, 7 /* VFIO_PCI_CONFIG_REGION_INDEX */, off, d->out, n);
+        return reply(d, e, d->out, n);
+    }
+    case XM_RESET: {
+        int e = ufio_client_reset(d->dev);
+        refresh_state(d);
+        d->touched = true;
+        d->loaded = false;
+        return reply(d, e, NULL, 0);
+    }
+    case XM_PROGRESS: {
+        struct ufio_xmig_progress pr;
+        if (ufio_xmig_parse_progress(p, len, &pr) || pr.phase >= XMIG_ABORTED)
+            return -EPROTO;
+        d->round = pr.round;
+        d->estimate = pr.left;
+        d->rate = (double)pr.rate_bps;
+        emit(d, (enum ufio_xmig_phase)pr.phase, NULL);
+        return 0;
+    }
+    case XM_CLOSE: case XM_ABORT: {
+        char reason[XM_MAX_REASON + 1];
+        int code;
+        if (ufio_xmig_parse_code(p, len, &code, reason, sizeof(reason)))
+            return -EPROTO;
+        d->src_code = code;
+        if (code)
+            fail(d, "the source %s: %s", t == XM_ABORT ? "aborted" : "ended", reason);
+        return 0;
+    }
+    default:
+        return -EPROTO; /* a message the destination sends, not receives */
+    }
+}
+
+/* The link side: messages into relay slots until CLOSE, ABORT or an error. */
 static void *read_link(void *arg)
 {
     struct dst *d = arg;
@@ -116,149 +281,53 @@ static void *read_link(void *arg)
         }
         sl->len = len;
         relay_publish(&d->relay);
-        if (sl->type == XM_END || sl->type == XM_ABORT) {
+        if (sl->type == XM_CLOSE || sl->type == XM_ABORT) {
             relay_close(&d->relay, 0);
             return NULL;
         }
     }
 }
 
-static int apply(struct dst *d, uint32_t t, const uint8_t *buf, uint32_t len)
-{
-    if (t == XM_ABORT) {
-        memcpy(d->msg, buf, len);
-        return peer_abort(d, len);
-    }
-    if (t == XM_DATA) {
-        int e = ufio_client_mig_data_write(d->dev, buf, len);
-        if (e) {
-            fail(d, UFIO_XMIG_FAILED, "the destination device refused the migration data: %s (see its log)",
-                 strerror(-e));
-            ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
-            return UFIO_XMIG_FAILED;
-        }
-        d->r->bytes += len;
-        return 0;
-    }
-    if (t == XM_PROGRESS) {
-        struct ufio_xmig_progress pr;
-        if (ufio_xmig_parse_progress(buf, len, &pr))
-            return fail(d, UFIO_XMIG_FAILED, "malformed PROGRESS from the source");
-        d->round = pr.round;
-        d->estimate = pr.left;
-        d->rate = (double)pr.rate_bps;
-        emit(d, pr.phase == XMIG_STOPCOPY ? XMIG_STOPCOPY : XMIG_PRECOPY, NULL);
-        return 0;
-    }
-    if (t == XM_END) {
-        uint64_t total;
-        if (ufio_xmig_parse_end(buf, len, &total))
-            return fail(d, UFIO_XMIG_FAILED, "malformed END from the source");
-        if (total != d->r->bytes) {
-            fail(d, UFIO_XMIG_FAILED, "the source sent %llu bytes, %llu arrived", (unsigned long long)total,
-                 (unsigned long long)d->r->bytes);
-            ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
-            return UFIO_XMIG_FAILED;
-        }
-        return 0;
-    }
-    return fail(d, UFIO_XMIG_FAILED, "unexpected message %u in the stream", t);
-}
-
-/*
- * Receives the stream up to END. A reader thread takes messages off the link
- * while this thread writes the previous ones to the device.
- */
-static int stream(struct dst *d)
+/* Serves until CLOSE: 0, or the link's error (-EPROTO: the source broke the protocol). */
+static int serve(struct dst *d)
 {
     pthread_t t;
-    if (pthread_create(&t, NULL, read_link, d))
-        return fail(d, UFIO_XMIG_FAILED, "no reader thread");
-    int code = 0, e;
-    bool ended = false;
+    if (pthread_create(&t, NULL, read_link, d)) {
+        fail(d, "no reader thread");
+        return -ENOMEM;
+    }
+    int err = 0, e = 0;
     struct relay_slot *sl;
-    while (!code && (sl = relay_next(&d->relay, &e))) {
-        ended = sl->type == XM_END;
-        code = apply(d, sl->type, sl->buf, (uint32_t)sl->len);
+    while (!err && (sl = relay_next(&d->relay, &e))) {
+        err = handle(d, sl->type, sl->buf, (uint32_t)sl->len);
         relay_release(&d->relay);
     }
-    if (code) {
+    if (err) {
         /* the reader may be waiting on the link: stop it */
         relay_cancel(&d->relay);
         ufio_link_shutdown(d->link);
     }
     pthread_join(t, NULL);
-    if (code)
-        return code;
-    if (e)
-        return link_err(d, e, "receiving the stream");
-    return ended ? 0 : fail(d, UFIO_XMIG_FAILED, "the stream ended without END");
-}
-
-static int run(struct dst *d)
-{
-    static char desc[UFIO_COMPAT_MAX_DESC];
-    size_t got = 0;
-    int e = ufio_client_feature(d->dev, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, desc,
-                                sizeof(desc) - 1, &got);
-    if (e || !got || desc[got - 1] != 0) {
-        fail(d, UFIO_XMIG_FAILED, "reading the destination's descriptor: %s", e ? strerror(-e) : "malformed");
-        ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
-        return UFIO_XMIG_FAILED;
+    if (err == -EPROTO)
+        fail(d, "a malformed or unexpected message from the source");
+    if (!err && e) {
+        fail(d, "the source: %s (%s)", e == -ETIMEDOUT ? "link stalled (timeout)" : e == -EPROTO ?
+             "a malformed message" : "link lost", ufio_link_error(d->link));
+        err = e;
     }
-    emit(d, XMIG_CHECK, NULL);
-    struct iovec iov = { desc, got };
-    if ((e = ufio_xmig_sendv(d->link, XM_DESC, &iov, 1)))
-        return link_err(d, e, "sending the descriptor");
-    uint32_t t, len;
-    int code = recv_msg(d, &t, &len, "waiting for the source to begin");
-    if (code)
-        return code;
-    uint64_t flags, est;
-    if (t != XM_BEGIN || ufio_xmig_parse_begin(d->msg, len, &flags, &est))
-        return fail(d, UFIO_XMIG_FAILED, "expected BEGIN, got message %u (%u bytes)", t, len);
-    d->estimate = est;
-    d->resuming = true;
-    if (set_state(d, UFIO_MIG_RESUMING)) {
-        ufio_xmig_send_status(d->link, XM_ABORT, UFIO_XMIG_FAILED, d->r->error);
-        return UFIO_XMIG_FAILED;
-    }
-    if ((e = ufio_xmig_sendv(d->link, XM_READY, NULL, 0)))
-        return link_err(d, e, "sending READY");
-    emit(d, (flags & 1) ? XMIG_PRECOPY : XMIG_STOPCOPY, NULL);
-    if ((code = stream(d)))
-        return code;
-    emit(d, XMIG_LOAD, NULL);
-    /* the library verifies the stream (framing, CRC, the source's descriptor against ours) */
-    if (set_state(d, UFIO_MIG_STOP)) {
-        ufio_xmig_send_status(d->link, XM_LOADED, -EINVAL, d->r->error);
-        return UFIO_XMIG_FAILED;
-    }
-    if ((e = ufio_xmig_send_status(d->link, XM_LOADED, 0, NULL)))
-        return link_err(d, e, "sending LOADED");
-    e = ufio_xmig_recv(d->link, &t, d->msg, XM_MAX_DATA, &len);
-    if (e || t != XM_COMMIT)
-        return fail(d, UFIO_XMIG_IN_DOUBT,
-                    "loaded, but the source did not commit (%s): the device stays stopped with the state loaded",
-                    e ? (e == -ETIMEDOUT ? "timeout" : strerror(-e)) : "unexpected message");
-    emit(d, XMIG_COMMIT, NULL);
-    if (set_state(d, UFIO_MIG_RUNNING)) {
-        ufio_xmig_send_status(d->link, XM_DONE, -EIO, d->r->error);
-        return UFIO_XMIG_IN_DOUBT;
-    }
-    ufio_xmig_send_status(d->link, XM_DONE, 0, NULL);
-    return UFIO_XMIG_OK;
+    return err;
 }
 
 /*
- * After a failure before commit: leave the device stopped with nothing
- * buffered. Leaving RESUMING with an incomplete stream puts the device in
- * ERROR (and frees what it buffered); a reset brings it out, then STOP.
+ * Not committed: leave the device stopped with nothing half-loaded. Leaving
+ * RESUMING with an incomplete stream puts the device in ERROR (and frees
+ * what it buffered); a reset brings it out, then STOP. A device we never
+ * moved stays as it was.
  */
 static void stop_device(struct dst *d)
 {
     unsigned st;
-    if (ufio_client_mig_get_state(d->dev, &st))
+    if (!d->touched || ufio_client_mig_get_state(d->dev, &st))
         return;
     if (st == UFIO_MIG_RESUMING)
         ufio_client_mig_set_state(d->dev, UFIO_MIG_STOP, &st);
@@ -270,36 +339,78 @@ static void stop_device(struct dst *d)
         ufio_client_mig_set_state(d->dev, UFIO_MIG_STOP, NULL);
 }
 
+/* Our exit code once the session ended (err: serve()'s). */
+static int settle(struct dst *d, int err)
+{
+    if (d->committed) {
+        if (d->src_code < 0)
+            snprintf(d->r->warning, sizeof(d->r->warning), "the device runs; the source's close did not come");
+        d->r->error[0] = 0;
+        return UFIO_XMIG_OK;
+    }
+    bool loaded = d->loaded;
+    if (!loaded)
+        stop_device(d);
+    if (d->src_code > 0)
+        return d->src_code;
+    if (d->src_code == 0) {
+        fail(d, "the source ended as migrated, but never committed");
+        return UFIO_XMIG_FAILED;
+    }
+    if (loaded) {
+        /* the whole state is here, stopped: only the source's side can say whether to run it */
+        d->r->error[0] = 0;
+        fail(d, "in doubt: loaded, but the source did not commit (%s); the device stays stopped with the state",
+             err == -ETIMEDOUT ? "link stalled (timeout)" : "link lost");
+        return UFIO_XMIG_IN_DOUBT;
+    }
+    return err == -EPROTO || err == -ENOMEM ? UFIO_XMIG_FAILED : UFIO_XMIG_LINK;
+}
+
 int ufio_xmig_receive(int lfd, const struct ufio_xmig_opts *o, struct ufio_xmig_result *r)
 {
     memset(r, 0, sizeof(*r));
-    struct dst d = { .o = o, .r = r };
+    r->peer_code = -1;
+    struct dst d = { .o = o, .r = r, .src_code = -1 };
     char err[UFIO_LINK_MAX_REASON + 256];
     emit(&d, XMIG_CONNECT, NULL);
     int e = ufio_link_accept(lfd, &o->link, o->accept_timeout_ms, &d.link, err, sizeof(err));
-    if (e)
-        return fail(&d, e == -EACCES ? UFIO_XMIG_REFUSED : UFIO_XMIG_LINK, "%s", err);
+    if (e) {
+        snprintf(r->error, sizeof(r->error), "%s", err);
+        return e == -EACCES || e == -EPROTONOSUPPORT ? UFIO_XMIG_REFUSED : UFIO_XMIG_LINK;
+    }
     double t0 = now_ms();
     snprintf(r->peer, sizeof(r->peer), "%s", ufio_link_peer(d.link));
     struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000,
-                                   .role = UFIO_ROLE_CONTROLLER_REQ };
+                                   .max_data_xfer_size = XM_MAX_DATA, .role = UFIO_ROLE_CONTROLLER_REQ };
     int code;
-    d.msg = malloc(XM_MAX_DATA);
+    d.out = malloc(XM_MAX_REPLY);
     bool relay_ok = relay_init(&d.relay, XM_MAX_DATA) == 0;
-    if (!d.msg || !relay_ok) {
-        code = fail(&d, UFIO_XMIG_FAILED, "out of memory");
+    if (!d.out || !relay_ok) {
+        snprintf(r->error, sizeof(r->error), "out of memory");
+        code = UFIO_XMIG_FAILED;
         ufio_xmig_send_status(d.link, XM_ABORT, code, r->error);
         goto out;
     }
+    /* the device is reached only once the source has proved who it is */
     e = ufio_client_connect(o->dev_path, &co, &d.dev);
+    if (!e && (e = ufio_client_mig_get_state(d.dev, &d.cur)))
+        snprintf(r->error, sizeof(r->error), "destination device %s: its migration state: %s", o->dev_path,
+                 strerror(-e));
+    else if (e)
+        snprintf(r->error, sizeof(r->error), "destination device %s: %s", o->dev_path, strerror(-e));
     if (e) {
-        code = fail(&d, UFIO_XMIG_FAILED, "destination device %s: %s", o->dev_path, strerror(-e));
+        code = e == -EBUSY ? UFIO_XMIG_REFUSED : UFIO_XMIG_FAILED;
         ufio_xmig_send_status(d.link, XM_ABORT, code, r->error);
         goto out;
     }
-    code = run(&d);
-    if (code != UFIO_XMIG_OK && code != UFIO_XMIG_IN_DOUBT && d.resuming)
-        stop_device(&d);
+    e = serve(&d);
+    code = settle(&d, e);
+    r->peer_code = d.src_code;
+    if (d.src_code >= 0)
+        ufio_xmig_send_status(d.link, XM_DONE, code, code ? r->error : NULL);
+    else if (e == -EPROTO)
+        ufio_xmig_send_status(d.link, XM_ABORT, code, r->error);
 out:
     r->total_ms = now_ms() - t0;
     r->throughput_mib_s = r->total_ms > 0 ? r->bytes / 1048576.0 / (r->total_ms / 1e3) : 0;
@@ -307,7 +418,7 @@ out:
     ufio_link_close(d.link);
     if (relay_ok)
         relay_free(&d.relay);
-    free(d.msg);
+    free(d.out);
     ufio_client_destroy(d.dev);
     return code;
 }

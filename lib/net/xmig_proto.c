@@ -24,17 +24,36 @@ const char *ufio_xmig_code_name(int code)
     return code >= 0 && code < UFIO_XMIG_NUM_CODES ? code_names[code] : "?";
 }
 
+/* The outcome table tools/migrate.c prints on one host (its exit_code()). */
+int ufio_xmig_code_of(int err, const char *warning)
+{
+    switch (err) {
+    case 0: return UFIO_XMIG_OK;
+    case -EPERM: return UFIO_XMIG_INCOMPATIBLE;
+    case -ECANCELED: return UFIO_XMIG_INTERRUPTED;
+    case -EALREADY: case -EBUSY: return UFIO_XMIG_REFUSED;
+    case -ETIME: return UFIO_XMIG_BUDGET;
+    case -EINPROGRESS: return UFIO_XMIG_IN_DOUBT;
+    default: break;
+    }
+    if (warning && strstr(warning, "could not be put back to RUNNING"))
+        return UFIO_XMIG_SOURCE_LOST;
+    if (err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ETIMEDOUT || err == -ESHUTDOWN)
+        return UFIO_XMIG_LINK;
+    return UFIO_XMIG_FAILED;
+}
+
 long ufio_xmig_max_len(uint32_t type)
 {
     switch (type) {
-    case XM_DESC: return UFIO_COMPAT_MAX_DESC;
-    case XM_BEGIN: return 16;
-    case XM_READY: return 0;
+    case XM_FEATURE: return 8 + XM_MAX_FEATURE_IN;
+    case XM_CONFIG: return 12;
+    case XM_RESET: case XM_COMMIT: return 0;
     case XM_DATA: return XM_MAX_DATA;
+    case XM_FLUSH: return 8;
     case XM_PROGRESS: return 32;
-    case XM_END: return 8;
-    case XM_LOADED: case XM_DONE: case XM_ABORT: return 4 + XM_MAX_REASON;
-    case XM_COMMIT: return 0;
+    case XM_REPLY: return 4 + XM_MAX_REPLY;
+    case XM_CLOSE: case XM_DATA_ERR: case XM_DONE: case XM_ABORT: return 4 + XM_MAX_REASON;
     default: return -1;
     }
 }
@@ -122,12 +141,52 @@ int ufio_xmig_parse_status(const uint8_t *buf, uint32_t len, int32_t *status, ch
     return 0;
 }
 
-int ufio_xmig_parse_begin(const uint8_t *buf, uint32_t len, uint64_t *flags, uint64_t *estimate)
+int ufio_xmig_parse_code(const uint8_t *buf, uint32_t len, int *code, char *reason, size_t cap)
+{
+    int32_t c;
+    if (ufio_xmig_parse_status(buf, len, &c, reason, cap) || c < 0 || c >= UFIO_XMIG_NUM_CODES)
+        return -EPROTO;
+    *code = c;
+    return 0;
+}
+
+int ufio_xmig_parse_feature(const uint8_t *buf, uint32_t len, uint32_t *flags, uint32_t *out_cap,
+                            const uint8_t **in, uint32_t *in_len)
 {
     struct ufio_rd rd = ufio_rd_init(buf, len);
-    if (len != 16 || ufio_rd_u64(&rd, flags) || ufio_rd_u64(&rd, estimate))
+    const void *p = NULL;
+    if (len < 8 || len > 8 + XM_MAX_FEATURE_IN || ufio_rd_u32(&rd, flags) || ufio_rd_u32(&rd, out_cap))
         return -EPROTO;
-    *flags = le64toh(*flags), *estimate = le64toh(*estimate);
+    *flags = le32toh(*flags), *out_cap = le32toh(*out_cap);
+    *in_len = (uint32_t)ufio_rd_left(&rd);
+    if (*out_cap > XM_MAX_REPLY || ufio_rd_ptr(&rd, &p, *in_len))
+        return -EPROTO;
+    *in = p;
+    return 0;
+}
+
+int ufio_xmig_parse_config(const uint8_t *buf, uint32_t len, uint64_t *offset, uint32_t *n)
+{
+    struct ufio_rd rd = ufio_rd_init(buf, len);
+    if (len != 12 || ufio_rd_u64(&rd, offset) || ufio_rd_u32(&rd, n))
+        return -EPROTO;
+    *offset = le64toh(*offset), *n = le32toh(*n);
+    return *n && *n <= XM_MAX_CONFIG && *offset <= UINT32_MAX ? 0 : -EPROTO;
+}
+
+int ufio_xmig_parse_reply(const uint8_t *buf, uint32_t len, int32_t *status, const uint8_t **data,
+                          uint32_t *data_len)
+{
+    struct ufio_rd rd = ufio_rd_init(buf, len);
+    uint32_t s;
+    const void *p = NULL;
+    if (len > 4 + XM_MAX_REPLY || ufio_rd_u32(&rd, &s))
+        return -EPROTO;
+    *status = (int32_t)le32toh(s);
+    *data_len = (uint32_t)ufio_rd_left(&rd);
+    if (*status > 0 || *status < -4095 || (*status && *data_len) || ufio_rd_ptr(&rd, &p, *data_len))
+        return -EPROTO;
+    *data = p;
     return 0;
 }
 
@@ -142,11 +201,11 @@ int ufio_xmig_parse_progress(const uint8_t *buf, uint32_t len, struct ufio_xmig_
     return 0;
 }
 
-int ufio_xmig_parse_end(const uint8_t *buf, uint32_t len, uint64_t *total)
+int ufio_xmig_parse_u64(const uint8_t *buf, uint32_t len, uint64_t *v)
 {
     struct ufio_rd rd = ufio_rd_init(buf, len);
-    if (len != 8 || ufio_rd_u64(&rd, total))
+    if (len != 8 || ufio_rd_u64(&rd, v))
         return -EPROTO;
-    *total = le64toh(*total);
+    *v = le64toh(*v);
     return 0;
 }

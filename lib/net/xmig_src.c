@@ -1,38 +1,42 @@
 /*
- * The source agent (xmig.h): reads the source device's migration stream and
- * sends it over the link, deciding when to stop the source from the rate the
- * link actually carries.
+ * The source agent (xmig.h): connects to the destination agent and runs the
+ * one-host engine, ufio_migrate(), from its local source device to the link
+ * endpoint (xmig_ep.c). The engine brings what one host has: the digest
+ * comparison before the destination runs, the dirty-rate cap, the stop-copy
+ * deadline, the precopy limits, --force and --no-verify; its stop decision
+ * uses the rate and latency the link endpoint shows it (every pass ends with
+ * a FLUSH round trip).
+ *
+ * The source endpoint is the local client's, seen through a thin wrapper that
+ * notes the state the engine puts it in and its last precopy estimate, for
+ * the progress both agents report.
  */
-#include <endian.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <ufio/client.h>
+#include <ufio/migrate.h>
 #include <ufio/migration.h>
 
-#include "net/relay.h"
 #include "net/xmig.h"
-#include "proto/compat.h"
 #include "proto/cursor.h"
-
-#define CHUNK (1u << 20)
+#include "proto/proto.h"
 
 struct src {
     const struct ufio_xmig_opts *o;
     struct ufio_xmig_result *r;
     struct ufio_client *dev;
     struct ufio_link *link;
-    struct relay relay;     /* CHUNK slots between the device reader and the link */
-    uint8_t *msg;           /* a received message */
-    bool moved_state;       /* the source left RUNNING/STOP */
-    bool committed;         /* COMMIT sent: no rollback after this */
-    double rate;            /* bytes per ms over the link, measured */
-    unsigned src_state0;
+    struct ufio_mig_endpoint *inner, *dst;
+    struct ufio_mig_endpoint watch;  /* the source endpoint the engine gets */
+    unsigned state;                  /* the last state the engine set on the source */
+    uint64_t left;                   /* its last precopy estimate */
+    unsigned passes;                 /* precopy passes begun */
+    enum ufio_xmig_phase phase;      /* the last phase reported */
+    uint64_t last_event_bytes;
 };
 
 static double now_ms(void)
@@ -42,372 +46,266 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static void emit(struct src *s, enum ufio_xmig_phase ph, uint64_t estimate, const char *msg)
+static void emit(struct src *s, enum ufio_xmig_phase ph, const char *msg)
 {
     if (!s->o->event)
         return;
-    struct ufio_xmig_event ev = { .phase = ph, .round = s->r->rounds, .bytes = s->r->bytes,
-                                  .rate_bps = s->rate * 1e3, .estimate = estimate, .msg = msg };
+    struct ufio_xmig_event ev = { .phase = ph, .round = s->passes,
+                                  .bytes = s->dst ? ufio_xmig_ep_bytes(s->dst) : 0,
+                                  .rate_bps = s->dst ? ufio_xmig_ep_rate(s->dst) : 0,
+                                  .estimate = ph == XMIG_PRECOPY ? s->left : 0, .msg = msg };
     s->o->event(s->o->opaque, &ev);
 }
 
-static int fail(struct src *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(struct src *s, int code, const char *fmt, ...)
+/* A new phase: a test may hold the agent there (--test-pause-at). */
+static void enter(struct src *s, enum ufio_xmig_phase ph)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->r->error, sizeof(s->r->error), fmt, ap);
-    va_end(ap);
-    return code;
+    if (ph == s->phase)
+        return;
+    s->phase = ph;
+    if (s->o->pause)
+        s->o->pause(s->o->opaque, ph);
 }
 
-/* A link failure while sending: the peer may have said why before closing. */
-static int link_fail(struct src *s, int e, const char *what)
-{
-    char reason[XM_MAX_REASON + 1] = "";
-    if (e == -ECONNRESET || e == -EIO) {
-        uint32_t t, n;
-        ufio_link_set_timeout(s->link, 500);
-        if (ufio_xmig_recv(s->link, &t, s->msg, 4 + XM_MAX_REASON, &n) == 0 && t == XM_ABORT) {
-            int32_t st;
-            ufio_xmig_parse_status(s->msg, n, &st, reason, sizeof(reason));
-            return fail(s, UFIO_XMIG_FAILED, "%s: the destination aborted: %s", what, reason);
-        }
-    }
-    return fail(s, UFIO_XMIG_LINK, "%s: %s (%s)", what, e == -ETIMEDOUT ? "link stalled (timeout)" : strerror(-e),
-                ufio_link_error(s->link));
-}
+/* ---- the source endpoint, watched ---------------------------------------------------- */
 
-static int abort_peer(struct src *s, int code, const char *why)
+static int w_feature(void *p, uint32_t flags, const void *in, size_t in_len, void *out, size_t cap, size_t *got)
 {
-    ufio_xmig_send_status(s->link, XM_ABORT, code, why);
-    return code;
-}
-
-static int set_state(struct src *s, unsigned st)
-{
-    unsigned reached = 0;
-    int e = ufio_client_mig_set_state(s->dev, st, &reached);
-    if (e)
-        snprintf(s->r->error, sizeof(s->r->error), "source device: moving to %s failed (%s); now %s",
-                 ufio_mig_state_name(st), strerror(-e), ufio_mig_state_name(reached));
+    struct src *s = p;
+    int e = s->inner->ops->feature(s->inner->priv, flags, in, in_len, out, cap, got);
+    unsigned index = flags & 0xffffu;
+    if (!e && (flags & UFIO_FEATURE_SET) && index == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && in_len >= 4)
+        s->state = ufio_ld32(in);
+    if (!e && (flags & UFIO_FEATURE_GET) && index == UFIO_FEATURE_PRECOPY_INFO && got && *got == 16)
+        s->left = ufio_ld64(out) + ufio_ld64((uint8_t *)out + 8);
     return e;
 }
 
-/* Waits for one message of the wanted type; an ABORT carries the peer's reason. */
-static int expect(struct src *s, uint32_t want, uint32_t *len, const char *what)
+static int w_read(void *p, void *buf, size_t len, size_t *got)
 {
-    uint32_t t;
-    int e = ufio_xmig_recv(s->link, &t, s->msg, UFIO_COMPAT_MAX_DESC, len);
-    if (e == -EPROTO)
-        return fail(s, UFIO_XMIG_FAILED, "%s: malformed message from the destination", what);
-    if (e)
-        return fail(s, UFIO_XMIG_LINK, "%s: %s (%s)", what, e == -ETIMEDOUT ? "no answer (timeout)" : strerror(-e),
-                    ufio_link_error(s->link));
-    if (t == XM_ABORT) {
-        int32_t code;
-        char reason[XM_MAX_REASON + 1];
-        ufio_xmig_parse_status(s->msg, *len, &code, reason, sizeof(reason));
-        return fail(s, code == UFIO_XMIG_INCOMPATIBLE ? UFIO_XMIG_INCOMPATIBLE : UFIO_XMIG_FAILED,
-                    "%s: the destination aborted: %s", what, reason);
-    }
-    if (t != want)
-        return fail(s, UFIO_XMIG_FAILED, "%s: unexpected message %u from the destination", what, t);
-    return 0;
+    struct src *s = p;
+    return s->inner->ops->data_read(s->inner->priv, buf, len, got);
 }
 
-static int check(struct src *s)
+static int w_write(void *p, const void *buf, size_t len)
 {
-    uint32_t len;
-    emit(s, XMIG_CHECK, 0, NULL);
-    int code = expect(s, XM_DESC, &len, "waiting for the destination's descriptor");
-    if (code)
-        return code;
-    if (!len || s->msg[len - 1] != 0)
-        return abort_peer(s, fail(s, UFIO_XMIG_FAILED, "the destination's descriptor is not NUL-terminated"),
-                          "descriptor not NUL-terminated");
-    static char mine[UFIO_COMPAT_MAX_DESC];
-    size_t got = 0;
-    int e = ufio_client_feature(s->dev, UFIO_FEATURE_GET | UFIO_FEATURE_COMPAT_DESC, NULL, 0, mine,
-                                sizeof(mine) - 1, &got);
-    if (e || !got || mine[got - 1] != 0) {
-        fail(s, UFIO_XMIG_FAILED, "reading the source's descriptor: %s", e ? strerror(-e) : "malformed");
-        return abort_peer(s, UFIO_XMIG_FAILED, s->r->error);
-    }
-    struct ufio_compat_verdict v;
-    char err[256];
-    if (ufio_compat_check_json(mine, (const char *)s->msg, &v, err, sizeof(err))) {
-        fail(s, UFIO_XMIG_INCOMPATIBLE, "descriptor: %s", err);
-        return abort_peer(s, UFIO_XMIG_INCOMPATIBLE, s->r->error);
-    }
-    if (!v.compatible) {
-        char reasons[1024];
-        ufio_compat_format(&v, reasons, sizeof(reasons));
-        fail(s, UFIO_XMIG_INCOMPATIBLE, "incompatible: %s", reasons);
-        return abort_peer(s, UFIO_XMIG_INCOMPATIBLE, s->r->error);
-    }
-    return 0;
+    struct src *s = p;
+    return s->inner->ops->data_write(s->inner->priv, buf, len);
 }
 
-static int send_progress(struct src *s, enum ufio_xmig_phase ph, uint64_t left)
+static int w_config_read(void *p, uint64_t off, void *buf, size_t len)
 {
-    uint8_t b[32];
-    struct ufio_wr w = ufio_wr_init(b, sizeof(b));
-    ufio_wr_u32(&w, htole32(ph));
-    ufio_wr_u32(&w, htole32(s->r->rounds));
-    ufio_wr_u64(&w, htole64(s->r->bytes));
-    ufio_wr_u64(&w, htole64(left));
-    ufio_wr_u64(&w, htole64((uint64_t)(s->rate * 1e3)));
-    struct iovec iov = { b, sizeof(b) };
-    emit(s, ph, left, NULL);
-    return ufio_xmig_sendv(s->link, XM_PROGRESS, &iov, 1);
+    struct src *s = p;
+    return s->inner->ops->config_read(s->inner->priv, off, buf, len);
 }
 
-struct reader {
-    struct src *s;
-    struct relay *rl;
-    size_t full;
+static int w_reset(void *p)
+{
+    struct src *s = p;
+    return s->inner->ops->reset(s->inner->priv);
+}
+
+static uint64_t w_max_chunk(void *p)
+{
+    struct src *s = p;
+    return s->inner->ops->max_chunk(s->inner->priv);
+}
+
+static void w_destroy(void *p)
+{
+    (void)p; /* the agent destroys the inner endpoint */
+}
+
+static const struct ufio_mig_endpoint_ops watch_ops = {
+    .size = sizeof(struct ufio_mig_endpoint_ops),
+    .feature = w_feature,
+    .data_read = w_read,
+    .data_write = w_write,
+    .config_read = w_config_read,
+    .reset = w_reset,
+    .max_chunk = w_max_chunk,
+    .destroy = w_destroy,
 };
 
-/* The device side of the pump: MIG_DATA_READs until a short one. */
-static void *read_device(void *arg)
+/* ---- hooks ------------------------------------------------------------------------ */
+
+static bool cancelled(struct src *s)
 {
-    struct reader *rd = arg;
-    for (;;) {
-        struct relay_slot *sl = relay_claim(rd->rl);
-        if (!sl) {
-            relay_close(rd->rl, -ECANCELED);
-            return NULL;
-        }
-        size_t got = 0;
-        /* the message head goes in front of the data: one contiguous send */
-        int e = ufio_client_mig_data_read(rd->s->dev, sl->buf + XM_HDR, rd->full, &got);
-        if (e) {
-            relay_close(rd->rl, e);
-            return NULL;
-        }
-        sl->len = got;
-        relay_publish(rd->rl);
-        if (got < rd->full) {
-            relay_close(rd->rl, 0);
-            return NULL;
-        }
+    return s->o->mig && s->o->mig->cancel && *s->o->mig->cancel;
+}
+
+static void fill_progress(struct src *s, struct ufio_xmig_progress *p)
+{
+    p->phase = s->phase;
+    p->round = s->passes;
+    p->bytes = ufio_xmig_ep_bytes(s->dst);
+    p->left = s->phase == XMIG_PRECOPY ? s->left : 0;
+    p->rate_bps = (uint64_t)ufio_xmig_ep_rate(s->dst);
+}
+
+/* A pass begins: say so on both sides, with the estimate of the pass before. */
+static void pass_start(void *opaque, struct ufio_xmig_progress *p)
+{
+    struct src *s = opaque;
+    bool pre = s->state == UFIO_MIG_PRE_COPY || s->state == UFIO_MIG_PRE_COPY_P2P;
+    if (pre)
+        s->passes++;
+    enter(s, pre ? XMIG_PRECOPY : XMIG_STOPCOPY);
+    emit(s, s->phase, NULL);
+    s->last_event_bytes = ufio_xmig_ep_bytes(s->dst);
+    fill_progress(s, p);
+}
+
+/* The source stops for good before the destination is told to run (xmig_ep.c). */
+static int before_commit(void *opaque)
+{
+    struct src *s = opaque;
+    if (cancelled(s))
+        return -ECANCELED;
+    int e = ufio_client_mig_set_state(s->dev, UFIO_MIG_STOP, NULL);
+    if (e)
+        return e; /* not stopped: the engine puts it back to RUNNING */
+    s->state = UFIO_MIG_STOP;
+    enter(s, XMIG_COMMIT);
+    emit(s, XMIG_COMMIT, NULL);
+    /* still ours to undo: COMMIT is not sent, the engine resumes the source */
+    return cancelled(s) ? -ECANCELED : 0;
+}
+
+static void on_progress(void *opaque, enum ufio_migrate_phase ph, uint64_t bytes, unsigned round)
+{
+    struct src *s = opaque;
+    (void)round;
+    enum ufio_xmig_phase xp = ph == UFIO_MIGRATE_CHECK      ? XMIG_CHECK
+                              : ph == UFIO_MIGRATE_PRECOPY  ? XMIG_PRECOPY
+                              : ph == UFIO_MIGRATE_STOPCOPY ? XMIG_STOPCOPY
+                              : ph == UFIO_MIGRATE_RESUME   ? XMIG_LOAD
+                                                            : XMIG_DONE;
+    if (xp == XMIG_DONE)
+        return; /* the result says it */
+    bool changed = xp != s->phase;
+    enter(s, xp);
+    /* every 64 MiB, to both sides (the destination says check and load itself) */
+    if (changed || bytes - s->last_event_bytes >= (64u << 20)) {
+        s->last_event_bytes = bytes;
+        emit(s, xp, NULL);
+        struct ufio_xmig_progress p;
+        fill_progress(s, &p);
+        if (xp == XMIG_PRECOPY || xp == XMIG_STOPCOPY)
+            ufio_xmig_ep_progress(s->dst, &p); /* a failure shows at the next write */
     }
 }
 
-/*
- * Moves stream bytes from the device to the link until a short read. A
- * reader thread keeps up to RELAY_SLOTS chunks read ahead, so the link
- * (encryption, the network) and the device are busy at the same time.
- */
-static int pump(struct src *s, enum ufio_xmig_phase ph, uint64_t *moved)
+/* ---- the agent ---------------------------------------------------------------------- */
+
+/* What the engine's outcome means here: the link's own failure or the
+ * destination's abort come first, as the engine sees only their errno. */
+static int outcome(struct src *s, int err, const char *warning)
 {
-    struct ufio_client_caps caps = { .size = sizeof(caps) };
-    ufio_client_get_caps(s->dev, &caps);
-    struct reader rd = { .s = s, .rl = &s->relay };
-    rd.full = caps.max_data_xfer_size < CHUNK ? (size_t)caps.max_data_xfer_size : CHUNK;
-    s->relay.produced = s->relay.consumed = 0;
-    s->relay.closed = s->relay.cancel = false;
-    s->relay.err = 0;
-    pthread_t t;
-    if (pthread_create(&t, NULL, read_device, &rd))
-        return fail(s, UFIO_XMIG_FAILED, "no reader thread");
-    int code = 0, e;
-    struct relay_slot *sl;
-    while ((sl = relay_next(&s->relay, &e))) {
-        if (sl->len) {
-            ufio_xmig_put_head(sl->buf, XM_DATA, (uint32_t)sl->len);
-            struct iovec iov = { sl->buf, XM_HDR + sl->len };
-            int se = ufio_link_sendv(s->link, &iov, 1);
-            if (se) {
-                relay_cancel(&s->relay);
-                pthread_join(t, NULL);
-                return link_fail(s, se, "sending migration data");
-            }
-        }
-        *moved += sl->len;
-        s->r->bytes += sl->len;
-        if (s->o->event && (s->r->bytes & ((64u << 20) - 1)) < sl->len)
-            emit(s, ph, 0, NULL);
-        relay_release(&s->relay);
-    }
-    pthread_join(t, NULL);
-    if (e)
-        code = fail(s, UFIO_XMIG_FAILED, "reading the source's migration data: %s", strerror(-e));
+    int code = ufio_xmig_code_of(err, warning);
+    if (code == UFIO_XMIG_IN_DOUBT || code == UFIO_XMIG_SOURCE_LOST || code == UFIO_XMIG_OK ||
+        code == UFIO_XMIG_INTERRUPTED)
+        return code;
+    int ac = ufio_xmig_ep_abort_code(s->dst);
+    if (ac > 0)
+        return ac;
+    const char *why;
+    int le = ufio_xmig_ep_link_error(s->dst, &why);
+    if (le == -ECONNRESET || le == -ETIMEDOUT)
+        return UFIO_XMIG_LINK;
     return code;
 }
 
-static int run(struct src *s)
+static int migrate(struct src *s)
 {
     const struct ufio_xmig_opts *o = s->o;
     struct ufio_xmig_result *r = s->r;
-    int code = check(s);
-    if (code)
-        return code;
-    uint64_t flags;
-    int e = ufio_client_mig_flags(s->dev, &flags);
-    if (!e)
-        e = ufio_client_mig_get_state(s->dev, &s->src_state0);
-    if (e) {
-        fail(s, UFIO_XMIG_FAILED, "the source device does not support migration: %s", strerror(-e));
-        return abort_peer(s, UFIO_XMIG_FAILED, r->error);
-    }
-    if (s->src_state0 != UFIO_MIG_RUNNING && s->src_state0 != UFIO_MIG_STOP) {
-        fail(s, UFIO_XMIG_FAILED, "the source device is in %s, not RUNNING or STOP", ufio_mig_state_name(s->src_state0));
-        return abort_peer(s, UFIO_XMIG_FAILED, r->error);
-    }
-    bool precopy = !o->no_precopy && (flags & UFIO_MIG_F_PRE_COPY) && s->src_state0 == UFIO_MIG_RUNNING;
-    uint64_t sc_est = 0;
-    ufio_client_mig_stop_copy_size(s->dev, &sc_est);
-    uint8_t b[16];
-    struct ufio_wr w = ufio_wr_init(b, sizeof(b));
-    ufio_wr_u64(&w, htole64(precopy ? 1 : 0));
-    ufio_wr_u64(&w, htole64(sc_est));
-    struct iovec iov = { b, sizeof(b) };
-    if ((e = ufio_xmig_sendv(s->link, XM_BEGIN, &iov, 1)))
-        return link_fail(s, e, "starting");
-    uint32_t len;
-    if ((code = expect(s, XM_READY, &len, "waiting for the destination to be RESUMING")))
-        return code;
-
-    unsigned max_dt = o->max_downtime_ms ? o->max_downtime_ms : 300;
-    unsigned max_rounds = o->max_rounds ? o->max_rounds : 30;
-    if (precopy) {
-        s->moved_state = true;
-        if (set_state(s, UFIO_MIG_PRE_COPY))
-            return abort_peer(s, UFIO_XMIG_FAILED, r->error);
-        for (;;) {
-            double t0 = now_ms();
-            uint64_t moved = 0;
-            if ((code = pump(s, XMIG_PRECOPY, &moved)))
-                return code;
-            double dt = now_ms() - t0;
-            r->precopy_bytes += moved;
-            r->rounds++;
-            /* big rounds measure the link; a round of a few pages measures latency */
-            if (moved >= (4u << 20) && dt > 0)
-                s->rate = moved / dt;
-            else if (moved && dt > 0 && s->rate == 0)
-                s->rate = moved / dt;
-            uint64_t initial = 0, dirty = 0;
-            if ((e = ufio_client_mig_precopy_info(s->dev, &initial, &dirty)))
-                return abort_peer(s, fail(s, UFIO_XMIG_FAILED, "precopy info: %s", strerror(-e)), r->error);
-            uint64_t left = initial + dirty, sc = 0;
-            /* what stop-copy will send: the device's own figure when it gives one */
-            if (!ufio_client_mig_stop_copy_size(s->dev, &sc) && sc > left)
-                left = sc;
-            if ((e = send_progress(s, XMIG_PRECOPY, left)))
-                return link_fail(s, e, "sending progress");
-            double rate = s->rate > 0 ? s->rate : 1;
-            if (left / rate <= max_dt)
-                break;
-            if (r->rounds >= max_rounds) {
-                fail(s, UFIO_XMIG_BUDGET,
-                     "downtime budget cannot be met: %llu bytes left at %.1f MiB/s need %.0f ms > %u ms "
-                     "after %u rounds; the source was not stopped",
-                     (unsigned long long)left, rate * 1e3 / 1048576, left / rate, max_dt, r->rounds);
-                return abort_peer(s, UFIO_XMIG_BUDGET, r->error);
-            }
-        }
-    }
-    double t_stop = now_ms();
-    s->moved_state = true;
-    if (set_state(s, UFIO_MIG_STOP_COPY))
-        return abort_peer(s, UFIO_XMIG_FAILED, r->error);
-    emit(s, XMIG_STOPCOPY, 0, NULL);
-    uint64_t moved = 0;
-    if ((code = pump(s, XMIG_STOPCOPY, &moved)))
-        return code;
-    r->stopcopy_bytes = moved;
-    uint64_t total = htole64(r->bytes);
-    iov = (struct iovec){ &total, 8 };
-    if ((e = ufio_xmig_sendv(s->link, XM_END, &iov, 1)))
-        return link_fail(s, e, "ending the stream");
-    emit(s, XMIG_LOAD, 0, NULL);
-    if ((code = expect(s, XM_LOADED, &len, "waiting for the destination to load")))
-        return code;
-    int32_t st;
-    char reason[XM_MAX_REASON + 1];
-    if (ufio_xmig_parse_status(s->msg, len, &st, reason, sizeof(reason)))
-        return fail(s, UFIO_XMIG_FAILED, "malformed LOADED message");
-    if (st)
-        return fail(s, UFIO_XMIG_FAILED, "the destination refused the stream: %s", reason);
-    /* from here the destination holds the state: stop the source for good, then commit */
-    if (set_state(s, UFIO_MIG_STOP))
-        return abort_peer(s, UFIO_XMIG_FAILED, r->error);
-    emit(s, XMIG_COMMIT, 0, NULL);
-    s->committed = true;
-    uint32_t t = 0;
-    e = ufio_xmig_sendv(s->link, XM_COMMIT, NULL, 0);
-    if (!e)
-        e = ufio_xmig_recv(s->link, &t, s->msg, 4 + XM_MAX_REASON, &len);
-    if (!e && t != XM_DONE)
-        e = -EPROTO;
-    if (e)
-        return fail(s, UFIO_XMIG_IN_DOUBT,
-                    "commit sent but not confirmed (%s): the source stays stopped; the destination agent's "
-                    "exit status says whether it runs (0) or not (8: then resume the source with --recover)",
-                    e == -ETIMEDOUT ? "timeout" : strerror(-e));
-    if (ufio_xmig_parse_status(s->msg, len, &st, reason, sizeof(reason)) || st)
-        return fail(s, UFIO_XMIG_IN_DOUBT, "the destination did not start: %s; the source stays stopped", reason);
-    r->downtime_ms = now_ms() - t_stop;
-    return UFIO_XMIG_OK;
-}
-
-/* Puts the source back as it was (RUNNING, or STOP if it started stopped), state intact. */
-static int rollback(struct src *s, int code)
-{
-    if (!s->moved_state)
-        return code;
-    unsigned st;
-    unsigned want = s->src_state0 == UFIO_MIG_STOP ? UFIO_MIG_STOP : UFIO_MIG_RUNNING;
-    if (ufio_client_mig_get_state(s->dev, &st) == 0 && st == want)
-        return code;
-    if (ufio_client_mig_set_state(s->dev, want, NULL) == 0)
-        return code;
-    size_t l = strlen(s->r->error);
-    snprintf(s->r->error + l, sizeof(s->r->error) - l, "; and the source device could not be put back to %s",
-             ufio_mig_state_name(want));
-    return UFIO_XMIG_SOURCE_LOST;
+    struct ufio_migrate_opts mo = { .size = sizeof(mo) };
+    if (o->mig)
+        memcpy(&mo, o->mig, o->mig->size < sizeof(mo) ? o->mig->size : sizeof(mo));
+    mo.size = sizeof(mo);
+    mo.src_path = mo.dst_path = NULL;
+    mo.src = &s->watch;
+    mo.dst = s->dst;
+    mo.progress = on_progress;
+    mo.opaque = s;
+    char error[UFIO_MIGRATE_ERROR_MAX], warning[UFIO_MIGRATE_ERROR_MAX];
+    struct ufio_migrate_result mr = { .size = sizeof(mr), .error = error, .error_size = sizeof(error),
+                                      .warning = warning, .warning_size = sizeof(warning),
+                                      .digest = r->digest, .digest_size = sizeof(r->digest) };
+    error[0] = warning[0] = 0;
+    int err = ufio_migrate(&mo, &mr);
+    r->bytes = mr.bytes;
+    r->precopy_bytes = mr.precopy_bytes;
+    r->stopcopy_bytes = mr.stopcopy_bytes;
+    r->rounds = mr.rounds;
+    r->downtime_ms = mr.downtime_ms;
+    r->predicted_downtime_ms = mr.predicted_downtime_ms;
+    r->link_rate_mib_s = mr.rate_mib_s;
+    r->dirty_limit = mr.dirty_limit;
+    r->verified = mr.verified;
+    if (!mr.verified)
+        r->digest[0] = 0;
+    snprintf(r->warning, sizeof(r->warning), "%s", warning);
+    int code = outcome(s, err, warning);
+    const char *why;
+    if (code && ufio_xmig_ep_link_error(s->dst, &why) && !strstr(error, why))
+        snprintf(r->error, sizeof(r->error), "%s; %s", error, why);
+    else if (code)
+        snprintf(r->error, sizeof(r->error), "%s", error);
+    return code;
 }
 
 int ufio_xmig_send(const struct ufio_xmig_opts *o, struct ufio_xmig_result *r)
 {
     memset(r, 0, sizeof(*r));
+    r->peer_code = -1;
     double t0 = now_ms();
-    struct src s = { .o = o, .r = r };
+    struct src s = { .o = o, .r = r, .phase = XMIG_CONNECT };
     struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o->dev_timeout_ms > 0 ? o->dev_timeout_ms : 5000,
-                                   .role = UFIO_ROLE_CONTROLLER_REQ };
+                                   .max_data_xfer_size = 8u << 20, .role = UFIO_ROLE_CONTROLLER_REQ };
     int e = ufio_client_connect(o->dev_path, &co, &s.dev);
-    if (e)
-        return fail(&s, UFIO_XMIG_FAILED, "source device %s: %s", o->dev_path, strerror(-e));
-    bool relay_ok = relay_init(&s.relay, XM_HDR + CHUNK) == 0;
-    s.msg = malloc(UFIO_COMPAT_MAX_DESC);
-    int code;
-    if (!relay_ok || !s.msg) {
-        code = fail(&s, UFIO_XMIG_FAILED, "out of memory");
-        goto out;
+    if (e) {
+        snprintf(r->error, sizeof(r->error), "source device %s: %s", o->dev_path, strerror(-e));
+        return e == -EBUSY ? UFIO_XMIG_REFUSED : UFIO_XMIG_FAILED;
     }
-    emit(&s, XMIG_CONNECT, 0, NULL);
+    int code;
+    emit(&s, XMIG_CONNECT, NULL);
     char err[UFIO_LINK_MAX_REASON + 256];
     e = ufio_link_connect(o->host, o->port, &o->link, &s.link, err, sizeof(err));
     if (e) {
-        code = fail(&s, e == -EACCES ? UFIO_XMIG_REFUSED : UFIO_XMIG_LINK, "%s", err);
+        snprintf(r->error, sizeof(r->error), "%s", err);
+        code = e == -EACCES || e == -EPROTONOSUPPORT ? UFIO_XMIG_REFUSED : UFIO_XMIG_LINK;
         goto out;
     }
     snprintf(r->peer, sizeof(r->peer), "%s", ufio_link_peer(s.link));
-    code = run(&s);
-    if (code != UFIO_XMIG_OK && !s.committed)
-        code = rollback(&s, code);
+    char name[600];
+    snprintf(name, sizeof(name), "destination (%s)", r->peer);
+    struct ufio_xmig_ep_hooks h = { .pass_start = pass_start, .before_commit = before_commit, .opaque = &s };
+    if ((e = ufio_mig_endpoint_client(s.dev, false, &s.inner)) || (e = ufio_xmig_ep_new(s.link, &h, name, &s.dst))) {
+        snprintf(r->error, sizeof(r->error), "endpoints: %s", strerror(-e));
+        code = UFIO_XMIG_FAILED;
+        goto out;
+    }
+    s.watch = (struct ufio_mig_endpoint){ .size = sizeof(s.watch), .ops = &watch_ops, .priv = &s, .name = "source" };
+    code = migrate(&s);
+    char peer_reason[XM_MAX_REASON + 1];
+    if (ufio_xmig_ep_close(s.dst, code, code ? r->error : NULL, &r->peer_code, peer_reason, sizeof(peer_reason)) &&
+        !code)
+        snprintf(r->warning, sizeof(r->warning), "the destination agent did not confirm the end (it runs: it "
+                                                 "answered the commit)");
+    else if (r->peer_code > 0 && code == UFIO_XMIG_OK)
+        snprintf(r->warning, sizeof(r->warning), "the destination agent ended with %d: %.900s", r->peer_code,
+                 peer_reason);
 out:
     r->total_ms = now_ms() - t0;
     r->throughput_mib_s = r->total_ms > 0 ? r->bytes / 1048576.0 / (r->total_ms / 1e3) : 0;
-    r->link_rate_mib_s = s.rate * 1e3 / 1048576.0;
-    emit(&s, code ? XMIG_ABORTED : XMIG_DONE, 0, code ? r->error : NULL);
+    emit(&s, code ? XMIG_ABORTED : XMIG_DONE, code ? r->error : NULL);
+    if (s.dst)
+        ufio_mig_endpoint_destroy(s.dst);
+    if (s.inner)
+        ufio_mig_endpoint_destroy(s.inner);
     ufio_link_close(s.link);
-    if (relay_ok)
-        relay_free(&s.relay);
-    free(s.msg);
     ufio_client_destroy(s.dev);
     return code;
 }

@@ -107,12 +107,16 @@ listen_plain() { # args...
     pids+=($dpid)
     [ "${*: -1}" != --insecure ] || wait_for "$dir/dst.out" '"listening"'
 }
+# These tests check what moves and what each fault leaves, not speed: a budget
+# no loaded (or sanitized) machine misses, unless a test names its own (the
+# last --max-downtime given wins). The budget itself is tested where it is named.
+budget=(--max-downtime 20000)
 send() { # args... (foreground); sets src_rc
-    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "$@" >"$dir/src.out" 2>"$dir/src.err"
+    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "${budget[@]}" "$@" >"$dir/src.out" 2>"$dir/src.err"
     src_rc=$?
 }
 send_bg() {
-    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "$@" >"$dir/src.out" 2>"$dir/src.err" &
+    "${S[@]}" "$migrate" --from "$dir/src.sock" --json "${budget[@]}" "$@" >"$dir/src.out" 2>"$dir/src.err" &
     spid=$!
     pids+=($spid)
 }
@@ -159,6 +163,8 @@ dst_dropped() {
 }
 rolled_back() { src_back && dst_dropped; }
 last() { local l=(); [ -e "$1" ] && mapfile -t l <"$1"; [ ${#l[@]} = 0 ] || echo "${l[-1]}"; }
+# a member of an agent's JSON result: jres FILE KEY
+jres() { python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]; r=[e for e in r if e.get("event")=="result"]; print(json.dumps(r[-1].get(sys.argv[2])) if r else "none")' "$1" "$2"; }
 show() { echo "  source rc=$src_rc: $(last "$dir/src.err")"; echo "  destination rc=${dst_rc:-?}: $(last "$dir/dst.err")"; }
 
 # ---- a migration across the namespaces, checked from outside ----
@@ -172,6 +178,8 @@ check "migration over TLS: both agents exit 0" '[ $src_rc = 0 ] && [ $dst_rc = 0
 check "the destination holds the source's state (BAR2 digest, scratch), read back by another client" \
     '[ "$(field bar2 "$s")" = "$(field bar2 "$d")" ] && [ "$(field dev "$s")" = "$(field dev "$d")" ] && [ "$(field scratch "$d")" = 0x0005eed1 ] && [ "$(field bar2 "$d")" != "$(field bar2 "$dst0")" ]'
 check "the destination runs, the source is stopped" '[ "$(field state "$d")" = RUNNING ] && [ "$(field state "$s")" = STOP ]'
+check "the engine compared the digests across the link (verified, the digest reported) and both exit codes were exchanged" \
+    '[ "$(jres "$dir/src.out" verified)" = true ] && [ "$(jres "$dir/src.out" digest)" != null ] && [ "$(jres "$dir/src.out" peer_exit_code)" = 0 ] && [ "$(jres "$dir/dst.out" peer_exit_code)" = 0 ]'
 check "each side authenticated the other (peer names in the results)" \
     'grep -q "\"peer\":\"CN=dst.ufio.test\"" "$dir/src.out" && grep -q "\"peer\":\"CN=src.ufio.test\"" "$dir/dst.out"'
 check "--json progress events on both sides (phase, bytes, rate, estimate) and a result" \
@@ -185,6 +193,27 @@ for f in sys.argv[1:]:
     res = [e for e in ev if e["event"] == "result"]
     assert res and res[-1]["result"] == "migrated" and res[-1]["bytes"] > 65536, f
 PY'
+
+# ---- a source stopped by a migration: refused without --force, moved with it ----
+# (nothing reads the source in between: a client that reads a stopped device's
+# state becomes its migration holder, and the server resumes the device when
+# that client leaves)
+start_devices 0xf0ce
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait; show
+check "a stopped source is refused across hosts (exit 4 on both), the reason says so" \
+    '[ $src_rc = 4 ] && [ $dst_rc = 4 ] && grep -q "stopped (STOP)" "$dir/src.err"'
+listen --tls-dir "$C/server"
+# (all of the state in stop-copy: a budget it can meet on this link)
+send --to tls://$ip_d:$port --tls-dir "$C/client" --force --max-downtime 60000
+dst_wait; show
+s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+check "--force migrates the stopped source's state (no precopy), verified, the destination runs it" \
+    '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "$(jres "$dir/src.out" verified)" = true ] && [ "$(jres "$dir/src.out" rounds)" = 0 ] && [ "$(field dev "$s")" = "$(field dev "$d")" ] && [ "$(field scratch "$d")" = 0x0000f0ce ] && [ "$(field state "$d")" = RUNNING ]'
 
 # ---- with the owner (the VMM's stand-in) attached and busy at the source ----
 # The agents come in as migration controllers on the management socket; the
@@ -323,10 +352,116 @@ if [ ${#dirty_args[@]} -gt 0 ]; then
         '[ $src_rc = 7 ] && grep -q "budget" "$dir/src.err" && [ $dst_rc != 0 ]'
     check "budget cannot be met: the source was never stopped (RUNNING), the destination stopped" \
         's=$("$peek" digest "$dir/src.sock") && d=$("$peek" digest "$dir/dst.sock") && [ "$(field state "$s")" = RUNNING ] && [ "$(field state "$d")" = STOP ] && [ "$(field scratch "$s")" = 0x00b0d6e7 ]'
+    check "precopy not converging: the engine asked the source to dirty less (dirty-rate cap), 3 rounds" \
+        '[ "$(jres "$dir/src.out" dirty_limit_pages_s)" -gt 0 ] && [ "$(jres "$dir/src.out" rounds)" = 3 ]'
+
+    # --max-precopy-time: precopy ends after its first round, whatever --max-rounds says
+    start_devices 0xb0d6e8
+    listen --tls-dir "$C/server"
+    send --to tls://$ip_d:$port --tls-dir "$C/client" --max-downtime 1 --max-precopy-time 1
+    dst_wait; show
+    check "--max-precopy-time 1: one precopy round, then the budget refusal (exit 7), source RUNNING" \
+        '[ $src_rc = 7 ] && [ "$(jres "$dir/src.out" rounds)" = 1 ] && s=$("$peek" digest "$dir/src.sock") && [ "$(field state "$s")" = RUNNING ]'
+
+    # --max-precopy-bytes with --force-downtime: one round, then stop-copy anyway, verified
+    start_devices 0xb0d6e9
+    listen --tls-dir "$C/server"
+    send --to tls://$ip_d:$port --tls-dir "$C/client" --max-downtime 1 --max-precopy-bytes 1 --force-downtime
+    dst_wait; show
+    s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+    check "--max-precopy-bytes 1 --force-downtime: one round, stopped anyway, migrated and verified" \
+        '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "$(jres "$dir/src.out" rounds)" = 1 ] && [ "$(jres "$dir/src.out" verified)" = true ] && [ "$(field state "$d")" = RUNNING ] && [ "$(field state "$s")" = STOP ] && [ "$(field dev "$s")" = "$(field dev "$d")" ] && [ "$(field scratch "$d")" = 0x00b0d6e9 ]'
     dirty_args=("${saved[@]}")
 else
     echo "budget test: needs a sample with --state-mib/--dirty-rate (skipped here)"
 fi
+
+# ---- the digest: a destination that loads a wrong byte never runs ----
+start_devices 0xd16e57
+"$peek" inject "$dir/dst.sock" 0x40000   # the sample's one-shot fault: the next page loaded gets a byte wrong
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait; show
+d=$("$peek" digest "$dir/dst.sock")
+check "digest mismatch across hosts: both agents exit 1, the reason names the mismatch and both digests" \
+    '[ $src_rc = 1 ] && [ $dst_rc = 1 ] && grep -q "digest mismatch.*source [0-9a-f]*, destination [0-9a-f]*" "$dir/src.err" && grep -q "digest mismatch" "$dir/dst.err"'
+check "digest mismatch: rolled back, the source RUNNING with its state, the destination stopped (never ran)" \
+    'src_back && [ "$(field state "$d")" = STOP ]'
+# the fault was one-shot: the same pair now migrates, verified
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait; show
+s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+check "after the mismatch the same pair migrates, verified, the destination holds the source's state" \
+    '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "$(jres "$dir/src.out" verified)" = true ] && [ "$(field dev "$s")" = "$(field dev "$d")" ] && [ "$(field bar2 "$s")" = "$(field bar2 "$d")" ] && [ "$(field state "$d")" = RUNNING ]'
+# --no-verify: the same fault is not caught (nothing is compared)
+start_devices 0xd16e58
+"$peek" inject "$dir/dst.sock" 0x40000
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client" --no-verify
+dst_wait; show
+check "--no-verify across hosts: migrated without comparing (verified false)" \
+    '[ $src_rc = 0 ] && [ $dst_rc = 0 ] && [ "$(jres "$dir/src.out" verified)" = false ]'
+
+# ---- stop-copy past its deadline: the source device gives up and runs again (exit 7) ----
+start_devices 0xdead1
+"$peek" inject "$dir/src.sock" 0x80000   # the sample's one-shot fault: its stop-copy save cannot finish in time
+listen --tls-dir "$C/server"
+send --to tls://$ip_d:$port --tls-dir "$C/client"
+dst_wait; show
+check "stop-copy past the deadline the engine gave: exit 7 on both, the reason says so" \
+    '[ $src_rc = 7 ] && [ $dst_rc = 7 ] && grep -q "did not finish stop-copy within" "$dir/src.err"'
+check "stop-copy past the deadline: the source RUNNING with its state, the destination stopped" rolled_back
+
+# ---- SIGINT on the source agent rolls back (exit 5), at precopy and at the commit ----
+for at in precopy commit; do
+    start_devices 0x5161
+    listen --tls-dir "$C/server"
+    rm -f "$dir/src.err"
+    send_bg --to tls://$ip_d:$port --tls-dir "$C/client" --test-pause-at $at
+    wait_for "$dir/src.err" "paused at $at"
+    kill -INT "$spid"; wait "$spid"; src_rc=$?; dst_wait; show
+    check "SIGINT at $at: both agents exit 5 (interrupted)" '[ $src_rc = 5 ] && [ $dst_rc = 5 ]'
+    check "SIGINT at $at: source RUNNING with its state, the destination stopped, not running" rolled_back
+done
+
+# ---- in doubt: what each agent cannot settle alone, checked from outside ----
+# the source agent dies with its device stopped, COMMIT not sent: the destination, loaded, exits 8
+start_devices 0xd0b71
+listen --tls-dir "$C/server"
+rm -f "$dir/src.err"
+send_bg --to tls://$ip_d:$port --tls-dir "$C/client" --test-pause-at commit
+wait_for "$dir/src.err" "paused at commit"
+kill -9 "$spid"; wait "$spid" 2>/dev/null; src_rc=killed; dst_wait; show
+# states first, read as a controller (an owner's read would resume a stopped device when it leaves)
+ss=$("$peek" state "$dir/src.sock"); ds=$("$peek" state "$dir/dst.sock")
+echo "  source: $ss, destination: $ds"
+check "source agent killed at the commit: the destination exits 8 (in doubt: loaded, never committed)" \
+    '[ $dst_rc = 8 ] && grep -q "in doubt" "$dir/dst.err"'
+check "in doubt: both devices stopped, nothing runs twice" '[ "$ss" = state=STOP ] && [ "$ds" = state=STOP ]'
+"$migrate" --recover "$dir/src.sock" >"$dir/rec.out" 2>&1; rc=$?
+cat "$dir/rec.out"
+s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+echo "  source: $s"; echo "  destination: $d"
+check "in doubt, destination 8: the orchestrator resumes the source (--recover: RUNNING, was STOP) with its state" \
+    '[ $rc = 0 ] && grep -q "RUNNING (was STOP)" "$dir/rec.out" && src_back'
+check "in doubt: the stopped destination had loaded the source's whole state (BAR2, scratch)" \
+    '[ "$(field bar2 "$d")" = "$(field bar2 "$s")" ] && [ "$(field scratch "$d")" = 0x000d0b71 ]'
+
+# the destination agent dies after running its device, before answering COMMIT: the source exits 8
+start_devices 0xd0b72
+listen --tls-dir "$C/server" --test-pause-at commit
+send_bg --to tls://$ip_d:$port --tls-dir "$C/client"
+wait_for "$dir/dst.err" "paused at commit"
+kill -9 "$dpid"; wait "$dpid" 2>/dev/null; dst_rc=killed
+wait "$spid"; src_rc=$?; show
+ss=$("$peek" state "$dir/src.sock")
+s=$("$peek" digest "$dir/src.sock"); d=$("$peek" digest "$dir/dst.sock")
+echo "  source: $ss; $s"; echo "  destination: $d"
+check "destination agent killed before its answer to COMMIT: the source exits 8 (in doubt), says so" \
+    '[ $src_rc = 8 ] && grep -q "in doubt" "$dir/src.err"'
+check "in doubt: the source stays stopped, the destination runs with the source's state (read back from outside)" \
+    '[ "$ss" = state=STOP ] && [ "$(field state "$d")" = RUNNING ] && [ "$(field bar2 "$d")" = "$(field bar2 "$s")" ] && [ "$(field scratch "$d")" = 0x000d0b72 ] && [ "$(field dev "$d")" = "$(field dev "$s")" ]'
 
 echo "net_xmig: $passes passed, $fails failed"
 [ $fails = 0 ]

@@ -4,6 +4,10 @@
  *   xmig_peek fill SOCK SEED    BAR2 gets a pattern from SEED, SCRATCH = SEED
  *   xmig_peek digest SOCK       prints "state=S scratch=X bar2=FNV64 size=N dev=DIGEST"
  * (dev: the sample's own digest of registers, BAR2 and its extra state)
+ *   xmig_peek state SOCK        prints "state=S", read as a migration controller: unlike an
+ *                               owner's read, it leaves a stopped device stopped when it goes
+ *   xmig_peek inject SOCK BITS  writes the sample's fault register (REG_MIG_FAIL, one-shot:
+ *                               0x40000 = the next page loaded gets one byte wrong)
  *   xmig_peek own SOCK READYFILE   the owner, busy: writes 1, 2, 3... to SCRATCH until
  *                               SIGTERM, then prints "writes=N last=V" (V: the last
  *                               write the device answered); READYFILE appears after
@@ -29,6 +33,7 @@
 #define REG_SCRATCH 0x08
 #define REG_DIGEST_LO 0x38 /* the sample's digest of its whole state (0 on samples without it) */
 #define REG_DIGEST_HI 0x3c
+#define REG_MIG_FAIL 0x40
 #define CHUNK (1u << 20)
 
 static int die(const char *what, int e)
@@ -66,10 +71,27 @@ static int own(struct ufio_client *c, const char *ready)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[1], "fill") && strcmp(argv[1], "digest") && strcmp(argv[1], "own")) ||
-        (strcmp(argv[1], "digest") && argc < 4)) {
-        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK | own SOCK READYFILE\n");
+    if (argc < 3 ||
+        (strcmp(argv[1], "fill") && strcmp(argv[1], "digest") && strcmp(argv[1], "own") && strcmp(argv[1], "inject") &&
+         strcmp(argv[1], "state")) ||
+        (strcmp(argv[1], "digest") && strcmp(argv[1], "state") && argc < 4)) {
+        fprintf(stderr, "usage: xmig_peek fill SOCK SEED | digest SOCK | state SOCK | inject SOCK BITS | own SOCK "
+                        "READYFILE\n");
         return 2;
+    }
+    if (!strcmp(argv[1], "state")) {
+        struct ufio_client_opts cco = { .size = sizeof(cco), .timeout_ms = 10000, .role = UFIO_ROLE_CONTROLLER_REQ };
+        struct ufio_client *cc;
+        unsigned st = 0;
+        int err = ufio_client_connect(argv[2], &cco, &cc);
+        if (err)
+            return die(argv[2], err);
+        err = ufio_client_mig_get_state(cc, &st);
+        ufio_client_destroy(cc);
+        if (err)
+            return die("state", err);
+        printf("state=%s\n", ufio_mig_state_name(st));
+        return 0;
     }
     struct ufio_client *c;
     bool owning = !strcmp(argv[1], "own");
@@ -91,6 +113,13 @@ int main(int argc, char **argv)
     int rc = 0;
     if (!strcmp(argv[1], "own")) {
         rc = own(c, argv[3]);
+    } else if (!strcmp(argv[1], "inject")) {
+        uint32_t bits = (uint32_t)strtoul(argv[3], NULL, 0), back = 0;
+        if ((e = ufio_client_region_write(c, BAR0, REG_MIG_FAIL, &bits, 4)) ||
+            (e = ufio_client_region_read(c, BAR0, REG_MIG_FAIL, &back, 4)))
+            rc = die("inject", e);
+        else if (back != bits)
+            rc = die("inject: the register did not keep the value", -EIO);
     } else if (!strcmp(argv[1], "fill")) {
         uint64_t seed = strtoull(argv[3], NULL, 0), x = seed | 1;
         uint32_t s32 = (uint32_t)seed;
