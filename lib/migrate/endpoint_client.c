@@ -93,9 +93,10 @@ static uint64_t c_max_chunk(void *p)
 static void c_destroy(void *p)
 {
     struct ep_client *e = p;
-    settle(e);
     if (e->own)
-        ufio_client_destroy(e->c);
+        ufio_client_destroy(e->c); /* a write still in flight goes with it */
+    else
+        settle(e); /* the caller's client keeps no request of ours pending */
     free(e);
 }
 
