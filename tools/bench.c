@@ -512,12 +512,17 @@ static void migration_table(const char *sample, const char *sizes, const char *r
 {
     unsigned long sz[8], rt[8], bg[8];
     size_t nsz = parse_list(sizes, sz, 8), nrt = parse_list(rates, rt, 8), nbg = parse_list(budgets, bg, 8);
+    /* the chunk a migration between two ufio-samples moves: their max_data_xfer_size (1 MiB) */
+    const size_t chunk = 1u << 20;
     printf("| state | dirty pages/ms | budget ms | result | downtime ms | predicted ms | total ms | MiB moved | "
-           "rounds | dirty limit pages/s | MiB/s | raw MiB/s | vs raw | src peak RSS MiB | dst peak RSS MiB |\n"
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+           "rounds | dirty limit pages/s | MiB/s | raw 1-hop MiB/s | vs 1-hop | raw 2-hop MiB/s | vs 2-hop | "
+           "CPU s/GiB src / engine / dst | src peak RSS MiB | dst peak RSS MiB |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     fflush(stdout);
+    struct bench_raw_rates raws[8];
     for (size_t i = 0; i < nsz; i++) {
-        double raw = bench_raw_bulk((size_t)sz[i] << 20);
+        struct bench_raw_rates *raw = &raws[i];
+        bench_raw((size_t)sz[i] << 20, chunk, raw);
         for (size_t j = 0; j < nrt; j++)
             for (size_t k = 0; k < nbg; k++) {
                 struct bench_mig_row r;
@@ -527,14 +532,26 @@ static void migration_table(const char *sample, const char *sizes, const char *r
                                 : r.err == -ETIME && strstr(r.error, "could not finish")
                                     ? "stop-copy past its deadline: source runs again"
                                 : r.err == -ETIME ? "refused before stopping (source kept running)" : "failed";
-                printf("| %zu MiB | %lu | %lu | %s | %.1f | %.1f | %.0f | %.0f | %u | %llu | %.0f | %.0f | %.2f | %.0f | %.0f |\n",
+                printf("| %zu MiB | %lu | %lu | %s | %.1f | %.1f | %.0f | %.0f | %u | %llu | %.0f | %.0f | %.2f | %.0f | "
+                       "%.2f | %.2f / %.2f / %.2f | %.0f | %.0f |\n",
                        r.mib, rt[j], bg[k], res, r.downtime, r.predicted, r.total, r.bytes / 1048576.0, r.rounds,
-                       (unsigned long long)r.limit, r.mib_s, raw, r.vs_raw, r.src_rss, r.dst_rss);
+                       (unsigned long long)r.limit, r.mib_s, raw->one_hop, r.vs_raw, raw->two_hop, r.vs_raw2,
+                       r.cpu[0], r.cpu[1], r.cpu[2], r.src_rss, r.dst_rss);
                 if (r.err && r.err != -ETIME)
                     fprintf(stderr, "ufio-bench: %zu MiB, %lu pages/ms, %lu ms: %s\n", r.mib, rt[j], bg[k], r.error);
                 fflush(stdout);
             }
     }
+    /* what the transfer alone costs, for the CPU column above */
+    printf("\n| raw transfer (%zu KiB writes, unix sockets) | MiB/s | CPU s/GiB |\n|---|---|---|\n", chunk >> 10);
+    for (size_t i = 0; i < nsz; i++) {
+        const struct bench_raw_rates *raw = &raws[i];
+        printf("| %lu MiB, 1 hop (writer -> reader) | %.0f | %.2f (both ends) |\n", sz[i], raw->one_hop,
+               raw->one_hop_cpu);
+        printf("| %lu MiB, 2 hops (writer -> relay -> reader) | %.0f | %.2f / %.2f / %.2f |\n", sz[i],
+               raw->two_hop, raw->two_hop_cpu[0], raw->two_hop_cpu[1], raw->two_hop_cpu[2]);
+    }
+    fflush(stdout);
 }
 
 static void usage(FILE *f)

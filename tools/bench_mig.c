@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -232,52 +234,152 @@ static double peak_rss_mib(pid_t pid)
     return kb / 1024.0;
 }
 
-struct raw_arg {
-    int fd;
-    size_t bytes;
+/* CPU seconds (user + system) of every thread of a process so far: /proc/PID/task/N/schedstat's
+ * first field is the thread's time on a CPU in ns, exact where /proc/PID/stat counts ticks. */
+static double proc_cpu_s(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    double ns = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[384];
+        snprintf(path, sizeof(path), "%s/%s/schedstat", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        unsigned long long t;
+        if (f && fscanf(f, "%llu", &t) == 1)
+            ns += (double)t;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return ns / 1e9;
+}
+
+static double rusage_s(int who)
+{
+    struct rusage u;
+    if (getrusage(who, &u))
+        return 0;
+    return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec + u.ru_stime.tv_usec / 1e6;
+}
+
+/* A unix socketpair with the send buffer ufio's vfio-user sockets get (lib/transport/sock.c):
+ * the yardstick runs on the same socket settings as the migration. */
+static int raw_pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+        return -errno;
+    int sb = 4 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    return 0;
+}
+
+/* One hop of the raw transfer: reads chunks from in (if >= 0) and writes them to out (if >= 0);
+ * the writer alone makes the bytes up, the reader alone drops them. */
+struct raw_hop {
+    int in, out;
+    size_t bytes, chunk;
+    uint8_t *buf;
+    double cpu_s; /* this thread's CPU time */
+    int err;
 };
 
-static void *raw_reader(void *p)
+static void *raw_hop_run(void *p)
 {
-    struct raw_arg *a = p;
-    static uint8_t buf[1 << 20];
-    size_t got = 0;
-    while (got < a->bytes) {
-        ssize_t k = read(a->fd, buf, sizeof(buf));
-        if (k <= 0)
-            break;
-        got += (size_t)k;
+    struct raw_hop *h = p;
+    size_t done = 0;
+    while (done < h->bytes && !h->err) {
+        size_t want = h->bytes - done < h->chunk ? h->bytes - done : h->chunk, have = want;
+        if (h->in >= 0) {
+            ssize_t k = read(h->in, h->buf, want); /* a relay forwards what it got, as a pump does */
+            if (k <= 0) {
+                h->err = k < 0 ? -errno : -ECONNRESET;
+                break;
+            }
+            have = (size_t)k;
+        }
+        for (size_t off = 0; h->out >= 0 && off < have;) {
+            ssize_t k = write(h->out, h->buf + off, have - off);
+            if (k <= 0) {
+                h->err = -errno;
+                break;
+            }
+            off += (size_t)k;
+        }
+        done += have;
     }
+    h->cpu_s = rusage_s(RUSAGE_THREAD);
     return NULL;
 }
 
-/* The same bytes over a plain unix socket, 1 MiB writes: the transport's own rate (MiB/s). */
-double bench_raw_bulk(size_t bytes)
+/*
+ * bytes over unix sockets in chunk-sized writes, one hop (writer -> reader) or two (writer ->
+ * relay -> reader, as a migration crosses source -> engine -> destination), each hop a thread
+ * of its own. The rate in MiB/s; cpu[] each thread's CPU seconds (writer, relay, reader).
+ */
+static double raw_run(size_t bytes, size_t chunk, bool relay, double cpu[3])
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+    int a[2], b[2] = { -1, -1 };
+    if (raw_pair(a) || (relay && raw_pair(b)))
         return 0;
-    static uint8_t buf[1 << 20];
-    memset(buf, 0x5a, sizeof(buf));
-    struct raw_arg a = { sv[1], bytes };
-    pthread_t th;
+    struct raw_hop h[3] = {
+        { .in = -1, .out = a[0], .bytes = bytes, .chunk = chunk },
+        { .in = a[1], .out = b[0], .bytes = bytes, .chunk = chunk },
+        { .in = relay ? b[1] : a[1], .out = -1, .bytes = bytes, .chunk = chunk },
+    };
+    pthread_t th[3];
+    bool started[3] = { false };
+    double rate = 0;
+    for (int i = 0; i < 3; i++)
+        if (!(h[i].buf = malloc(chunk)))
+            goto out;
+    memset(h[0].buf, 0x5a, chunk);
+    memset(h[1].buf, 0, chunk); /* resident before the clock starts, as the engine's buffers are */
+    memset(h[2].buf, 0, chunk);
     double t0 = now_us();
-    pthread_create(&th, NULL, raw_reader, &a);
-    for (size_t sent = 0; sent < bytes;) {
-        ssize_t k = write(sv[0], buf, bytes - sent < sizeof(buf) ? bytes - sent : sizeof(buf));
-        if (k <= 0)
-            break;
-        sent += (size_t)k;
-    }
-    pthread_join(th, NULL);
+    for (int i = 0; i < 3; i++)
+        if (i != 1 || relay)
+            started[i] = pthread_create(&th[i], NULL, raw_hop_run, &h[i]) == 0;
+    for (int i = 0; i < 3; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
     double t = now_us() - t0;
-    close(sv[0]);
-    close(sv[1]);
-    return bytes / 1048576.0 / (t / 1e6);
+    if (started[0] && started[2] && (started[1] || !relay) && !h[0].err && !h[1].err && !h[2].err)
+        rate = bytes / 1048576.0 / (t / 1e6);
+    for (int i = 0; i < 3; i++)
+        cpu[i] = h[i].cpu_s;
+out:
+    for (int i = 0; i < 3; i++)
+        free(h[i].buf);
+    close(a[0]);
+    close(a[1]);
+    if (relay) {
+        close(b[0]);
+        close(b[1]);
+    }
+    return rate;
 }
 
-int bench_migration(const char *sample, size_t mib, unsigned dirty_per_ms, unsigned max_downtime_ms, double raw,
-                    struct bench_mig_row *row)
+void bench_raw(size_t bytes, size_t chunk, struct bench_raw_rates *r)
+{
+    memset(r, 0, sizeof(*r));
+    double cpu[3];
+    double gib = bytes / 1073741824.0;
+    r->one_hop = raw_run(bytes, chunk, false, cpu);
+    r->one_hop_cpu = (cpu[0] + cpu[2]) / gib;
+    r->two_hop = raw_run(bytes, chunk, true, cpu);
+    for (int i = 0; i < 3; i++)
+        r->two_hop_cpu[i] = cpu[i] / gib;
+}
+
+int bench_migration(const char *sample, size_t mib, unsigned dirty_per_ms, unsigned max_downtime_ms,
+                    const struct bench_raw_rates *raw, struct bench_mig_row *row)
 {
     char a[108], b[108];
     snprintf(a, sizeof(a), "/tmp/ufio-bench-mig-a-%d.sock", getpid());
@@ -296,7 +398,11 @@ int bench_migration(const char *sample, size_t mib, unsigned dirty_per_ms, unsig
     struct ufio_migrate_opts o = { .size = sizeof(o), .src_path = a, .dst_path = b,
                                    .max_downtime_ms = max_downtime_ms, .timeout_ms = 60000 };
     struct ufio_migrate_result r = { .size = sizeof(r), .error = err, .error_size = sizeof(err) };
+    double c0[3] = { proc_cpu_s(pa), rusage_s(RUSAGE_SELF), proc_cpu_s(pb) };
     row->err = ufio_migrate(&o, &r);
+    double c1[3] = { proc_cpu_s(pa), rusage_s(RUSAGE_SELF), proc_cpu_s(pb) };
+    for (int i = 0; i < 3; i++)
+        row->cpu[i] = r.bytes ? (c1[i] - c0[i]) / (r.bytes / 1073741824.0) : 0;
     row->src_rss = peak_rss_mib(pa);
     row->dst_rss = peak_rss_mib(pb);
     kill(pa, SIGTERM);
@@ -314,7 +420,8 @@ int bench_migration(const char *sample, size_t mib, unsigned dirty_per_ms, unsig
     row->verified = r.verified;
     row->limit = r.dirty_limit;
     row->mib_s = r.total_ms > 0 ? r.bytes / 1048576.0 / (r.total_ms / 1e3) : 0;
-    row->vs_raw = raw > 0 ? row->mib_s / raw : 0;
+    row->vs_raw = raw->one_hop > 0 ? row->mib_s / raw->one_hop : 0;
+    row->vs_raw2 = raw->two_hop > 0 ? row->mib_s / raw->two_hop : 0;
     snprintf(row->error, sizeof(row->error), "%s", row->err ? err : "");
     return 0;
 }

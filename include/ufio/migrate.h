@@ -41,7 +41,8 @@ extern "C" {
  *               returns once every data_write so far has reached the device,
  *               with the first error any of them met. For an endpoint whose
  *               data_write returns before the device has the data (a network
- *               link to an agent next to the device): the engine flushes at
+ *               link to an agent next to the device; ufio_mig_endpoint_client(),
+ *               which keeps one MIG_DATA_WRITE in flight): the engine flushes at
  *               the end of every pass, so the rate it measures, and the
  *               downtime it predicts from it, include the far end's load.
  * Calls on one endpoint are never concurrent, but the engine calls the

@@ -734,17 +734,31 @@ UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t 
     return err;
 }
 
+uint64_t cl_xfer_max(struct ufio_client *c)
+{
+    return xfer_max(c);
+}
+
+int cl_mig_write_start(struct ufio_client *c, const void *buf, size_t len, int *slot)
+{
+    struct ufio_mig_data req = { .argsz = (uint32_t)(8 + len), .size = (uint32_t)len };
+    uint8_t head[8];
+    ufio_mig_data_head_encode(&req, head, sizeof(head));
+    /* header and data in one sendmsg, the data straight from the caller's buffer */
+    struct iovec iov[2] = { { head, 8 }, { (void *)buf, len } };
+    return cl_call_start(c, VFIO_USER_MIG_DATA_WRITE, iov, len ? 2 : 1, slot);
+}
+
 UFIO_API int ufio_client_mig_data_write(struct ufio_client *c, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     uint64_t chunk = xfer_max(c);
     do {
-        uint32_t n = (uint32_t)(len < chunk ? len : chunk);
-        struct ufio_mig_data req = { .argsz = 8 + n, .size = n };
-        uint8_t head[8];
-        ufio_mig_data_head_encode(&req, head, sizeof(head));
-        struct iovec iov[2] = { { head, 8 }, { (void *)p, n } };
-        int err = cl_call(c, VFIO_USER_MIG_DATA_WRITE, iov, n ? 2 : 1, NULL, 0, NULL);
+        size_t n = len < chunk ? len : (size_t)chunk;
+        int slot;
+        int err = cl_mig_write_start(c, p, n, &slot);
+        if (!err)
+            err = cl_call_finish(c, VFIO_USER_MIG_DATA_WRITE, slot);
         if (err)
             return err;
         p += n;

@@ -95,6 +95,18 @@ int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int io
  */
 int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
                  const uint8_t head[16], void *dst, size_t dst_len, struct ufio_msg *reply);
+/*
+ * cl_call() in two halves, for a command whose reply has an empty payload:
+ * send it (*slot is its pending slot), then wait for its reply. Another
+ * call may go in between (replies are matched by msg_id), so a sender can
+ * keep one request in flight while the peer works on the one before.
+ */
+int cl_call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt, int *slot);
+int cl_call_finish(struct ufio_client *c, uint16_t cmd, int slot);
+/* client.c: what one data message may carry (both ends' max_data_xfer_size); one
+ * MIG_DATA_WRITE of at most that, its reply left to cl_call_finish() */
+uint64_t cl_xfer_max(struct ufio_client *c);
+int cl_mig_write_start(struct ufio_client *c, const void *buf, size_t len, int *slot);
 int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt);
 int cl_flush_posted(struct ufio_client *c);
 /* Releases a reply, keeping a large payload buffer for the next large reply. */

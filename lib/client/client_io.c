@@ -507,9 +507,9 @@ int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, i
     return cl_call_ex(c, cmd, iov, iovcnt, NULL, 0, head, dst, dst_len, reply);
 }
 
-static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                      const int *fds, size_t nfds, const uint8_t *head, void *dst, size_t dst_len,
-                      struct ufio_msg *reply)
+/* Sends a command; its reply is waited for by call_finish(slot). */
+static int call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt, const int *fds,
+                      size_t nfds, const uint8_t *head, void *dst, size_t dst_len, int *slot_out)
 {
     if (cmd != VFIO_USER_REGION_WRITE_MULTI) {
         int err = cl_flush_posted(c);
@@ -538,19 +538,26 @@ static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *i
     pthread_mutex_lock(&c->send_lock);
     int err = ufio_conn_send(&c->conn, &h, iov, iovcnt, fds, nfds);
     pthread_mutex_unlock(&c->send_lock);
-
-    pthread_mutex_lock(&c->lock);
-    struct ufio_msg m;
-    ufio_msg_init(&m);
     if (err) {
+        pthread_mutex_lock(&c->lock);
         c->pend[slot].used = false;
         c->pend[slot].dst = NULL;
         if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
             cl_disconnect(c);
+        bool connected = c->connected;
         pthread_mutex_unlock(&c->lock);
-        return c->connected ? err : -ENOTCONN;
+        return connected ? err : -ENOTCONN;
     }
-    err = cl_call_locked_wait(c, slot, &m);
+    *slot_out = slot;
+    return 0;
+}
+
+static int call_finish(struct ufio_client *c, uint16_t cmd, int slot, struct ufio_msg *reply)
+{
+    pthread_mutex_lock(&c->lock);
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    int err = cl_call_locked_wait(c, slot, &m);
     pthread_mutex_unlock(&c->lock);
     if (err)
         return err;
@@ -561,6 +568,25 @@ static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *i
     }
     *reply = m;
     return 0;
+}
+
+static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
+                      const int *fds, size_t nfds, const uint8_t *head, void *dst, size_t dst_len,
+                      struct ufio_msg *reply)
+{
+    int slot;
+    int err = call_start(c, cmd, iov, iovcnt, fds, nfds, head, dst, dst_len, &slot);
+    return err ? err : call_finish(c, cmd, slot, reply);
+}
+
+int cl_call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt, int *slot)
+{
+    return call_start(c, cmd, iov, iovcnt, NULL, 0, NULL, NULL, 0, slot);
+}
+
+int cl_call_finish(struct ufio_client *c, uint16_t cmd, int slot)
+{
+    return call_finish(c, cmd, slot, NULL);
 }
 
 int cl_send_posted(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt)

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto/crc32c.h"
+
 #define UFIO_MIG_MAGIC "UFIOMIG"
 #define UFIO_MIG_STREAM_VERSION 2
 #define UFIO_MIG_HDR_SIZE 16
@@ -41,7 +43,6 @@
 /* the largest DATA record a reader accepts by default */
 #define UFIO_MIG_MAX_RECORD (16u << 20)
 
-uint32_t ufio_crc32c(uint32_t crc, const void *buf, size_t len);
 
 void ufio_mig_put_header(uint8_t out[UFIO_MIG_HDR_SIZE]);
 /* A record header for len payload bytes whose CRC-32C is crc. */

@@ -187,6 +187,8 @@ int dma_log_report(struct ufio_dev *dev, uint64_t iova, uint64_t len, uint64_t p
 int dev_feature(struct ufio_dev *dev, const struct ufio_feature *f, struct ufio_reply *rep);
 int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, struct ufio_reply *rep);
 int dev_mig_data_write(struct ufio_dev *dev, const struct ufio_mig_data *req);
+/* After a MIG_DATA_READ reply was sent, nothing else waiting: frame the next read's worth now. */
+void dev_mig_read_ahead(struct ufio_dev *dev);
 void dev_mig_reset(struct ufio_dev *dev);
 /*
  * The session that moved the device out of RUNNING went away: as the kernel

@@ -592,6 +592,10 @@ void sess_handle_msg(struct ufio_session *s, struct ufio_msg *m)
         };
         if (ufio_conn_send(&s->conn, &rh, iov, n, rep.fds, rep.nfds) < 0)
             s->drop = true;
+        /* the migration data just sent is the kernel's: frame the next while the client reads it,
+         * unless another message waits (it is not made to wait behind save()) */
+        if (h->cmd == VFIO_USER_MIG_DATA_READ && !s->drop && !s->nqueued && !ufio_conn_ready(&s->conn))
+            dev_mig_read_ahead(s->dev);
     }
     if (s->drop && !s->drop_why)
         s->drop_why = "protocol error";

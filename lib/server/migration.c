@@ -32,6 +32,13 @@ struct ufio_mig {
     uint8_t *out;
     size_t out_len, out_off, out_cap;
     bool saving, end_sent;
+    /* read-ahead (dev_mig_read_ahead): the size of the last full read, which
+     * the next one is framed for while the client receives this one; the
+     * round ended (save() had nothing more in PRE_COPY) while doing so; an
+     * error it met, for the next read to report */
+    size_t ahead_want;
+    bool round_end;
+    int ahead_err;
     uint64_t total;
     uint32_t chain, nrec;
     /* STOP_COPY deadline: the time it may take (ms, 0 = none), and when it ends */
@@ -117,6 +124,9 @@ static void save_end(struct ufio_mig *m)
     m->out = NULL;
     m->out_len = m->out_off = m->out_cap = 0;
     m->saving = m->end_sent = false;
+    m->ahead_want = 0;
+    m->round_end = false;
+    m->ahead_err = 0;
 }
 
 static void resume_end(struct ufio_mig *m)
@@ -285,9 +295,9 @@ static int save_close(struct ufio_dev *dev)
 
 /*
  * Frames records until `want` bytes are pending, the device has nothing
- * more for now (PRE_COPY), or the stream is complete (STOP_COPY). save() is
- * asked for what fills the read, at least SAVE_MIN: a read smaller than that
- * leaves the rest of one record here for the next read.
+ * more for now (PRE_COPY: returns 1), or the stream is complete (STOP_COPY).
+ * save() is asked for what fills the read, at least SAVE_MIN: a read smaller
+ * than that leaves the rest of one record here for the next read.
  */
 static int save_produce(struct ufio_dev *dev, size_t want)
 {
@@ -308,7 +318,7 @@ static int save_produce(struct ufio_dev *dev, size_t want)
             return -EIO;
         if (n == 0) {
             if (m->state != UFIO_MIG_STOP_COPY)
-                break; /* PRE_COPY: nothing more for now */
+                return 1; /* PRE_COPY: nothing more for now */
             return save_close(dev);
         }
         uint32_t crc = ufio_crc32c(0, rec + UFIO_MIG_REC_HDR, (size_t)n);
@@ -347,20 +357,22 @@ int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, str
     }
     if (m->state == UFIO_MIG_STOP_COPY && !m->end_sent && m->deadline_at_ns && mono_ns() > m->deadline_at_ns)
         return save_give_up(dev, "deadline passed");
+    int err = m->ahead_err;
+    m->ahead_err = 0;
     size_t avail = m->out_len - m->out_off;
-    if (avail < req->size && !m->end_sent) {
+    if (!err && avail < req->size && !m->end_sent && !m->round_end) {
         /* what the previous reply left (less than one record) moves to the front */
         memmove(m->out, m->out + m->out_off, avail);
         m->out_len = avail;
         m->out_off = 0;
-        int err = save_produce(dev, req->size);
-        if (err == -ETIME)
-            return save_give_up(dev, "the device said so");
-        if (err) {
-            refuse(dev, "the device could not produce its state: %s", strerror(-err));
-            return err;
-        }
+        err = save_produce(dev, req->size);
         avail = m->out_len;
+    }
+    if (err == -ETIME)
+        return save_give_up(dev, "the device said so");
+    if (err < 0) {
+        refuse(dev, "the device could not produce its state: %s", strerror(-err));
+        return err;
     }
     size_t n = avail < req->size ? avail : req->size;
     struct ufio_mig_data d = { .argsz = (uint32_t)(8 + n), .size = (uint32_t)n };
@@ -372,7 +384,38 @@ int dev_mig_data_read(struct ufio_dev *dev, const struct ufio_mig_data *req, str
     rep->iov[0] = (struct iovec){ m->out + m->out_off, n };
     rep->iovcnt = n ? 1 : 0;
     m->out_off += n;
+    /* a short reply ends the round (or the stream): nothing is framed ahead of the next */
+    if (n < req->size)
+        m->round_end = false;
+    m->ahead_want = n == req->size && !m->end_sent ? req->size : 0;
     return 0;
+}
+
+/*
+ * After a full MIG_DATA_READ reply went out: frames the next read's worth
+ * now, while the client receives this one and sends its next request, so
+ * save() and the CRCs are off the round trip (the source holds two reads'
+ * worth at most). A PRE_COPY round that ends meanwhile is remembered: the
+ * next read gets what is left of it, short, as it would have. Errors wait
+ * for the next read to report them.
+ */
+void dev_mig_read_ahead(struct ufio_dev *dev)
+{
+    struct ufio_mig *m = dev->mig;
+    if (!m || !m->saving || !m->ahead_want || m->end_sent || m->round_end || m->ahead_err ||
+        (m->state != UFIO_MIG_PRE_COPY && m->state != UFIO_MIG_PRE_COPY_P2P && m->state != UFIO_MIG_STOP_COPY))
+        return;
+    size_t avail = m->out_len - m->out_off;
+    if (avail >= m->ahead_want)
+        return;
+    memmove(m->out, m->out + m->out_off, avail);
+    m->out_len = avail;
+    m->out_off = 0;
+    int err = save_produce(dev, m->ahead_want);
+    if (err == 1)
+        m->round_end = true;
+    else if (err < 0)
+        m->ahead_err = err;
 }
 
 /* ---- the resuming stream ------------------------------------------------------------ */
@@ -501,8 +544,10 @@ static int arc(struct ufio_dev *dev, unsigned from, unsigned to)
         save_end(m);
         m->deadline_ms = m->deadline_at_ns = 0; /* a deadline is for one session */
     }
-    if (to == UFIO_MIG_STOP_COPY)
+    if (to == UFIO_MIG_STOP_COPY) {
         m->deadline_at_ns = m->deadline_ms ? mono_ns() + m->deadline_ms * 1000000u : 0;
+        m->round_end = false; /* a PRE_COPY round's end says nothing in STOP_COPY: its reads go on */
+    }
     if (from == UFIO_MIG_RESUMING && to == UFIO_MIG_STOP)
         devcfg_load(dev, m->rx.devcfg, m->rx.devcfg_len, true);
     if (to == UFIO_MIG_RESUMING) {

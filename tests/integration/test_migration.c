@@ -154,6 +154,71 @@ static void test_manual_precopy_migration(void **st)
     ufio_client_destroy(b);
 }
 
+/*
+ * The source frames the next read while the client receives one (read-ahead,
+ * lib/server/migration.c). A PRE_COPY round that ends during that still ends
+ * the client's next read short, even when pages are dirtied meanwhile (they
+ * go in the next round, not glued to this one); and going to STOP_COPY right
+ * after a round ended in read-ahead still moves the whole stream.
+ */
+static size_t read_until_round_tail(struct ufio_client *a, struct ufio_client *b, size_t r)
+{
+    static uint8_t buf[8192];
+    size_t total = 0;
+    for (;;) {
+        uint64_t initial, dirty;
+        assert_int_equal(ufio_client_mig_precopy_info(a, &initial, &dirty), 0);
+        if (initial + 200 < r)
+            return total; /* what is left of this round (record headers included) fits one read */
+        size_t got = 0;
+        assert_int_equal(ufio_client_mig_data_read(a, buf, r, &got), 0);
+        assert_int_equal(got, r);
+        assert_int_equal(ufio_client_mig_data_write(b, buf, got), 0);
+        total += got;
+    }
+}
+
+static void test_precopy_round_ends_with_read_ahead(void **st)
+{
+    struct ufio_client *a = t_owner(&A), *b = t_owner(&B);
+    const size_t r = 8192;
+    uint8_t page[4096], buf[8192];
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_RESUMING, NULL), 0);
+        assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_PRE_COPY, NULL), 0);
+        assert_true(read_until_round_tail(a, b, r) > 64 * 1024 - r);
+        /* two pages dirtied now: 2 x 4101 bytes, more than the tail leaves of a read */
+        memset(page, 0x70 + pass, sizeof(page));
+        assert_int_equal(ufio_client_region_write(a, 2, 0x2000, page, sizeof(page)), 0);
+        assert_int_equal(ufio_client_region_write(a, 2, 0x5000, page, sizeof(page)), 0);
+        if (pass == 0) {
+            size_t got = 0;
+            assert_int_equal(ufio_client_mig_data_read(a, buf, r, &got), 0);
+            assert_true(got < r); /* the round's tail alone */
+            assert_int_equal(ufio_client_mig_data_write(b, buf, got), 0);
+            uint64_t initial, dirty;
+            assert_int_equal(ufio_client_mig_precopy_info(a, &initial, &dirty), 0);
+            assert_int_equal(initial, 0);
+            assert_true(dirty >= 2 * 4096);
+            assert_true(pump(a, b, NULL, 0) >= 2 * 4096); /* the next round has them */
+        }
+        /* pass 1: straight to STOP_COPY with the round's end framed ahead and unread */
+        assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_STOP_COPY, NULL), 0);
+        pump(a, b, NULL, 0);
+        assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_STOP, NULL), 0);
+        assert_int_equal(ufio_client_mig_set_state(b, UFIO_MIG_RUNNING, NULL), 0);
+        assert_int_equal(ufio_client_mig_set_state(a, UFIO_MIG_RUNNING, NULL), 0);
+        uint8_t got[4096];
+        assert_int_equal(ufio_client_region_read(b, 2, 0x5000, got, sizeof(got)), 0);
+        assert_memory_equal(got, page, sizeof(got));
+        assert_int_equal(ufio_client_region_read(b, 2, 0xf000, got, sizeof(got)), 0);
+        assert_int_equal(ufio_client_region_read(a, 2, 0xf000, buf, sizeof(got)), 0);
+        assert_memory_equal(got, buf, sizeof(got)); /* the last page, framed ahead, arrived */
+    }
+    ufio_client_destroy(a);
+    ufio_client_destroy(b);
+}
+
 static uint8_t stream[1 << 20];
 
 /* Captures a whole stream from A (without loading it anywhere). */
@@ -480,6 +545,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         T_TEST(test_flags_and_states),
         T_TEST(test_manual_precopy_migration),
+        T_TEST(test_precopy_round_ends_with_read_ahead),
         T_TEST(test_stream_any_chunking_and_damage),
         T_TEST(test_engine_migrates),
         T_TEST(test_engine_rolls_back),
