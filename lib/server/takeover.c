@@ -578,12 +578,15 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
         if (!err)
             err = pump(dev, c, buf, cap, &bytes);
         fail_at("precopy");
+        wait_at("precopy");
     }
     t_pre = ms_since(&t0) - t_conn;
     /* the owner's requests are held from here until ours serve them */
     clock_gettime(CLOCK_MONOTONIC, &tq);
     if (!err)
         err = ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, &reached);
+    if (!err)
+        wait_at("stop-copy"); /* the old one stopped, its stream not read yet */
     if (!err)
         err = pump(dev, c, buf, cap, &bytes);
     t_stream = ms_since(&tq);
@@ -605,8 +608,10 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     err = cl_send_posted(c, UFIO_CMD_HANDOVER, NULL, 0);
     if (!err)
         err = take_fds(dev, sock, old_path, mgmt, o.timeout_ms, &t_recv);
-    if (!err)
+    if (!err) {
         fail_at("before-ack");
+        wait_at("before-ack");
+    }
     if (err) {
         if (err == -ECONNRESET || err == -EPIPE)
             UFIO_ERR(dev->name, "takeover: the old server died during the handover: the device's state and "
