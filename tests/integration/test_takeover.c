@@ -8,7 +8,12 @@
  * the new process dies at each named step (UFIO_TAKEOVER_FAIL_AT) and the old
  * one serves on with its fd count back where it was; a refused takeover (no
  * owner, or another controller attached) leaves the old one serving; the old
- * one dying as it would pass the fds makes the new one exit 1.
+ * one dying as it would pass the fds makes the new one exit 1. kill -9 of the
+ * new process paused at each step (UFIO_TAKEOVER_WAIT_AT) under the busy
+ * owner, with both processes' fd counts; a DMA_MAP held in the quiesce is
+ * carried with its fd and served by the new process; a takeover is accepted
+ * at once after an owner request; a second takeover is refused at once (exit
+ * 4), an incompatible one with exit 3. By hand: argv[2] runs one test (glob).
  */
 #include <errno.h>
 #include <fcntl.h>
