@@ -319,7 +319,7 @@ int main(int argc, char **argv)
     if ((err = ufio_serve_start(dev, so, DEFAULT_SOCKET, "ufio-sample"))) {
         ufio_dev_destroy(dev);
         sample_mig_fini(&s);
-        return 1;
+        return ufio_serve_exit_code(so, err);
     }
     the_dev = dev;
     struct sigaction sa = { .sa_handler = on_signal };

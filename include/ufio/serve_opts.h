@@ -115,6 +115,15 @@ UFIO_API int ufio_serve_check(struct ufio_serve_opts *o, const char *default_pat
  */
 UFIO_API int ufio_serve_start(struct ufio_dev *dev, struct ufio_serve_opts *o, const char *default_path,
                               const char *prog);
+/*
+ * The exit status for a program whose ufio_serve_start() returned err, as in
+ * ufio-migrate's table (docs/cross-host.md): 0 for 0; for a --takeover that
+ * failed, 3 when the devices are not compatible (-EPERM) and 4 when the old
+ * server refused before anything moved (-EBUSY another controller holds the
+ * device, -ENOTCONN no owner, -EAGAIN the owner mid-message: try again); 1
+ * for anything else. The old server serves on in all these cases.
+ */
+UFIO_API int ufio_serve_exit_code(const struct ufio_serve_opts *o, int err);
 /* After ufio_serve_start(): the socket path served, or NULL when serving --fd. */
 UFIO_API const char *ufio_serve_socket(const struct ufio_serve_opts *o);
 /* The --fd given, or -1. */

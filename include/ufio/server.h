@@ -289,7 +289,12 @@ UFIO_API int ufio_dev_listen_mgmt(struct ufio_dev *dev, const char *path);
  * both listening sockets come over by SCM_RIGHTS. On 0, dev serves the same
  * owner on the same paths and the old process exits. On any failure before
  * that the old process serves on and dev has no session. dev must have
- * migration callbacks and no socket yet. opts may be NULL.
+ * migration callbacks and no socket yet. opts may be NULL. Errors that say
+ * more than "failed": -EPERM the devices are not compatible (the reasons
+ * logged; nothing moved), -EBUSY another controller holds the device
+ * (refused at once), -ENOTCONN no owner attached, -EAGAIN the old process
+ * cannot hand over right now (try again); -ECONNRESET the old process died
+ * during the handover (docs/handover.md).
  */
 struct ufio_takeover_opts {
     size_t size;        /* sizeof(struct ufio_takeover_opts) in the caller's build */

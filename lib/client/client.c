@@ -111,13 +111,15 @@ UFIO_API int ufio_client_attach_fd(int fd, const struct ufio_client_opts *opts, 
     return 0;
 }
 
-UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts *opts,
-                                 struct ufio_client **out)
+int cl_connect_ext(const char *path, const struct ufio_client_opts *opts, bool no_wait, uint8_t handover,
+                   struct ufio_client **out)
 {
     int fd, err;
     struct ufio_client *c = client_alloc(opts, &err);
     if (!c)
         return err;
+    c->no_wait = no_wait;
+    c->handover = handover;
     c->path = strdup(path);
     err = c->path ? connect_for_role(c, path, &fd) : -ENOMEM;
     if (!err)
@@ -130,6 +132,12 @@ UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts
     }
     *out = c;
     return 0;
+}
+
+UFIO_API int ufio_client_connect(const char *path, const struct ufio_client_opts *opts,
+                                 struct ufio_client **out)
+{
+    return cl_connect_ext(path, opts, false, 0, out);
 }
 
 static void close_conns(struct ufio_client *c)

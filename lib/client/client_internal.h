@@ -72,12 +72,18 @@ struct ufio_client {
     size_t npost;
     /* the device first attached by path: a reconnect must find the same one */
     struct cl_identity ident;
+    /* library-internal VERSION extras (the takeover's controller): ufio_no_wait, ufio_handover */
+    bool no_wait;
+    uint8_t handover;
 };
 
 /* client_io.c */
 /* Before registered memory goes away: a DMA_WRITE being received into it drops the rest. */
 void cl_dma_forget(struct ufio_client *c, uint64_t iova, uint64_t size);
 int cl_negotiate(struct ufio_client *c, int fd);
+/* client.c: ufio_client_connect() with the VERSION extras above (docs/handover.md) */
+int cl_connect_ext(const char *path, const struct ufio_client_opts *opts, bool no_wait, uint8_t handover,
+                   struct ufio_client **out);
 void cl_disconnect(struct ufio_client *c);
 /*
  * Sends a command and waits for its reply (validated: same cmd, not an

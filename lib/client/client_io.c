@@ -82,6 +82,8 @@ int cl_negotiate(struct ufio_client *c, int fd)
     v.caps.twin_socket = !c->opts.no_twin_socket;
     v.caps.write_multiple = true;
     v.caps.role = (uint8_t)c->opts.role; /* enum ufio_role values are the wire's role bits */
+    v.caps.no_wait = c->no_wait;
+    v.caps.handover = c->handover;
     uint8_t buf[1024];
     ssize_t n = ufio_version_encode(&v, buf, sizeof(buf));
     if (n < 0)

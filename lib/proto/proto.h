@@ -111,6 +111,8 @@ struct ufio_caps {
     uint32_t twin_fd_index;       /* reply only */
     bool write_multiple;
     uint8_t role;                 /* ufio_role: UFIO_ROLE_*, 0 = not asked (docs/sessions.md) */
+    bool no_wait;                 /* ufio_no_wait: refuse at once if the role is taken (request only) */
+    uint8_t handover;             /* ufio_handover: the handover protocol a controller speaks, 0 = none */
 };
 
 /* Session roles (a bit each, so the command table can hold sets of them). */

@@ -117,6 +117,15 @@ static int parse_caps_obj(const struct ufio_json *caps, struct ufio_caps *c)
             return -EINVAL;
         c->role = roles[i];
     }
+    /* ufio's: a taken role is refused at once instead of waited for (a takeover) */
+    if (ufio_json_get(caps, "ufio_no_wait", &v) && get_bool(&v, &c->no_wait))
+        return -EINVAL;
+    if (ufio_json_get(caps, "ufio_handover", &v)) {
+        uint64_t hv;
+        if (get_uint(&v, 255, &hv))
+            return -EINVAL;
+        c->handover = (uint8_t)hv;
+    }
     return 0;
 }
 
@@ -150,9 +159,11 @@ int ufio_caps_parse(const char *json, size_t len, struct ufio_caps *caps)
 
 ssize_t ufio_caps_emit(const struct ufio_caps *c, char *buf, size_t cap)
 {
-    char mig[128] = "", twin[96] = "", role[40] = "";
+    char mig[128] = "", twin[96] = "", role[40] = "", ext[64] = "";
     if (c->role)
         snprintf(role, sizeof(role), ",\"ufio_role\":\"%s\"", ufio_role_name(c->role));
+    if (c->handover)
+        snprintf(ext, sizeof(ext), ",\"ufio_handover\":%u", (unsigned)c->handover);
     if (c->has_migration)
         snprintf(mig, sizeof(mig), ",\"migration\":{\"pgsize\":%llu,\"max_bitmap_size\":%llu}",
                  (unsigned long long)c->mig_pgsize, (unsigned long long)c->mig_max_bitmap_size);
@@ -164,10 +175,11 @@ ssize_t ufio_caps_emit(const struct ufio_caps *c, char *buf, size_t cap)
     }
     int n = snprintf(buf, cap,
                      "{\"capabilities\":{\"max_msg_fds\":%u,\"max_data_xfer_size\":%llu,"
-                     "\"max_dma_maps\":%u,\"pgsizes\":%llu%s%s%s%s}}",
+                     "\"max_dma_maps\":%u,\"pgsizes\":%llu%s%s%s%s%s%s}}",
                      c->max_msg_fds, (unsigned long long)c->max_data_xfer_size, c->max_dma_maps,
                      (unsigned long long)c->pgsizes, mig, twin,
-                     c->write_multiple ? ",\"write_multiple\":true" : "", role);
+                     c->write_multiple ? ",\"write_multiple\":true" : "", role,
+                     c->no_wait ? ",\"ufio_no_wait\":true" : "", ext);
     if (n < 0 || (size_t)n + 1 > cap)
         return -ENOSPC;
     return n + 1;

@@ -25,9 +25,15 @@
 #define DEV_MSGS_PER_TURN 16
 /* rounds over read-ahead messages per step (each round bounded as above) */
 #define DEV_ROUNDS_PER_STEP 8
-/* longest sleep in recvmsg before ufio_dev_run() looks for a stop request and
- * new connections */
-#define DEV_WAIT_MS 100
+/* receive timeout of the owner's socket (SO_RCVTIMEO): the longest sleep in
+ * recvmsg before the run loop looks at its other sockets */
+#define DEV_WAIT_MS 1
+/* the owner is "hot" this long after its last message: the loop sleeps in
+ * recvmsg on its socket (the cheapest wake-up); then in epoll_wait over all */
+#define DEV_HOT_NS 5000000u
+/* while the loop serves or sleeps without epoll_wait, the listeners, the
+ * other sessions and the stop eventfd are looked at this often at least */
+#define DEV_LOOK_NS 200000u
 
 UFIO_API int ufio_dev_create(const char *name, const struct ufio_pci_ids *ids,
                              const struct ufio_dev_ops *ops, void *opaque,
@@ -363,7 +369,8 @@ void dev_owner_setup(struct ufio_sessions *ss, struct ufio_session *s)
 {
     struct ufio_dev *dev = ss->dev;
     /* ufio_dev_run() sleeps in recvmsg on this socket while the owner is
-     * alone (see there), unless it shares our one CPU: then epoll is cheaper */
+     * alone and busy (see there), unless it shares our one CPU: then epoll is
+     * cheaper */
     if (ufio_sock_peer_on_my_cpu(s->conn.fd))
         UFIO_DBG(dev->name, "owner pinned to our CPU: the run loop waits in epoll");
     else if (ufio_conn_set_blocking(&s->conn, DEV_WAIT_MS))
@@ -546,13 +553,15 @@ static int dev_wait_ms(const struct ufio_sessions *ss)
  * instead of paying a scheduler wake-up each (tens of µs across CPUs), while
  * an idle device goes back to sleep once the budget is spent.
  *
- * While the owner is the only session it sleeps in recvmsg on the owner's
- * socket (a wake-up there costs less than epoll_wait's; see
- * ufio_conn_set_blocking), for at most DEV_WAIT_MS at a time: then, and at
- * least that often while the owner is busy, it looks at the listeners and
- * for a ufio_dev_stop() from another thread (one from a signal handler
- * interrupts the wait at once). With other sessions, or none, or a big body
- * half-read, it sleeps in epoll_wait over every socket.
+ * It sleeps in epoll_wait over every socket at once (the owner's, the
+ * listeners, the other sessions, the stop eventfd), so a connection to the
+ * management socket (a takeover, ufio-lspci) is taken at once. One
+ * exception: while the owner is the only session and has sent something in
+ * the last DEV_HOT_NS, it sleeps in recvmsg on the owner's socket (a wake-up
+ * there costs ~5 µs less than epoll_wait's across CPUs, see
+ * ufio_conn_set_blocking) for at most DEV_WAIT_MS at a time; then, and every
+ * DEV_LOOK_NS while the owner keeps it busy or spinning, it looks at the rest
+ * without sleeping: a connection under a busy owner waits about 1 ms.
  */
 UFIO_API int ufio_dev_run(struct ufio_dev *dev)
 {
@@ -560,32 +569,36 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
     ss->stopping = false;
     ss->in_run = true;
     int ret = 0;
-    uint64_t spin_until = 0, next_look = 0;
+    uint64_t spin_until = 0, next_look = 0, hot_until = 0;
     while (!ss->stopping && !dev_stop_requested(ss)) {
         struct ufio_session *o = ss->owner;
         bool alone = o && ss->n == 1 && !o->held && !o->deadline_ns;
         bool busy = dev_buffered(ss);
-        bool spin = ss->poll_us && now_ns() < spin_until;
+        uint64_t now = now_ns();
+        bool spin = ss->poll_us && now < spin_until;
+        bool looked = false;
         int r = 0;
         if (!busy && !spin) {
-            if (alone && o->conn.fd_blocking && !o->conn.in_body) {
+            if (alone && now < hot_until && o->conn.fd_blocking && !o->conn.in_body) {
                 ufio_conn_fill_wait(&o->conn); /* errors surface in the session's recv */
                 o->readable = true;
                 if (dev_stop_requested(ss))
                     break;
             } else {
                 r = dev_poll(ss, dev_wait_ms(ss));
-                next_look = now_ns() + (uint64_t)DEV_WAIT_MS * 1000000u;
+                looked = true;
             }
         } else if (alone) {
             o->readable = true; /* spinning on the owner: its recv looks */
         } else if (!busy) {
             r = dev_poll(ss, 0);
+            looked = true;
         }
-        /* listeners and other threads' stops are looked at this often at least */
-        uint64_t now = now_ns();
-        if (r >= 0 && now >= next_look) {
-            next_look = now + (uint64_t)DEV_WAIT_MS * 1000000u;
+        now = now_ns();
+        if (looked) {
+            next_look = now + DEV_LOOK_NS;
+        } else if (r >= 0 && now >= next_look) {
+            next_look = now + DEV_LOOK_NS;
             r = dev_poll(ss, 0);
         }
         if (r < 0) {
@@ -599,6 +612,8 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
             ret = r == -ENOTCONN ? 0 : r;
             break;
         }
+        if (r > 0 && alone)
+            hot_until = now_ns() + DEV_HOT_NS;
         if (r > 0 && ss->poll_us)
             spin_until = now_ns() + (uint64_t)ss->poll_us * 1000u;
         else if (r == 0 && ss->poll_us)

@@ -16,6 +16,7 @@ struct ufio_serve_opts {
     const char *socket;     /* --socket-path; after ufio_serve_start() the path served */
     int fd;                 /* --fd, -1 = none */
     unsigned poll_us;
+    int takeover_err;       /* what ufio_dev_takeover() returned in ufio_serve_start() */
 };
 
 UFIO_API struct ufio_serve_opts *ufio_serve_opts_new(void)
@@ -177,12 +178,18 @@ UFIO_API int ufio_serve_start(struct ufio_dev *dev, struct ufio_serve_opts *o, c
     if (o->fd >= 0)
         err = ufio_dev_attach_fd(dev, o->fd);
     else if (o->takeover)
-        err = ufio_dev_takeover(dev, o->takeover, NULL);
+        err = o->takeover_err = ufio_dev_takeover(dev, o->takeover, NULL);
     else
         err = ufio_dev_listen(dev, o->socket);
     if (err) {
         if (o->fd >= 0)
             fprintf(stderr, "%s: cannot serve fd %d: %s\n", prog, o->fd, strerror(-err));
+        else if (o->takeover && err == -EPERM)
+            fprintf(stderr, "%s: cannot take over %s: the devices are not compatible (the reasons above); "
+                    "the old server goes on\n", prog, o->socket);
+        else if (o->takeover && err == -EBUSY)
+            fprintf(stderr, "%s: cannot take over %s: another controller holds the device; the old server "
+                    "goes on\n", prog, o->socket);
         else
             fprintf(stderr, "%s: cannot %s %s: %s\n", prog, o->takeover ? "take over" : "listen on", o->socket,
                     strerror(-err));
@@ -196,6 +203,19 @@ UFIO_API int ufio_serve_start(struct ufio_dev *dev, struct ufio_serve_opts *o, c
         return err;
     }
     return 0;
+}
+
+UFIO_API int ufio_serve_exit_code(const struct ufio_serve_opts *o, int err)
+{
+    if (!err)
+        return 0;
+    if (o && o->takeover && o->takeover_err == err) {
+        if (err == -EPERM)
+            return 3; /* incompatible: nothing moved */
+        if (err == -EBUSY || err == -ENOTCONN || err == -EAGAIN)
+            return 4; /* refused before anything moved */
+    }
+    return 1;
 }
 
 UFIO_API const char *ufio_serve_socket(const struct ufio_serve_opts *o) { return o->fd >= 0 ? NULL : o->socket; }

@@ -161,9 +161,11 @@ void sess_mig_changed(struct ufio_sessions *ss, struct ufio_session *by, unsigne
  * A VERSION asking for the owner's or the controller's place while it is
  * taken waits for it to be free (its holder may be closing right now: a VMM
  * or a migration tool that reconnects must not be refused), until the
- * handshake deadline; then -EBUSY. Returns the role waited for, or 0.
+ * handshake deadline; then -EBUSY. Returns the role waited for, or 0;
+ * *no_wait: the VERSION said "ufio_no_wait" (a takeover), so it is refused
+ * at once instead.
  */
-static unsigned role_to_wait_for(const struct ufio_session *s, const struct ufio_msg *m)
+static unsigned role_to_wait_for(const struct ufio_session *s, const struct ufio_msg *m, bool *no_wait)
 {
     if (s->negotiated || m->hdr.cmd != VFIO_USER_VERSION || ufio_hdr_is_reply(&m->hdr))
         return 0;
@@ -171,6 +173,7 @@ static unsigned role_to_wait_for(const struct ufio_session *s, const struct ufio
     if (ufio_version_decode(m->payload, m->len, &v))
         return 0; /* the handler answers it */
     unsigned role = v.caps.role ? v.caps.role : s->on_mgmt ? UFIO_ROLE_OBSERVER : UFIO_ROLE_OWNER;
+    *no_wait = v.caps.no_wait;
     if (role == UFIO_ROLE_OWNER && s->ss->owner && !s->on_mgmt)
         return role;
     if (role == UFIO_ROLE_CONTROLLER && s->ss->controller)
@@ -262,7 +265,15 @@ int sess_serve(struct ufio_session *s, int budget)
             if (s->negotiated)
                 s->deadline_ns = 0;
         }
-        if (!s->negotiated && (s->wait_role = role_to_wait_for(s, &m)) != 0) {
+        bool no_wait = false;
+        if (!s->negotiated && (s->wait_role = role_to_wait_for(s, &m, &no_wait)) != 0 && no_wait) {
+            ufio_conn_send_error(&s->conn, &m.hdr, -EBUSY);
+            ufio_msg_release(&m);
+            set_drop(s, s->wait_role == UFIO_ROLE_OWNER ? "an owner is attached (no wait asked)"
+                                                        : "another controller holds the device (no wait asked)");
+            break;
+        }
+        if (!s->negotiated && s->wait_role) {
             queue_push_front(s, &m);
             s->held = true;
             sess_set_armed(s, false);

@@ -29,11 +29,17 @@
 
 #include "client/client_internal.h"
 #include "common/log.h"
+#include "server/compat.h"
 #include "server/session.h"
 #include "transport/fdbundle.h"
 
 #define TAKEOVER_ACK 0x4b434148u /* "HACK" */
 #define BLOB_MAX UFIO_CONN_RX_CAP
+/* The handover protocol this library speaks, announced in the controller's
+ * VERSION ("ufio_handover"): 2 = the held messages' fds come in the bundle
+ * (UFIO_FDB_HELD); an old process that only knows 1 (or none) refuses a
+ * held message with fds (EAGAIN) as before. */
+#define HANDOVER_PROTO 2u
 
 static uint64_t ms_now(void)
 {
@@ -94,16 +100,23 @@ static bool add_dma(struct ufio_dma_region *r, void *opaque)
     return !w->err;
 }
 
-/* The owner's commands not yet handled, as bytes: held ones re-encoded, then the read-ahead. */
-static int owner_bytes(const struct ufio_session *o, uint8_t *out, size_t cap, size_t *len)
+/*
+ * The owner's commands not yet handled, as bytes: held ones re-encoded, then
+ * the read-ahead; *nheld and *held_len say how many of them are held messages.
+ * With fd_ok (the new process speaks HANDOVER_PROTO 2) a held message's fds
+ * go into the bundle; fds in the read-ahead itself still refuse (EAGAIN).
+ */
+static int owner_bytes(const struct ufio_session *o, bool fd_ok, uint8_t *out, size_t cap, size_t *len,
+                       size_t *nheld, size_t *held_len)
 {
     size_t n = 0;
-    if (o->awaiting_reply || o->conn.in_body || o->conn.rx_pend.n || o->conn.cur.nfds)
+    if (o->awaiting_reply || o->conn.in_body || o->conn.rx_pend.n || o->conn.rx_pend.overflow ||
+        o->conn.cur.nfds)
         return -EAGAIN;
     for (size_t i = 0; i < o->nqueued; i++) {
         const struct ufio_msg *m = &o->queued[i];
-        if (m->nfds || m->sunk)
-            return -EAGAIN; /* a held DMA_MAP's fd: not carried (yet) */
+        if ((m->nfds && !fd_ok) || m->fds_overflow || m->sunk)
+            return -EAGAIN;
         if (n + VFIO_USER_HDR_SIZE + m->len > cap)
             return -E2BIG;
         ufio_hdr_encode(out + n, &m->hdr);
@@ -112,6 +125,8 @@ static int owner_bytes(const struct ufio_session *o, uint8_t *out, size_t cap, s
             memcpy(out + n, m->payload, m->len);
         n += m->len;
     }
+    *nheld = o->nqueued;
+    *held_len = n;
     size_t ra = o->conn.rx_len - o->conn.rx_off;
     if (n + ra > cap)
         return -E2BIG;
@@ -120,7 +135,7 @@ static int owner_bytes(const struct ufio_session *o, uint8_t *out, size_t cap, s
     return 0;
 }
 
-static int build_bundle(struct ufio_sessions *ss, struct ufio_fdb *b)
+static int build_bundle(struct ufio_sessions *ss, struct ufio_fdb *b, size_t nheld, size_t held_len)
 {
     struct ufio_dev *dev = ss->dev;
     struct ufio_session *o = ss->owner;
@@ -132,6 +147,12 @@ static int build_bundle(struct ufio_sessions *ss, struct ufio_fdb *b)
                            (o->write_multiple ? 1u : 0u) | (o->peer.twin_socket ? 2u : 0u), -1);
     if (!err)
         err = ufio_fdb_add(b, UFIO_FDB_DATA, 1, o->next_msg_id, o->peer.max_dma_maps, o->peer.pgsizes, -1);
+    if (!err && nheld)
+        err = ufio_fdb_add(b, UFIO_FDB_DATA, 2, nheld, held_len, 0, -1);
+    /* the held messages' fds, message by message, in their order */
+    for (size_t i = 0; !err && i < nheld; i++)
+        for (size_t k = 0; !err && k < o->queued[i].nfds; k++)
+            err = ufio_fdb_add(b, UFIO_FDB_HELD, (uint32_t)i, k, 0, 0, o->queued[i].fds[k]);
     struct dma_walk w = { b, 0 };
     if (!err) {
         dma_tree_walk(&dev->dma, 0, UINT64_MAX, add_dma, &w);
@@ -182,7 +203,7 @@ void takeover_give(struct ufio_session *s, int refuse)
     if (tmo > 3000)
         tmo = 3000; /* the owner's held request is the clock: QEMU waits 5 s */
     static uint8_t blob[BLOB_MAX];
-    size_t blen = 0;
+    size_t blen = 0, nheld = 0, held_len = 0;
     int err = refuse;
     if (!err && !ss->owner)
         err = -ENOTCONN;
@@ -191,11 +212,11 @@ void takeover_give(struct ufio_session *s, int refuse)
     else if (!err && ss->fd_mode)
         err = -ENOTSUP;
     if (!err)
-        err = owner_bytes(ss->owner, blob, sizeof(blob), &blen);
+        err = owner_bytes(ss->owner, s->peer.handover >= 2, blob, sizeof(blob), &blen, &nheld, &held_len);
     struct ufio_fdb b;
     ufio_fdb_init(&b);
     if (!err)
-        err = build_bundle(ss, &b);
+        err = build_bundle(ss, &b, nheld, held_len);
     uint32_t st = (uint32_t)-err;
     int ioerr = io_all(s->conn.fd, &st, sizeof(st), true, tmo);
     if (err || ioerr) {
@@ -243,6 +264,20 @@ static void fail_at(const char *step)
     if (e && !strcmp(e, step)) {
         fprintf(stderr, "takeover: UFIO_TAKEOVER_FAIL_AT=%s: exiting\n", step);
         _exit(9);
+    }
+}
+
+/* UFIO_TAKEOVER_WAIT_AT=STEP: at that step, say so on stderr and wait for a
+ * byte (or EOF) on stdin, for the tests that act in the middle of a handover. */
+static void wait_at(const char *step)
+{
+    const char *e = getenv("UFIO_TAKEOVER_WAIT_AT");
+    if (e && !strcmp(e, step)) {
+        fprintf(stderr, "takeover: UFIO_TAKEOVER_WAIT_AT=%s: waiting\n", step);
+        fflush(stderr);
+        char c;
+        while (read(0, &c, 1) < 0 && errno == EINTR)
+            ;
     }
 }
 
@@ -322,6 +357,49 @@ static int adopt_device(struct ufio_dev *dev, struct ufio_fdb *b)
     return 0;
 }
 
+/*
+ * The old process's held messages (blob[0, held_len), nheld of them) become
+ * the owner session's queue, each with its fds from the bundle (UFIO_FDB_HELD,
+ * in order), so they are served first, as they would have been there.
+ */
+static int adopt_held(struct ufio_session *s, struct ufio_fdb *b, const uint8_t *blob, size_t held_len,
+                      size_t nheld)
+{
+    if (nheld > UFIO_DEV_MAX_QUEUED)
+        return -EPROTO;
+    size_t off = 0;
+    for (size_t i = 0; i < nheld; i++) {
+        struct ufio_msg *m = &s->queued[s->nqueued];
+        ufio_msg_init(m);
+        if (held_len - off < VFIO_USER_HDR_SIZE ||
+            ufio_hdr_decode(blob + off, VFIO_USER_HDR_SIZE, held_len - off, &m->hdr) == -EPROTO)
+            return -EPROTO;
+        size_t body = m->hdr.msg_size - VFIO_USER_HDR_SIZE;
+        if (body) {
+            m->payload = malloc(body);
+            if (!m->payload)
+                return -ENOMEM;
+            memcpy(m->payload, blob + off + VFIO_USER_HDR_SIZE, body);
+        }
+        m->len = body;
+        s->nqueued++; /* from here the session owns it (and closes its fds on any error) */
+        off += m->hdr.msg_size;
+    }
+    if (off != held_len)
+        return -EPROTO;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct ufio_fdb_entry *e = &b->e[i];
+        if (e->kind != UFIO_FDB_HELD)
+            continue;
+        struct ufio_msg *m = e->index < nheld ? &s->queued[e->index] : NULL;
+        /* in order: the k-th fd of a message is its k-th entry */
+        if (!m || e->fd < 0 || e->a != m->nfds || m->nfds >= UFIO_TRANSPORT_MAX_FDS)
+            return -EPROTO;
+        m->fds[m->nfds++] = ufio_fdb_take(b, i);
+    }
+    return 0;
+}
+
 /* The owner's session, as the old process had it. */
 static int adopt_owner(struct ufio_dev *dev, struct ufio_fdb *b, const uint8_t *blob, size_t blen)
 {
@@ -330,7 +408,10 @@ static int adopt_owner(struct ufio_dev *dev, struct ufio_fdb *b, const uint8_t *
     long ti = ufio_fdb_find(b, UFIO_FDB_TWIN, 0, 0);
     long d0 = ufio_fdb_find(b, UFIO_FDB_DATA, 0, 0);
     long d1 = ufio_fdb_find(b, UFIO_FDB_DATA, 1, 0);
-    if (ci < 0 || d0 < 0 || d1 < 0 || b->e[ci].fd < 0 || (ti >= 0 && b->e[ti].fd < 0) || blen > UFIO_CONN_RX_CAP)
+    long d2 = ufio_fdb_find(b, UFIO_FDB_DATA, 2, 0);
+    size_t nheld = d2 >= 0 ? (size_t)b->e[d2].a : 0, held_len = d2 >= 0 ? (size_t)b->e[d2].b : 0;
+    if (ci < 0 || d0 < 0 || d1 < 0 || b->e[ci].fd < 0 || (ti >= 0 && b->e[ti].fd < 0) || blen > UFIO_CONN_RX_CAP ||
+        held_len > blen || (d2 < 0 && ufio_fdb_find(b, UFIO_FDB_HELD, UINT32_MAX, 0) >= 0))
         return -EPROTO;
     int fd = b->e[ci].fd;
     struct ucred cr = { .pid = -1 };
@@ -356,16 +437,21 @@ static int adopt_owner(struct ufio_dev *dev, struct ufio_fdb *b, const uint8_t *
         s->twin.sink = &s->sink;
         s->has_twin = true;
     }
-    memcpy(s->conn.rx, blob, blen);
+    int err = adopt_held(s, b, blob, held_len, nheld);
+    if (err) {
+        sess_free(s, "taken over with malformed held messages");
+        return err;
+    }
+    memcpy(s->conn.rx, blob + held_len, blen - held_len);
     s->conn.rx_off = 0;
-    s->conn.rx_len = blen;
+    s->conn.rx_len = blen - held_len;
     s->negotiated = true;
     s->role = UFIO_ROLE_OWNER;
     s->deadline_ns = 0;
     sess_make_owner(s);
     dev_owner_setup(ss, s);
-    UFIO_INFO(dev->name, "session %u: the owner (pid %d), taken over with %zu bytes not yet handled", s->id,
-              (int)cr.pid, blen);
+    UFIO_INFO(dev->name, "session %u: the owner (pid %d), taken over with %zu bytes not yet handled (%zu held "
+              "messages)", s->id, (int)cr.pid, blen, nheld);
     return 0;
 }
 
@@ -453,10 +539,28 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     struct ufio_client_opts co = { .size = sizeof(co), .timeout_ms = o.timeout_ms, .no_twin_socket = true,
                                    .role = UFIO_ROLE_CONTROLLER_REQ };
     struct ufio_client *c = NULL;
-    err = ufio_client_connect(mgmt, &co, &c);
+    /* no wait for the controller's place: a takeover while another controller
+     * (or takeover) is attached is refused at once (docs/handover.md) */
+    err = cl_connect_ext(mgmt, &co, true, HANDOVER_PROTO, &c);
+    if (err == -EBUSY) {
+        UFIO_WARN(dev->name, "takeover: refused: another controller holds the device %s (a migration or another "
+                             "takeover): the old server goes on", old_path);
+        return err;
+    }
     if (err) {
         UFIO_WARN(dev->name, "takeover: cannot reach %s as migration controller: %s", mgmt, strerror(-err));
-        return err;
+        return err == -EPERM ? -EACCES : err; /* -EPERM means incompatible here */
+    }
+    /* compatibility before anything moves (the stream's first record says the
+     * same again): the old one never stops for a device that cannot take it */
+    if (c->ident.desc) {
+        char reason[512];
+        if (dev_compat_check(dev, c->ident.desc, reason, sizeof(reason))) {
+            UFIO_WARN(dev->name, "takeover: refused: this device is not compatible with the one running at %s: %s; "
+                                 "the old server goes on", old_path, reason);
+            ufio_client_destroy(c);
+            return -EPERM;
+        }
     }
     size_t cap = 1u << 20;
     uint8_t *buf = malloc(cap);
@@ -474,6 +578,7 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
         if (!err)
             err = pump(dev, c, buf, cap, &bytes);
         fail_at("precopy");
+        wait_at("precopy");
     }
     t_pre = ms_since(&t0) - t_conn;
     /* the owner's requests are held from here until ours serve them */
@@ -481,10 +586,14 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
     if (!err)
         err = ufio_client_mig_set_state(c, UFIO_MIG_STOP_COPY, &reached);
     if (!err)
+        wait_at("stop-copy"); /* the old one stopped, its stream not read yet */
+    if (!err)
         err = pump(dev, c, buf, cap, &bytes);
     t_stream = ms_since(&tq);
-    if (!err)
+    if (!err) {
         fail_at("stream");
+        wait_at("stream");
+    }
     free(buf);
     stream_buf = NULL;
     if (err) {
@@ -492,14 +601,17 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
                   strerror(-err));
         ufio_client_destroy(c);
         dev_mig_abandon(dev);
-        return err == -EPERM || err == -ENODEV ? -EPERM : err;
+        /* -EPERM is kept for an incompatible device (as ufio_migrate() says it) */
+        return err == -EPERM ? -EACCES : err;
     }
     int sock = c->conn.fd;
     err = cl_send_posted(c, UFIO_CMD_HANDOVER, NULL, 0);
     if (!err)
         err = take_fds(dev, sock, old_path, mgmt, o.timeout_ms, &t_recv);
-    if (!err)
+    if (!err) {
         fail_at("before-ack");
+        wait_at("before-ack");
+    }
     if (err) {
         if (err == -ECONNRESET || err == -EPIPE)
             UFIO_ERR(dev->name, "takeover: the old server died during the handover: the device's state and "
@@ -507,7 +619,7 @@ UFIO_API int ufio_dev_takeover(struct ufio_dev *dev, const char *old_path, const
         else
             UFIO_WARN(dev->name, "takeover failed: %s", strerror(-err));
         ufio_client_destroy(c);
-        return err;
+        return err == -EPERM ? -EACCES : err;
     }
     t_adopt = ms_since(&tq) - t_stream - t_recv;
     uint32_t ack = TAKEOVER_ACK;

@@ -301,7 +301,8 @@ static int recv_table(int sock, struct ufio_fdb *b, size_t max, int64_t deadline
         ufio_rd_u64(&r, &c);
         ufio_rd_u32(&r, &has);
         ufio_rd_u32(&r, &rsvd);
-        if (has > 1 || rsvd || kind < UFIO_FDB_CONN || kind > UFIO_FDB_DATA || (kind == UFIO_FDB_DATA && has))
+        if (has > 1 || rsvd || kind < UFIO_FDB_CONN || kind > UFIO_FDB_HELD || (kind == UFIO_FDB_DATA && has) ||
+            (kind == UFIO_FDB_HELD && !has))
             err = -EPROTO;
         else
             /* -2 marks "an fd is due here"; a batch replaces it */

@@ -45,6 +45,7 @@ enum ufio_fdb_kind {
     UFIO_FDB_IRQ = 5,     /* index = IRQ index, a = vector */
     UFIO_FDB_REGION = 6,  /* index = region, a = offset, b = size */
     UFIO_FDB_DATA = 7,    /* no fd; a, b, c carry numbers */
+    UFIO_FDB_HELD = 8,    /* an fd of a held message: index = the message's place, a = the fd's */
 };
 
 struct ufio_fdb_entry {

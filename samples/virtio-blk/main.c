@@ -169,10 +169,10 @@ int main(int argc, char **argv)
         return 1;
     }
     vb.dev = dev;
-    if (ufio_serve_start(dev, so, DEFAULT_SOCKET, PROG)) {
+    if ((err = ufio_serve_start(dev, so, DEFAULT_SOCKET, PROG))) {
         ufio_dev_destroy(dev);
         close(vb.fd);
-        return 1;
+        return ufio_serve_exit_code(so, err);
     }
     the_dev = dev;
     struct sigaction sa = { .sa_handler = on_signal };

@@ -197,6 +197,16 @@ static void test_numbers(void **st)
     assert_int_equal(parse("{\"capabilities\":{\"ufio_role\":\"owner\"}}", &c), 0);
     assert_int_equal(c.role, UFIO_ROLE_OWNER);
     assert_int_equal(parse("{\"capabilities\":{\"ufio_role\":1}}", &c), -EINVAL);
+    /* ufio_no_wait: a boolean; ufio_handover: 0..255 */
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_no_wait\":true}}", &c), 0);
+    assert_true(c.no_wait);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_no_wait\":false}}", &c), 0);
+    assert_false(c.no_wait);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_no_wait\":1}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_handover\":255}}", &c), 0);
+    assert_int_equal(c.handover, 255);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_handover\":256}}", &c), -EINVAL);
+    assert_int_equal(parse("{\"capabilities\":{\"ufio_handover\":\"2\"}}", &c), -EINVAL);
     assert_int_equal(parse("{\"capabilities\":{}}", &c), 0);
     assert_int_equal(c.role, 0);
     assert_int_equal(parse("{\"capabilities\":{\"max_dma_maps\":4294967295}}", &c), 0);
@@ -419,6 +429,19 @@ static void test_encode_bytes(void **st)
     assert_true(ufio_caps_emit(&v.caps, text, sizeof(text)) > 0);
     assert_null(strstr(text, "twin_socket"));
     assert_int_equal(ufio_caps_emit(&v.caps, text, 10), -ENOSPC);
+    /* ufio's takeover keys, after the role, only when set */
+    assert_null(strstr(text, "ufio_no_wait"));
+    assert_null(strstr(text, "ufio_handover"));
+    v.caps.role = UFIO_ROLE_CONTROLLER;
+    v.caps.no_wait = true;
+    v.caps.handover = 2;
+    assert_true(ufio_caps_emit(&v.caps, text, sizeof(text)) > 0);
+    assert_non_null(strstr(text, ",\"ufio_role\":\"controller\",\"ufio_no_wait\":true,\"ufio_handover\":2}}"));
+    struct ufio_caps back;
+    assert_int_equal(ufio_caps_parse(text, strlen(text) + 1, &back), 0);
+    assert_true(back.no_wait);
+    assert_int_equal(back.handover, 2);
+    assert_int_equal(back.role, UFIO_ROLE_CONTROLLER);
 }
 
 static void caps_equal(const struct ufio_caps *a, const struct ufio_caps *b)

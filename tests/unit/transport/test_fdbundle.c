@@ -215,7 +215,7 @@ static void put_batch(int sock, uint32_t first, uint32_t count, size_t nfds)
 }
 
 enum bad {
-    BAD_MAGIC_VERSION, BAD_KIND, BAD_HAS, BAD_DATA_FD, BAD_BODY_LEN, TOO_MANY_ENTRIES,
+    BAD_MAGIC_VERSION, BAD_KIND, BAD_NEXT_KIND, BAD_HAS, BAD_DATA_FD, BAD_HELD_NO_FD, BAD_BODY_LEN, TOO_MANY_ENTRIES,
     FEWER_FDS, MORE_FDS, WRONG_FIRST, ZERO_COUNT, EXTRA_BATCH_FDS_OVER_LIMIT, TRUNCATED, STALLED, FDS_ON_TABLE,
     NBAD
 };
@@ -226,7 +226,9 @@ static int hostile(enum bad which, int sock)
     case BAD_MAGIC_VERSION: put_table(sock, 2, 9, UFIO_FDB_IRQ, 1, 0); break;
     case BAD_KIND: put_table(sock, 2, 1, 99, 1, 0); break;
     case BAD_HAS: put_table(sock, 2, 1, UFIO_FDB_IRQ, 2, 0); break;
+    case BAD_NEXT_KIND: put_table(sock, 2, 1, UFIO_FDB_HELD + 1, 1, 0); break;
     case BAD_DATA_FD: put_table(sock, 2, 1, UFIO_FDB_DATA, 1, 0); break;
+    case BAD_HELD_NO_FD: put_table(sock, 2, 1, UFIO_FDB_HELD, 0, 0); break; /* a held message's fd, without one */
     case BAD_BODY_LEN: put_table(sock, 2, 1, UFIO_FDB_IRQ, 1, 4); break;
     case TOO_MANY_ENTRIES: put_table(sock, 20, 1, UFIO_FDB_IRQ, 1, 0); break;
     case FEWER_FDS:
