@@ -399,7 +399,7 @@ static int dev_poll(struct ufio_sessions *ss, int timeout_ms)
             uint64_t junk;
             if (read(ss->stop_efd, &junk, sizeof(junk)) == sizeof(junk)) {
                 ss->stopping = true;
-                ss->stop_req = 0;
+                atomic_store(&ss->stop_req, 0);
             }
         } else if (p == &ss->listen_fd) {
             dev_accept(ss, ss->listen_fd, false);
@@ -521,12 +521,12 @@ UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec)
 /* Takes a stop request made while the loop slept somewhere other than epoll. */
 static bool dev_stop_requested(struct ufio_sessions *ss)
 {
-    if (!ss->stop_req)
+    if (!atomic_load(&ss->stop_req))
         return false;
     uint64_t junk;
     ssize_t r = read(ss->stop_efd, &junk, sizeof(junk)); /* or the next run stops at once */
     (void)r;
-    ss->stop_req = 0;
+    atomic_store(&ss->stop_req, 0);
     ss->stopping = true;
     return true;
 }
@@ -625,10 +625,12 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
     return ret;
 }
 
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "ufio_dev_stop() needs a lock-free atomic int for signal handlers");
+
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev)
 {
     struct ufio_sessions *ss = dev->ss;
-    ss->stop_req = 1;
+    atomic_store(&ss->stop_req, 1);
     uint64_t one = 1;
     ssize_t r = write(ss->stop_efd, &one, sizeof(one));
     (void)r;

@@ -14,6 +14,7 @@
 #define UFIO_SERVER_SESSION_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "server/dev_internal.h"
@@ -74,7 +75,9 @@ struct ufio_sessions {
     char *mgmt_path;
     bool fd_mode;             /* attached with --fd: no re-accept */
     bool stopping;
-    volatile sig_atomic_t stop_req; /* set by ufio_dev_stop() beside its eventfd */
+    /* set by ufio_dev_stop() beside its eventfd, from any thread or a signal handler:
+     * a lock-free atomic is safe for both (sig_atomic_t is not, between threads) */
+    atomic_int stop_req;
     bool in_run;              /* inside ufio_dev_run(): the owner's waits may block */
     unsigned poll_us;
     struct ufio_session *list;
