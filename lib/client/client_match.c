@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "proto/cmd.h"
+
 int cl_peer_errno(uint32_t e)
 {
     return (e == 0 || e > UFIO_MAX_ERRNO) ? -EPROTO : -(int)e;
@@ -56,14 +58,18 @@ bool cl_reply_placeable(const struct cl_pending *p, const struct vfio_user_heade
     return body_len == 16 + p->dst_len && !memcmp(prefix, p->head, 16);
 }
 
-int cl_reply_verdict(const struct vfio_user_header *h, uint16_t cmd, size_t payload_len, size_t nfds,
-                     bool want_payload)
+int cl_reply_verdict(const struct ufio_msg *m, uint16_t cmd, uint64_t max_xfer, bool want_payload)
 {
+    const struct vfio_user_header *h = &m->hdr;
     if (h->cmd != cmd)
         return -EPROTO;
     if (h->flags & VFIO_USER_F_ERROR)
         return cl_peer_errno(h->error_no);
-    if (!want_payload && (payload_len || nfds))
+    int err = ufio_cmd_reply_check(ufio_cmd_desc(cmd), m->payload, m->len, m->sunk, m->nfds, m->fds_overflow,
+                                   max_xfer);
+    if (err)
+        return err == -ENOMEM ? err : -EPROTO;
+    if (!want_payload && (m->len || m->sunk || m->nfds))
         return -EPROTO;
     return 0;
 }

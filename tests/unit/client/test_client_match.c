@@ -122,23 +122,48 @@ static void test_placeable(void **st)
     assert_false(cl_reply_placeable(&m, &mh, false, mp, 8 + 65, &keep)); /* more than asked */
 }
 
+static struct ufio_msg reply_msg(uint16_t cmd, uint32_t flags, uint8_t *payload, size_t len, size_t nfds)
+{
+    struct ufio_msg m;
+    ufio_msg_init(&m);
+    m.hdr = hdr(cmd, flags);
+    m.payload = payload;
+    m.len = len;
+    m.nfds = nfds; /* the fds themselves are not looked at */
+    return m;
+}
+
 static void test_verdict(void **st)
 {
-    struct vfio_user_header ok = hdr(VFIO_USER_DEVICE_RESET, 0);
-    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_DEVICE_RESET, 0, 0, false), 0);
-    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_DEVICE_RESET, 4, 0, false), -EPROTO); /* payload where none belongs */
-    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_DEVICE_RESET, 0, 1, false), -EPROTO); /* an fd too */
-    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_DEVICE_RESET, 4, 1, true), 0);        /* the caller checks */
-    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_REGION_READ, 0, 0, false), -EPROTO);  /* another command */
-    struct vfio_user_header err = hdr(VFIO_USER_DEVICE_RESET, VFIO_USER_F_ERROR);
-    err.error_no = EBUSY;
-    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_DEVICE_RESET, 0, 0, false), -EBUSY);
-    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_DEVICE_RESET, 0, 0, true), -EBUSY);
-    err.error_no = 0;
-    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_DEVICE_RESET, 0, 0, false), -EPROTO);
+    struct ufio_msg ok = reply_msg(VFIO_USER_DEVICE_RESET, 0, NULL, 0, 0);
+    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_DEVICE_RESET, 4096, false), 0);
+    uint8_t four[4] = { 0 };
+    struct ufio_msg pl = reply_msg(VFIO_USER_DEVICE_RESET, 0, four, 4, 0);
+    assert_int_equal(cl_reply_verdict(&pl, VFIO_USER_DEVICE_RESET, 4096, false), -EPROTO); /* payload where none belongs */
+    assert_int_equal(cl_reply_verdict(&pl, VFIO_USER_DEVICE_RESET, 4096, true), -EPROTO);  /* ...whoever asks: the table */
+    struct ufio_msg fd = reply_msg(VFIO_USER_DEVICE_RESET, 0, NULL, 0, 1);
+    assert_int_equal(cl_reply_verdict(&fd, VFIO_USER_DEVICE_RESET, 4096, true), -EPROTO);  /* an fd too */
+    assert_int_equal(cl_reply_verdict(&ok, VFIO_USER_REGION_READ, 4096, false), -EPROTO);  /* another command */
+    struct ufio_msg err = reply_msg(VFIO_USER_DEVICE_RESET, VFIO_USER_F_ERROR, NULL, 0, 0);
+    err.hdr.error_no = EBUSY;
+    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_DEVICE_RESET, 4096, false), -EBUSY);
+    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_DEVICE_RESET, 4096, true), -EBUSY);
+    err.hdr.error_no = 0;
+    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_DEVICE_RESET, 4096, false), -EPROTO);
     /* the command is checked before the error: an error for another command is a protocol error */
-    err.error_no = EBUSY;
-    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_REGION_WRITE, 0, 0, false), -EPROTO);
+    err.hdr.error_no = EBUSY;
+    assert_int_equal(cl_reply_verdict(&err, VFIO_USER_REGION_WRITE, 4096, false), -EPROTO);
+    /* a row's decoder: a REGION_READ reply whose count is not what follows */
+    uint8_t rr[16 + 4] = { 0 };
+    rr[12] = 4;
+    struct ufio_msg rd = reply_msg(VFIO_USER_REGION_READ, 0, rr, 20, 0);
+    assert_int_equal(cl_reply_verdict(&rd, VFIO_USER_REGION_READ, 4096, true), 0);
+    rr[12] = 5;
+    assert_int_equal(cl_reply_verdict(&rd, VFIO_USER_REGION_READ, 4096, true), -EPROTO);
+    /* data placed in the caller's buffer counts as the reply's */
+    rd.len = 16;
+    rd.sunk = 5;
+    assert_int_equal(cl_reply_verdict(&rd, VFIO_USER_REGION_READ, 4096, true), 0);
 }
 
 int main(void)
