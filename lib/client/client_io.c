@@ -419,9 +419,16 @@ static int read_turn(struct ufio_client *c, int ms)
         if (n > 1)
             p[1].revents = fr ? 0 : POLLIN;
     } else {
+        /* nothing can come on the twin socket (see above): poll the main one
+         * alone, cheaper; a server that asks anyway is answered on the timeout */
+        nfds_t np = n > 1 && !may_be_asked(c) ? 1 : (nfds_t)n;
         pthread_mutex_unlock(&c->lock);
-        r = poll(p, (nfds_t)n, ms);
+        r = poll(p, np, ms);
         pthread_mutex_lock(&c->lock);
+        if (np < (nfds_t)n && r == 0) {
+            p[1].revents = POLLIN;
+            r = 1;
+        }
     }
     int err = 0;
     if (r > 0 && c->connected) {

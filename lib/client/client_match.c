@@ -11,33 +11,24 @@ int cl_peer_errno(uint32_t e)
     return (e == 0 || e > UFIO_MAX_ERRNO) ? -EPROTO : -(int)e;
 }
 
+/* A request's slot is its msg_id modulo n, so finding the request a reply answers is one look. */
 int cl_pending_find(const struct cl_pending *pend, int n, uint16_t msg_id)
 {
-    for (int i = 0; i < n; i++)
-        if (pend[i].used && !pend[i].done && pend[i].id == msg_id)
-            return i;
-    return -1;
+    int i = msg_id % n;
+    return pend[i].used && !pend[i].done && pend[i].id == msg_id ? i : -1;
 }
 
 int cl_pending_alloc(struct cl_pending *pend, int n, uint16_t *next_id, uint16_t cmd)
 {
-    for (int tries = 0; tries < 65536; tries++) {
+    /* the id's own slot, or the next id's: a slot in use holds the only request with its id */
+    for (int tries = 0; tries < n; tries++) {
         uint16_t id = (*next_id)++;
-        bool busy = false;
-        int freeslot = -1;
-        for (int i = 0; i < n; i++) {
-            if (pend[i].used && pend[i].id == id)
-                busy = true;
-            if (!pend[i].used && freeslot < 0)
-                freeslot = i;
-        }
-        if (freeslot < 0)
-            return -EBUSY;
-        if (busy)
+        int i = id % n;
+        if (pend[i].used)
             continue;
-        pend[freeslot] = (struct cl_pending){ .used = true, .id = id, .cmd = cmd };
-        ufio_msg_init(&pend[freeslot].reply);
-        return freeslot;
+        pend[i] = (struct cl_pending){ .used = true, .id = id, .cmd = cmd };
+        ufio_msg_init(&pend[i].reply);
+        return i;
     }
     return -EBUSY;
 }

@@ -18,13 +18,14 @@ struct cl_pending;
 /* The errno an error reply carries, as -errno; -EPROTO for 0 or a value no errno has. */
 int cl_peer_errno(uint32_t error_no);
 
-/* The slot of the request still waiting for msg_id, or -1. */
+/* The slot of the request still waiting for msg_id, or -1: one look, slot = msg_id % n. */
 int cl_pending_find(const struct cl_pending *pend, int n, uint16_t msg_id);
 
 /*
- * A free slot for a new request of cmd, with the next msg_id no waiting request
- * uses (*next_id advances past it; ids wrap). The slot's other fields are
- * cleared. -EBUSY when every slot is taken.
+ * A free slot for a new request of cmd: the slot msg_id % n of the next msg_id
+ * whose slot is free (*next_id advances past it; ids wrap; n divides 65536, so
+ * an id keeps its slot across the wrap and no waiting request shares it). The
+ * slot's other fields are cleared. -EBUSY when every slot is taken.
  */
 int cl_pending_alloc(struct cl_pending *pend, int n, uint16_t *next_id, uint16_t cmd);
 

@@ -538,7 +538,8 @@ static int dev_wait_ms(const struct ufio_sessions *ss)
  *
  * While the owner is the only session it sleeps in recvmsg on the owner's
  * socket (a wake-up there costs less than epoll_wait's; see
- * ufio_conn_set_blocking), for at most DEV_WAIT_MS at a time: then, and at
+ * ufio_conn_set_blocking), or in poll() on it when the owner shares our one
+ * CPU, for at most DEV_WAIT_MS at a time: then, and at
  * least that often while the owner is busy, it looks at the listeners and
  * for a ufio_dev_stop() from another thread (one from a signal handler
  * interrupts the wait at once). With other sessions, or none, or a big body
@@ -561,6 +562,21 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
             if (alone && o->conn.fd_blocking && !o->conn.in_body) {
                 ufio_conn_fill_wait(&o->conn); /* errors surface in the session's recv */
                 o->readable = true;
+                if (dev_stop_requested(ss))
+                    break;
+            } else if (alone && !o->conn.in_body) {
+                /* The owner shares our one CPU: poll() on its socket, the stop
+                 * eventfd and the listeners costs less than epoll_wait, and with
+                 * no timeout (the owner alone has no deadline) no timer is armed
+                 * and cancelled per request, which a VM pays dearly for. */
+                struct pollfd p[4] = { { .fd = o->conn.fd, .events = POLLIN }, { .fd = ss->stop_efd, .events = POLLIN },
+                                       { .fd = ss->listen_fd, .events = POLLIN }, { .fd = ss->mgmt_fd, .events = POLLIN } };
+                if (poll(p, 4, -1) > 0) { /* negative fds (no listener) are skipped */
+                    if (p[0].revents)
+                        o->readable = true;
+                    if (p[2].revents || p[3].revents)
+                        next_look = 0; /* accept now, below */
+                }
                 if (dev_stop_requested(ss))
                     break;
             } else {
