@@ -137,9 +137,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ufio_conn_init(&c, sv[1], 16 + MAX_BODY, max_fds);
     static const struct ufio_conn_sink sink = { .prefix = 16, .place = place };
     c.sink = &sink;
-    /* odd-sized inputs receive in place (as the server does); a lent message
+    /* inputs with bit 1 of their size set receive in place (as the server does); a lent message
      * is kept across the next receive, whose bytes must go behind it */
-    bool lend = size & 1;
+    bool lend = (size >> 1) & 1;
     ufio_conn_lend(&c, lend);
     struct ufio_msg held;
     ufio_msg_init(&held);
