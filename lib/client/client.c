@@ -204,7 +204,7 @@ UFIO_API int ufio_client_device_info(struct ufio_client *c, struct ufio_client_d
     int err = cl_call(c, VFIO_USER_DEVICE_GET_INFO, &iov, 1, NULL, 0, &m);
     if (err)
         return err;
-    err = m.nfds ? -EPROTO : ufio_device_info_decode(m.payload, m.len, &di);
+    err = ufio_device_info_decode(m.payload, m.len, &di); /* sizes and fds: cl_call's table check */
     if (!err && (di.num_regions > 1024 || di.num_irqs > 1024))
         err = -EPROTO;
     ufio_msg_release(&m);
@@ -245,7 +245,7 @@ static int region_query(struct ufio_client *c, unsigned index, struct ufio_regio
             continue;
         }
         bool mmap_flag = !err && (d->flags & VFIO_REGION_INFO_FLAG_MMAP);
-        if (!err && (m.nfds > 1 || (m.nfds == 1 && !mmap_flag)))
+        if (!err && m.nfds && !mmap_flag) /* the table allows one fd: only for an mmap-able region */
             err = -EPROTO;
         if (!err) {
             *fd = -1;
@@ -328,7 +328,7 @@ UFIO_API int ufio_client_irq_info(struct ufio_client *c, unsigned index, struct 
     if (err)
         return err;
     struct ufio_irq_info out;
-    err = m.nfds ? -EPROTO : ufio_irq_info_decode(m.payload, m.len, &out);
+    err = ufio_irq_info_decode(m.payload, m.len, &out);
     if (!err && (out.index != index || out.count > 2048))
         err = -EPROTO;
     ufio_msg_release(&m);
@@ -377,8 +377,8 @@ UFIO_API int ufio_client_region_read(struct ufio_client *c, unsigned region, uin
         if (err)
             return err;
         if (m.sunk)
-            err = m.nfds || m.sunk != n || m.len != 16 || memcmp(m.payload, head, 16) ? -EPROTO : 0;
-        else if (!(err = m.nfds ? -EPROTO : ufio_region_read_reply_decode(m.payload, m.len, &a, &got)))
+            err = m.sunk != n || m.len != 16 || memcmp(m.payload, head, 16) ? -EPROTO : 0;
+        else if (!(err = ufio_region_read_reply_decode(m.payload, m.len, &a, &got)))
             memcpy(p, got.data, n);
         cl_release(c, &m);
         if (err)
@@ -409,7 +409,7 @@ UFIO_API int ufio_client_region_write(struct ufio_client *c, unsigned region, ui
         err = cl_call(c, VFIO_USER_REGION_WRITE, iov, 2, NULL, 0, &m);
         if (err)
             return err;
-        err = m.nfds ? -EPROTO : ufio_region_write_reply_decode(m.payload, m.len, &a);
+        err = ufio_region_write_reply_decode(m.payload, m.len, &a);
         ufio_msg_release(&m);
         if (err)
             return err;
@@ -560,8 +560,7 @@ UFIO_API int ufio_client_dma_unmap(struct ufio_client *c, uint64_t iova, uint64_
     int err = cl_call(c, VFIO_USER_DMA_UNMAP, &iov, 1, NULL, 0, &m);
     if (!err) {
         struct ufio_dma_unmap got;
-        if (m.nfds || (m.len && (ufio_dma_unmap_decode(m.payload, m.len, &got) || got.addr != iova ||
-                                 got.size != size)))
+        if (m.len && (ufio_dma_unmap_decode(m.payload, m.len, &got) || got.addr != iova || got.size != size))
             err = -EPROTO;
         ufio_msg_release(&m);
     }
@@ -697,7 +696,7 @@ UFIO_API int ufio_client_feature(struct ufio_client *c, uint32_t flags, const vo
     if (err)
         return err;
     struct ufio_feature f;
-    err = m.nfds ? -EPROTO : ufio_feature_decode(m.payload, m.len, &f);
+    err = ufio_feature_decode(m.payload, m.len, &f);
     if (!err && f.data_len > out_cap)
         err = -EPROTO;
     if (!err) {
@@ -730,10 +729,10 @@ UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t 
     struct ufio_mig_data d;
     if (m.sunk) {
         /* padded up to what was asked (libvfio-user does so): size says what is data */
-        err = m.nfds || m.len != 8 || ufio_ld32(m.payload + 4) > m.sunk ? -EPROTO : 0;
+        err = m.len != 8 || ufio_ld32(m.payload + 4) > m.sunk ? -EPROTO : 0;
         if (!err)
             *got = ufio_ld32(m.payload + 4);
-    } else if (!(err = m.nfds ? -EPROTO : ufio_mig_read_reply_decode(m.payload, m.len, (uint32_t)len, &d))) {
+    } else if (!(err = ufio_mig_read_reply_decode(m.payload, m.len, (uint32_t)len, &d))) {
         if (d.size)
             memcpy(buf, d.data, d.size);
         *got = d.size;

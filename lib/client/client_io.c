@@ -28,12 +28,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int peer_errno(const struct ufio_msg *m)
-{
-    uint32_t e = m->hdr.error_no;
-    return (e == 0 || e > UFIO_MAX_ERRNO) ? -EPROTO : -(int)e;
-}
-
 static size_t cl_max_msg(const struct ufio_client *c)
 {
     return VFIO_USER_HDR_SIZE + 64 + (size_t)c->opts.max_data_xfer_size + 4096;
@@ -100,11 +94,10 @@ int cl_negotiate(struct ufio_client *c, int fd)
         goto fail;
     struct ufio_version rv;
     memset(&rv, 0, sizeof(rv));
-    if (!ufio_hdr_is_reply(&m.hdr) || m.hdr.cmd != VFIO_USER_VERSION || m.hdr.msg_id != 0) {
+    if (!ufio_hdr_is_reply(&m.hdr) || m.hdr.msg_id != 0) {
         err = -EPROTO;
-    } else if (m.hdr.flags & VFIO_USER_F_ERROR) {
-        err = peer_errno(&m);
-    } else if ((err = ufio_version_decode(m.payload, m.len, &rv)) == 0) {
+    } else if ((err = cl_reply_verdict(&m, VFIO_USER_VERSION, c->opts.max_data_xfer_size, true)) == 0 &&
+               (err = ufio_version_decode(m.payload, m.len, &rv)) == 0) {
         if (rv.major != v.major || rv.minor > v.minor)
             err = -EPROTO; /* the spec: same major, minor at most ours */
         else if (v.caps.role && rv.caps.role && rv.caps.role != v.caps.role)
@@ -428,9 +421,16 @@ static int read_turn(struct ufio_client *c, int ms)
         if (n > 1)
             p[1].revents = fr ? 0 : POLLIN;
     } else {
+        /* nothing can come on the twin socket (see above): poll the main one
+         * alone, cheaper; a server that asks anyway is answered on the timeout */
+        nfds_t np = n > 1 && !may_be_asked(c) ? 1 : (nfds_t)n;
         pthread_mutex_unlock(&c->lock);
-        r = poll(p, (nfds_t)n, ms);
+        r = poll(p, np, ms);
         pthread_mutex_lock(&c->lock);
+        if (np < (nfds_t)n && r == 0) {
+            p[1].revents = POLLIN;
+            r = 1;
+        }
     }
     int err = 0;
     if (r > 0 && c->connected) {
@@ -563,7 +563,8 @@ static int call_finish(struct ufio_client *c, uint16_t cmd, int slot, struct ufi
     pthread_mutex_unlock(&c->lock);
     if (err)
         return err;
-    err = cl_reply_verdict(&m.hdr, cmd, m.len, m.nfds, reply != NULL);
+    /* every reply through its command's row: sizes, fds, decoder */
+    err = cl_reply_verdict(&m, cmd, c->opts.max_data_xfer_size, reply != NULL);
     if (err || !reply) {
         ufio_msg_release(&m);
         return err;

@@ -18,13 +18,14 @@ struct cl_pending;
 /* The errno an error reply carries, as -errno; -EPROTO for 0 or a value no errno has. */
 int cl_peer_errno(uint32_t error_no);
 
-/* The slot of the request still waiting for msg_id, or -1. */
+/* The slot of the request still waiting for msg_id, or -1: one look, slot = msg_id % n. */
 int cl_pending_find(const struct cl_pending *pend, int n, uint16_t msg_id);
 
 /*
- * A free slot for a new request of cmd, with the next msg_id no waiting request
- * uses (*next_id advances past it; ids wrap). The slot's other fields are
- * cleared. -EBUSY when every slot is taken.
+ * A free slot for a new request of cmd: the slot msg_id % n of the next msg_id
+ * whose slot is free (*next_id advances past it; ids wrap; n divides 65536, so
+ * an id keeps its slot across the wrap and no waiting request shares it). The
+ * slot's other fields are cleared. -EBUSY when every slot is taken.
  */
 int cl_pending_alloc(struct cl_pending *pend, int n, uint16_t *next_id, uint16_t cmd);
 
@@ -40,11 +41,15 @@ bool cl_reply_placeable(const struct cl_pending *p, const struct vfio_user_heade
                         const uint8_t *prefix, size_t body_len, size_t *keep);
 
 /*
- * What a reply to cmd means for cl_call(): 0, the server's -errno for an error
- * reply, -EPROTO for a reply to another command, or (want_payload false) one
- * that carries a payload or fds where none belongs.
+ * What reply m to cmd means for cl_call(): 0, the server's -errno for an error
+ * reply, -EPROTO for a reply to another command, or for a success reply its
+ * row of the command table (lib/proto/cmd.h) refuses: too short, too long,
+ * more fds than the command's reply carries, or a layout its decoder rejects
+ * (max_xfer bounds the data of XFER rows); -EPROTO too when want_payload is
+ * false and it carries a payload or fds. -ENOMEM if checking needed memory.
+ * The caller releases m either way (closing its fds).
  */
-int cl_reply_verdict(const struct vfio_user_header *h, uint16_t cmd, size_t payload_len, size_t nfds,
-                     bool want_payload);
+struct ufio_msg;
+int cl_reply_verdict(const struct ufio_msg *m, uint16_t cmd, uint64_t max_xfer, bool want_payload);
 
 #endif

@@ -3,7 +3,8 @@
  * DEVICE_FEATURE sub-format, saying what the wire allows (payload size
  * bounds, fds), who may send it (session roles) and when (migration states).
  * The server's dispatch and its sink pre-check walk these rows before any
- * decoder runs; the client checks reply sizes against them. Nothing here
+ * decoder runs; the client validates every reply through them (sizes, fds,
+ * the reply's decoder). Rows are indexed by command number. Nothing here
  * does I/O.
  */
 #ifndef UFIO_PROTO_CMD_H
@@ -40,9 +41,16 @@ struct ufio_cmd_desc {
     uint32_t mig_states;  /* UFIO_MIG_BIT()s it is allowed in, 0 = any */
     uint32_t reply_min;   /* reply payload bounds for a success reply */
     uint32_t reply_max;   /* or UFIO_CMD_LEN_XFER */
+    uint8_t reply_fds;    /* fds a success reply may carry */
+    /*
+     * The reply's layout, checked with lib/proto's decoder of it: payload
+     * [0, len) as received, plus data_len bytes of data that went straight
+     * to the caller's buffer. NULL: the bounds say it all. 0 or -EINVAL.
+     */
+    int (*reply_decode)(const uint8_t *payload, size_t len, uint64_t data_len);
 };
 
-/* The row of cmd, or NULL for a number that is no command. */
+/* The row of cmd (O(1)), or NULL for a number that is no command. */
 const struct ufio_cmd_desc *ufio_cmd_desc(unsigned cmd);
 
 /*
@@ -57,6 +65,13 @@ int ufio_cmd_check(const struct ufio_cmd_desc *d, unsigned role, size_t len, siz
 int ufio_cmd_state_ok(const struct ufio_cmd_desc *d, unsigned state);
 /* A success reply's payload length against the row: 0 or -EINVAL. */
 int ufio_cmd_reply_len_ok(const struct ufio_cmd_desc *d, size_t len, uint64_t max_xfer);
+/*
+ * A success reply against its row: the whole body (len + data_len) within
+ * the bounds, at most reply_fds fds (fds_overflow: more came and were
+ * dropped), and the row's reply decoder. 0, -ENOSYS (no row) or -EINVAL.
+ */
+int ufio_cmd_reply_check(const struct ufio_cmd_desc *d, const uint8_t *payload, size_t len, uint64_t data_len,
+                         size_t nfds, bool fds_overflow, uint64_t max_xfer);
 
 /* DEVICE_FEATURE sub-formats: roles per access, flags for SET/GET. */
 struct ufio_feature_desc {

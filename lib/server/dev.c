@@ -554,14 +554,17 @@ static int dev_wait_ms(const struct ufio_sessions *ss)
  * an idle device goes back to sleep once the budget is spent.
  *
  * It sleeps in epoll_wait over every socket at once (the owner's, the
- * listeners, the other sessions, the stop eventfd), so a connection to the
- * management socket (a takeover, ufio-lspci) is taken at once. One
- * exception: while the owner is the only session and has sent something in
- * the last DEV_HOT_NS, it sleeps in recvmsg on the owner's socket (a wake-up
- * there costs ~5 µs less than epoll_wait's across CPUs, see
- * ufio_conn_set_blocking) for at most DEV_WAIT_MS at a time; then, and every
- * DEV_LOOK_NS while the owner keeps it busy or spinning, it looks at the rest
- * without sleeping: a connection under a busy owner waits about 1 ms.
+ * listeners, the other sessions, the stop and quiesce eventfds), so a
+ * connection to the management socket (a takeover, ufio-lspci) is taken at
+ * once. Two exceptions while the owner is the only session: if it has sent
+ * something in the last DEV_HOT_NS and runs on another CPU, the loop sleeps in
+ * recvmsg on the owner's socket (a wake-up there costs ~5 µs less than
+ * epoll_wait's across CPUs, see ufio_conn_set_blocking) for at most
+ * DEV_WAIT_MS at a time, and every DEV_LOOK_NS while the owner keeps it busy
+ * it looks at the rest without sleeping (a connection under a busy owner
+ * waits about 1 ms); otherwise it sleeps in poll() with no timeout on the
+ * owner's socket, the eventfds and the listeners, which arms no timer per
+ * request (the cost that matters when the owner shares our CPU).
  */
 UFIO_API int ufio_dev_run(struct ufio_dev *dev)
 {
@@ -582,6 +585,22 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
             if (alone && now < hot_until && o->conn.fd_blocking && !o->conn.in_body) {
                 ufio_conn_fill_wait(&o->conn); /* errors surface in the session's recv */
                 o->readable = true;
+                if (dev_stop_requested(ss))
+                    break;
+            } else if (alone && !o->conn.in_body) {
+                /* The owner shares our one CPU: poll() on its socket, the stop
+                 * eventfd and the listeners costs less than epoll_wait, and with
+                 * no timeout (the owner alone has no deadline) no timer is armed
+                 * and cancelled per request, which a VM pays dearly for. */
+                struct pollfd p[5] = { { .fd = o->conn.fd, .events = POLLIN }, { .fd = ss->stop_efd, .events = POLLIN },
+                                       { .fd = ss->listen_fd, .events = POLLIN }, { .fd = ss->mgmt_fd, .events = POLLIN },
+                                       { .fd = ss->q_efd, .events = POLLIN } };
+                if (poll(p, 5, -1) > 0) { /* negative fds (no listener, no quiesce) are skipped */
+                    if (p[0].revents)
+                        o->readable = true;
+                    if (p[2].revents || p[3].revents || p[4].revents)
+                        next_look = 0; /* accept, or take the quiesce, now: below */
+                }
                 if (dev_stop_requested(ss))
                     break;
             } else {

@@ -49,6 +49,8 @@ struct ufio_session *sess_new(struct ufio_sessions *ss, int fd, bool on_mgmt, pi
     s->twin.fd = -1;
     s->sink = (struct ufio_conn_sink){ .prefix = 16, .place = sess_sink_place, .opaque = s };
     s->conn.sink = &s->sink;
+    /* small commands are decoded where they were read: no malloc, no copy */
+    ufio_conn_lend(&s->conn, true);
     ufio_caps_defaults(&s->peer);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
     if (epoll_ctl(ss->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -204,12 +206,18 @@ bool sess_pending(const struct ufio_session *s)
     return s->nqueued || s->readable || ufio_conn_ready(&s->conn);
 }
 
-static void queue_push_front(struct ufio_session *s, struct ufio_msg *m)
+/* A held message waits past this turn: it must own its bytes (false: no memory). */
+static bool queue_push_front(struct ufio_session *s, struct ufio_msg *m)
 {
+    if (ufio_msg_own(&s->conn, m)) {
+        ufio_conn_recycle(&s->conn, m);
+        return false;
+    }
     /* room: it came out of the queue or the queue was empty */
     memmove(&s->queued[1], &s->queued[0], s->nqueued * sizeof(*m));
     s->queued[0] = *m;
     s->nqueued++;
+    return true;
 }
 
 static void queue_pop(struct ufio_session *s, struct ufio_msg *m)
@@ -274,14 +282,20 @@ int sess_serve(struct ufio_session *s, int budget)
             break;
         }
         if (!s->negotiated && s->wait_role) {
-            queue_push_front(s, &m);
+            if (!queue_push_front(s, &m)) {
+                set_drop(s, "out of memory");
+                break;
+            }
             s->held = true;
             sess_set_armed(s, false);
             UFIO_DBG(s->dev->name, "session %u: waits for the %s to go", s->id, ufio_role_name(s->wait_role));
             break;
         }
         if (s == ss->owner && sess_msg_touches_state(&m) && sess_owner_hold(ss)) {
-            queue_push_front(s, &m);
+            if (!queue_push_front(s, &m)) {
+                set_drop(s, "out of memory");
+                break;
+            }
             s->held = true;
             sess_set_armed(s, false); /* nothing after it is read: order is kept */
             UFIO_DBG(s->dev->name, "session %u: %s held while the device is stopped", s->id,
@@ -298,7 +312,10 @@ int sess_serve(struct ufio_session *s, int budget)
                 set_drop(s, "too many commands queued during a quiesce");
                 break;
             }
-            queue_push_front(s, &m);
+            if (!queue_push_front(s, &m)) {
+                set_drop(s, "out of memory");
+                break;
+            }
             s->held = true;
             s->q_held = true;
             sess_set_armed(s, false); /* nothing after it is read: order is kept */

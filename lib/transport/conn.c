@@ -19,6 +19,7 @@ void ufio_msg_init(struct ufio_msg *m)
     memset(&m->hdr, 0, sizeof(m->hdr));
     m->payload = NULL;
     m->len = 0;
+    m->lent = false;
     m->nfds = 0;
     m->fds_overflow = false;
     m->sunk = 0;
@@ -39,7 +40,8 @@ void ufio_msg_close_fds(struct ufio_msg *m)
 void ufio_msg_release(struct ufio_msg *m)
 {
     ufio_msg_close_fds(m);
-    free(m->payload);
+    if (!m->lent)
+        free(m->payload);
     ufio_msg_init(m);
 }
 
@@ -63,6 +65,8 @@ void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max
     c->block_body = false;
     c->rx_off = 0;
     c->rx_len = 0;
+    c->rx_base = 0;
+    c->lend = false;
     c->rx_pend.n = 0;
     c->rx_pend.overflow = false;
     c->in_body = false;
@@ -76,9 +80,37 @@ void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max
 
 #define SPARE_MIN (64u * 1024)
 
+void ufio_conn_lend(struct ufio_conn *c, bool on) { c->lend = on; }
+
+/* The lent bytes are free again: with nothing unparsed the buffer restarts at 0. */
+static void conn_unlend(struct ufio_conn *c)
+{
+    c->rx_base = 0;
+    if (c->rx_off == c->rx_len)
+        c->rx_off = c->rx_len = 0;
+}
+
+int ufio_msg_own(struct ufio_conn *c, struct ufio_msg *m)
+{
+    if (!m->lent)
+        return 0;
+    uint8_t *p = malloc(m->len);
+    if (!p)
+        return -ENOMEM;
+    memcpy(p, m->payload, m->len);
+    m->payload = p;
+    m->lent = false;
+    conn_unlend(c);
+    return 0;
+}
+
 void ufio_conn_recycle(struct ufio_conn *c, struct ufio_msg *m)
 {
-    if (m->payload && m->len >= SPARE_MIN && m->len > c->spare_cap) {
+    if (m->lent) {
+        m->payload = NULL;
+        m->lent = false;
+        conn_unlend(c);
+    } else if (m->payload && m->len >= SPARE_MIN && m->len > c->spare_cap) {
         free(c->spare);
         c->spare = m->payload;
         c->spare_cap = m->len;
@@ -112,6 +144,7 @@ static void conn_reset_rx(struct ufio_conn *c)
     pend_close(&c->rx_pend);
     c->rx_off = 0;
     c->rx_len = 0;
+    c->rx_base = 0;
     c->in_body = false;
     c->body_dst = NULL;
     c->body_got = 0;
@@ -236,13 +269,20 @@ static void deliver(struct ufio_conn *c, struct ufio_msg *out)
 }
 
 /*
- * The message at rx_off is whole in rx: it becomes cur's payload. The fds of
- * the last read are its own if it holds that read's last byte.
+ * The message at rx_off is whole in rx: it becomes cur's payload, lent in
+ * place when the caller asked for that, nothing else is lent and the spare
+ * room stays free behind it; copied otherwise. The fds of the last read are
+ * its own if it holds that read's last byte.
  */
-static int take_buffered(struct ufio_conn *c, uint32_t size)
+static int take_buffered(struct ufio_conn *c, uint32_t size, bool lend)
 {
     size_t body = size - VFIO_USER_HDR_SIZE;
-    if (body) {
+    size_t end = c->rx_off + size;
+    if (body && lend && c->lend && !c->rx_base && end <= sizeof(c->rx) - UFIO_CONN_RX_SPARE) {
+        c->cur.payload = c->rx + c->rx_off + VFIO_USER_HDR_SIZE;
+        c->cur.lent = true;
+        c->rx_base = end;
+    } else if (body) {
         c->cur.payload = malloc(body);
         if (!c->cur.payload)
             return -ENOMEM;
@@ -253,9 +293,9 @@ static int take_buffered(struct ufio_conn *c, uint32_t size)
         if (c->rx_pend.last < c->rx_off + size)
             give_fds(c, &c->cur, &c->rx_pend);
     }
-    c->rx_off += size;
+    c->rx_off = end;
     if (c->rx_off == c->rx_len)
-        c->rx_off = c->rx_len = 0;
+        c->rx_off = c->rx_len = c->rx_base;
     return 0;
 }
 
@@ -301,7 +341,7 @@ static int start_direct(struct ufio_conn *c, uint32_t size)
     c->body_want = body;
 direct:
     c->in_body = true;
-    c->rx_off = c->rx_len = 0;
+    c->rx_off = c->rx_len = c->rx_base;
     return 0;
 }
 
@@ -316,10 +356,10 @@ static int read_direct(struct ufio_conn *c)
         uint8_t *dst;
         if (c->body_dst) {
             dst = c->body_dst + c->body_got;
-        } else { /* diverted: rx is free while a direct body is read */
-            dst = c->rx;
-            if (want > sizeof(c->rx))
-                want = sizeof(c->rx);
+        } else { /* diverted: rx past any lent bytes is free while a direct body is read */
+            dst = c->rx + c->rx_base;
+            if (want > sizeof(c->rx) - c->rx_base)
+                want = sizeof(c->rx) - c->rx_base;
         }
         ssize_t n = conn_read_flags(c, dst, want, flags);
         flags = MSG_DONTWAIT; /* one wait per call: the caller's loop decides about more */
@@ -340,10 +380,10 @@ static int read_direct(struct ufio_conn *c)
 static ssize_t fill_rx(struct ufio_conn *c, int flags)
 {
     give_fds(c, &c->cur, &c->rx_pend);
-    if (c->rx_off) {
-        memmove(c->rx, c->rx + c->rx_off, c->rx_len - c->rx_off);
-        c->rx_len -= c->rx_off;
-        c->rx_off = 0;
+    if (c->rx_off > c->rx_base) { /* compaction stops short of a lent message */
+        memmove(c->rx + c->rx_base, c->rx + c->rx_off, c->rx_len - c->rx_off);
+        c->rx_len -= c->rx_off - c->rx_base;
+        c->rx_off = c->rx_base;
     }
     ssize_t n = conn_read_flags(c, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len, flags);
     if (n <= 0) {
@@ -359,13 +399,13 @@ int ufio_conn_fill_wait(struct ufio_conn *c)
 {
     if (c->fd < 0)
         return -ENOTCONN;
-    if (!c->fd_blocking || c->in_body || ufio_conn_ready(c) || c->rx_len - c->rx_off == sizeof(c->rx))
+    if (!c->fd_blocking || c->in_body || ufio_conn_ready(c) || c->rx_len - c->rx_off == sizeof(c->rx) - c->rx_base)
         return 1; /* nothing to wait for here: let ufio_conn_recv() look */
     ssize_t n = fill_rx(c, 0);
     return n > 0 ? 1 : (int)n;
 }
 
-int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
+static int conn_recv(struct ufio_conn *c, struct ufio_msg *out, bool lend)
 {
     if (c->fd < 0)
         return -ENOTCONN;
@@ -389,7 +429,7 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
                 return -EPROTO;
             }
             if (avail >= h->msg_size) {
-                r = take_buffered(c, h->msg_size);
+                r = take_buffered(c, h->msg_size, lend);
                 if (r < 0) {
                     conn_reset_rx(c);
                     return r;
@@ -397,7 +437,8 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
                 deliver(c, out);
                 return 1;
             }
-            if (h->msg_size > sizeof(c->rx)) {
+            /* too big for read-ahead, or for what a lent message leaves of it */
+            if (h->msg_size > UFIO_CONN_RX_CAP || h->msg_size > sizeof(c->rx) - c->rx_base) {
                 r = start_direct(c, h->msg_size);
                 if (r < 0) {
                     conn_reset_rx(c);
@@ -415,6 +456,8 @@ int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out)
         }
     }
 }
+
+int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out) { return conn_recv(c, out, true); }
 
 static int64_t now_ms(void)
 {
@@ -449,7 +492,7 @@ int ufio_conn_recv_wait(struct ufio_conn *c, struct ufio_msg *out, int timeout_m
 {
     int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     for (;;) {
-        int r = ufio_conn_recv(c, out);
+        int r = conn_recv(c, out, false); /* a reply awaited inside a handler: it may be lending */
         if (r != 0)
             return r < 0 ? r : 0;
         r = wait_fd(c->fd, POLLIN, deadline);

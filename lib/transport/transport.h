@@ -39,8 +39,9 @@
 
 struct ufio_msg {
     struct vfio_user_header hdr;
-    uint8_t *payload;   /* malloc'd, hdr.msg_size - 16 bytes (NULL when 0) */
+    uint8_t *payload;   /* hdr.msg_size - 16 bytes (NULL when 0): malloc'd, or lent */
     size_t len;         /* payload length */
+    bool lent;          /* payload points into its connection's read-ahead (see ufio_conn_lend) */
     int fds[UFIO_TRANSPORT_MAX_FDS];
     size_t nfds;
     bool fds_overflow;  /* more fds arrived than max_fds (extras already closed) */
@@ -49,7 +50,8 @@ struct ufio_msg {
 };
 
 void ufio_msg_init(struct ufio_msg *m);
-/* Closes every fd still owned and frees the payload; m is reinitialised. */
+/* Closes every fd still owned and frees the payload (a lent one is only
+ * forgotten: give it back with ufio_conn_recycle()); m is reinitialised. */
 void ufio_msg_release(struct ufio_msg *m);
 /* Takes ownership of fd i (returns it, or -1 if i is out of range/taken). */
 int ufio_msg_take_fd(struct ufio_msg *m, size_t i);
@@ -58,6 +60,13 @@ void ufio_msg_close_fds(struct ufio_msg *m);
 
 /* Messages up to this size (header included) are read ahead in one piece. */
 #define UFIO_CONN_RX_CAP 16384
+/*
+ * Room the read-ahead buffer keeps beyond UFIO_CONN_RX_CAP, and always keeps
+ * free after a lent message: a read made while a message is lent (a command
+ * that arrives while its handler waits for a DMA reply) needs space for at
+ * least a header and a sink's prefix without touching the lent bytes.
+ */
+#define UFIO_CONN_RX_SPARE 64
 
 /* fds that came with a read, owned by the message holding byte `last` of rx */
 struct ufio_rx_fds {
@@ -91,9 +100,12 @@ struct ufio_conn {
     bool fd_blocking;      /* ufio_conn_set_blocking() made the fd blocking */
     bool block_body;       /* the rest of a big body is awaited in the recvmsg */
     /* receive state, kept across calls: rx[rx_off, rx_len) is unparsed; the
-     * first message there is cur (its fds so far in cur) */
-    uint8_t rx[UFIO_CONN_RX_CAP];
+     * first message there is cur (its fds so far in cur). rx[0, rx_base)
+     * holds a lent message (rx_base 0: none), never moved or overwritten. */
+    uint8_t rx[UFIO_CONN_RX_CAP + UFIO_CONN_RX_SPARE];
     size_t rx_off, rx_len;
+    size_t rx_base;
+    bool lend;             /* ufio_conn_lend(): whole small messages are lent, not copied */
     struct ufio_rx_fds rx_pend;
     bool in_body;          /* cur's body is being read straight into place */
     uint8_t *body_dst;     /* where the rest of cur's body goes */
@@ -108,8 +120,25 @@ struct ufio_conn {
 
 void ufio_conn_init(struct ufio_conn *c, int fd, size_t max_msg_size, size_t max_fds);
 /* Releases a message received on c (closing its fds), keeping its payload
- * buffer for reuse by the next large message. */
+ * buffer for reuse by the next large message, or giving back a lent one. */
 void ufio_conn_recycle(struct ufio_conn *c, struct ufio_msg *m);
+
+/*
+ * In-place receive: with on, ufio_conn_recv() delivers a message whose
+ * header and body are whole in the read-ahead buffer with m->lent set and
+ * m->payload pointing into that buffer: no malloc, no copy. At most one
+ * message is lent at a time (the next one is copied as before), and only
+ * while UFIO_CONN_RX_SPARE bytes stay free behind it; large or split
+ * messages are received into a payload of their own as before.
+ * The lent bytes stay put, and are the receiver's to write into, until
+ * ufio_conn_recycle(c, m) or ufio_msg_own(c, m): reads meanwhile (e.g.
+ * ufio_conn_recv_wait() for a reply, which never lends) go behind them.
+ * A message kept past its handling (queued, held) must own its bytes.
+ */
+void ufio_conn_lend(struct ufio_conn *c, bool on);
+/* Gives m a malloc'd copy of a lent payload and ends the loan: 0 or -ENOMEM
+ * (m is then unchanged, still lent). A no-op for a message that owns its bytes. */
+int ufio_msg_own(struct ufio_conn *c, struct ufio_msg *m);
 
 /* Drops any half-read message (closing its fds) and closes the socket. */
 void ufio_conn_close(struct ufio_conn *c);
@@ -121,6 +150,7 @@ void ufio_conn_close(struct ufio_conn *c);
  * framing (msg_size < 16 or > max_msg_size; the connection must be closed),
  * -ENOMEM, or another -errno from recvmsg.
  * A header with bad flags is still delivered (the caller answers it).
+ * With ufio_conn_lend(c, true) the message may come lent (see there).
  */
 int ufio_conn_recv(struct ufio_conn *c, struct ufio_msg *out);
 

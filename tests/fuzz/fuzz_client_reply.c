@@ -2,6 +2,8 @@
  * The client's handling of what a server sends: a valid VERSION reply, then
  * the input as the bytes that follow (replies, server-initiated DMA_READ /
  * DMA_WRITE requests, garbage), then EOF; the first byte picks the call made.
+ * Every reply goes through cl_call()'s check against its command-table row
+ * (lib/proto/cmd.c: bounds, fds, the row's decoder), as in the shipped client.
  *
  * One client lives for the whole process: between inputs its connection is
  * closed and everything an input can leave behind (pending replies, DMA

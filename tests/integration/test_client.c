@@ -484,7 +484,7 @@ static void test_misbehaving_server(void **st)
     static const struct { enum fake_mode mode; int want; } cases[] = {
         { FAKE_SILENT, -ETIMEDOUT },
         { FAKE_WRONG_ID, -ETIMEDOUT },
-        { FAKE_SHORT, -EINVAL },
+        { FAKE_SHORT, -EPROTO }, /* shorter than the command table says a reply is */
         { FAKE_FDS, -EPROTO },
         { FAKE_DIE, -ENOTCONN },
         { FAKE_BIG_ERRNO, -EPROTO },

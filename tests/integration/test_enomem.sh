@@ -75,11 +75,17 @@ run_server_points() {
                 session "$dir/s.sock"
                 grep -q "^failmalloc: injected" "$dir/err" && break
             done
-            grep -q "^failmalloc: injected" "$dir/err" && injected[$kind]=$((injected[$kind] + 1))
+            local took=0
+            grep -q "^failmalloc: injected" "$dir/err" && took=1 && injected[$kind]=$((injected[$kind] + 1))
             if kill -0 $pid 2>/dev/null; then
                 # the integrity check: a whole next session, every answer checked
                 if timeout 20 "$check" "$dir/s.sock" 2>"$dir/check"; then
                     next_ok[$kind]=$((next_ok[$kind] + 1))
+                elif [ $took = 0 ] && grep -q "^failmalloc: injected" "$dir/err"; then
+                    # N lies past what four sessions allocate (later sessions allocate
+                    # less than the first): the check itself took the failure, so it
+                    # is no next session and its failure is the expected one
+                    :
                 else
                     echo "not ok - $name $n: the next session was wrong: $(cat "$dir/check")"; tail -5 "$dir/err"
                     bad=$((bad + 1))

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -160,6 +161,134 @@ static void test_reply_lengths(void **st)
     assert_int_equal(ufio_cmd_reply_len_ok(d, 1, XF), -EINVAL);
 }
 
+/* ---- replies: every row's bounds, fds and decoder (what the client validates) ---- */
+
+/* A success reply to cmd that its decoder accepts, at the row's smallest size; its length. */
+static size_t valid_reply(unsigned cmd, uint8_t *b, size_t cap)
+{
+    memset(b, 0, cap);
+    ssize_t n = -1;
+    switch (cmd) {
+    case VFIO_USER_VERSION: {
+        struct ufio_version v = { .major = 0, .minor = 0 };
+        ufio_caps_defaults(&v.caps);
+        n = ufio_version_encode(&v, b, cap);
+        break;
+    }
+    case VFIO_USER_DMA_UNMAP: {
+        struct ufio_dma_unmap u = { .argsz = 24, .addr = 0x1000, .size = 0x1000 };
+        n = ufio_dma_unmap_encode(&u, b, cap);
+        break;
+    }
+    case VFIO_USER_DEVICE_GET_INFO: {
+        struct ufio_device_info i = { .argsz = 16, .num_regions = 9, .num_irqs = 5 };
+        n = ufio_device_info_encode(&i, b, cap);
+        break;
+    }
+    case VFIO_USER_DEVICE_GET_REGION_INFO: {
+        static struct ufio_region_info ri;
+        memset(&ri, 0, sizeof(ri));
+        ri.index = 2;
+        ri.size = 4096;
+        n = ufio_region_info_encode(&ri, 32, b, cap);
+        break;
+    }
+    case VFIO_USER_DEVICE_GET_REGION_IO_FDS: {
+        struct ufio_io_fds f;
+        memset(&f, 0, sizeof(f));
+        n = ufio_io_fds_encode(&f, 16, b, cap);
+        break;
+    }
+    case VFIO_USER_DEVICE_GET_IRQ_INFO: {
+        struct ufio_irq_info i = { .argsz = 16, .index = 0, .count = 1 };
+        n = ufio_irq_info_encode(&i, b, cap);
+        break;
+    }
+    case VFIO_USER_DEVICE_FEATURE:
+        n = ufio_feature_head_encode(8, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION, b, cap);
+        break;
+    default: /* heads of zeros: REGION_READ/DMA_READ of count 0, MIG_DATA_READ of size 0, ... */
+        n = ufio_cmd_desc(cmd)->reply_min;
+        break;
+    }
+    assert_true(n >= 0);
+    return (size_t)n;
+}
+
+static void test_reply_every_row(void **st)
+{
+    static uint8_t b[16 + XF + 64];
+    size_t checked = 0;
+    for (size_t i = 0; ufio_cmd_row(i); i++) {
+        const struct ufio_cmd_desc *d = ufio_cmd_row(i);
+        size_t n = valid_reply(d->cmd, b, sizeof(b));
+        /* accepted as it is, with as many fds as the reply carries */
+        assert_int_equal(ufio_cmd_reply_check(d, b, n, 0, d->reply_fds, false, XF), 0);
+        /* one fd more, or fds that did not fit: refused */
+        assert_int_equal(ufio_cmd_reply_check(d, b, n, 0, d->reply_fds + 1u, false, XF), -EINVAL);
+        assert_int_equal(ufio_cmd_reply_check(d, b, n, 0, 0, true, XF), -EINVAL);
+        /* one byte short of the row's minimum */
+        if (d->reply_min)
+            assert_int_equal(ufio_cmd_reply_check(d, b, d->reply_min - 1, 0, 0, false, XF), -EINVAL);
+        /* one byte past the row's maximum */
+        size_t max = d->reply_max == UFIO_CMD_LEN_XFER ? d->reply_min + XF : d->reply_max;
+        assert_true(max + 1 <= sizeof(b));
+        assert_int_equal(ufio_cmd_reply_check(d, b, max + 1, 0, 0, false, XF), -EINVAL);
+        checked++;
+    }
+    assert_int_equal(checked, sizeof(expect) / sizeof(expect[0]) + 2 /* DMA_READ, DMA_WRITE */);
+    assert_int_equal(ufio_cmd_reply_check(NULL, b, 0, 0, 0, false, XF), -ENOSYS);
+}
+
+/* The decoders in the rows: data counts, here or placed, must match the heads. */
+static void test_reply_decoders(void **st)
+{
+    uint8_t b[64];
+    memset(b, 0, sizeof(b));
+    const struct ufio_cmd_desc *rr = ufio_cmd_desc(VFIO_USER_REGION_READ);
+    b[12] = 8; /* count 8 */
+    assert_int_equal(ufio_cmd_reply_check(rr, b, 24, 0, 0, false, XF), 0);
+    assert_int_equal(ufio_cmd_reply_check(rr, b, 16, 8, 0, false, XF), 0); /* the data went to the caller */
+    assert_int_equal(ufio_cmd_reply_check(rr, b, 23, 0, 0, false, XF), -EINVAL);
+    assert_int_equal(ufio_cmd_reply_check(rr, b, 25, 0, 0, false, XF), -EINVAL);
+    const struct ufio_cmd_desc *dr = ufio_cmd_desc(VFIO_USER_DMA_READ);
+    memset(b, 0, sizeof(b));
+    b[8] = 4;
+    assert_int_equal(ufio_cmd_reply_check(dr, b, 20, 0, 0, false, XF), 0);
+    assert_int_equal(ufio_cmd_reply_check(dr, b, 21, 0, 0, false, XF), -EINVAL);
+    /* MIG_DATA_READ: size says what is data; libvfio-user pads up to what was asked */
+    const struct ufio_cmd_desc *mr = ufio_cmd_desc(VFIO_USER_MIG_DATA_READ);
+    memset(b, 0, sizeof(b));
+    b[0] = 8 + 32; /* argsz */
+    b[4] = 4;      /* size */
+    assert_int_equal(ufio_cmd_reply_check(mr, b, 12, 0, 0, false, XF), 0);
+    assert_int_equal(ufio_cmd_reply_check(mr, b, 8 + 32, 0, 0, false, XF), 0); /* padded */
+    assert_int_equal(ufio_cmd_reply_check(mr, b, 8, 4, 0, false, XF), 0);      /* placed */
+    assert_int_equal(ufio_cmd_reply_check(mr, b, 11, 0, 0, false, XF), -EINVAL); /* size beyond the body */
+    /* DMA_UNMAP: empty (QEMU) or the echoed 24 bytes, nothing in between */
+    const struct ufio_cmd_desc *um = ufio_cmd_desc(VFIO_USER_DMA_UNMAP);
+    memset(b, 0, sizeof(b));
+    assert_int_equal(ufio_cmd_reply_check(um, b, 0, 0, 0, false, XF), 0);
+    assert_int_equal(ufio_cmd_reply_check(um, b, 12, 0, 0, false, XF), -EINVAL);
+    /* GET_INFO with an argsz the decoder refuses */
+    const struct ufio_cmd_desc *gi = ufio_cmd_desc(VFIO_USER_DEVICE_GET_INFO);
+    assert_int_equal(ufio_cmd_reply_check(gi, b, 16, 0, 0, false, XF), -EINVAL);
+    /* data placed for a command whose reply has none is refused */
+    size_t n = valid_reply(VFIO_USER_DEVICE_GET_INFO, b, sizeof(b));
+    assert_int_equal(ufio_cmd_reply_check(gi, b, n, 0, 0, false, XF), 0);
+    assert_int_equal(ufio_cmd_reply_check(gi, b, n - 4, 4, 0, false, XF), -EINVAL);
+}
+
+/* Lookups are by index: every row sits at its command's number. */
+static void test_indexed(void **st)
+{
+    for (unsigned c = 0; c < VFIO_USER_MAX_CMD + 4; c++) {
+        const struct ufio_cmd_desc *d = ufio_cmd_desc(c);
+        if (d)
+            assert_int_equal(d->cmd, c);
+    }
+}
+
 #define GET VFIO_DEVICE_FEATURE_GET
 #define SET VFIO_DEVICE_FEATURE_SET
 #define PROBE VFIO_DEVICE_FEATURE_PROBE
@@ -220,6 +349,9 @@ int main(void)
         cmocka_unit_test(test_every_row),
         cmocka_unit_test(test_fixed_sizes),
         cmocka_unit_test(test_change_column),
+        cmocka_unit_test(test_reply_every_row),
+        cmocka_unit_test(test_reply_decoders),
+        cmocka_unit_test(test_indexed),
         cmocka_unit_test(test_states),
         cmocka_unit_test(test_reply_lengths),
         cmocka_unit_test(test_feature_rows),

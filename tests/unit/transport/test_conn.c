@@ -401,6 +401,254 @@ static void test_sink(void **st)
 }
 
 /* Placement: both ends pinned to one CPU (here: one process, both ends of a pair). */
+/* ---- in-place receive (ufio_conn_lend) ---------------------------------------- */
+
+static bool in_rx(const struct ufio_conn *c, const uint8_t *p)
+{
+    return p >= c->rx && p < c->rx + sizeof(c->rx);
+}
+
+/* A message of len bytes (header included), body bytes seeded by id. */
+static uint8_t *make_msg(uint16_t id, size_t len)
+{
+    uint8_t *b = malloc(len);
+    hdr(b, id, 2, (uint32_t)len, 0);
+    for (size_t i = 16; i < len; i++)
+        b[i] = (uint8_t)(i * 13 + id);
+    return b;
+}
+
+static void recv_one(struct ufio_conn *c, struct ufio_msg *m)
+{
+    int r;
+    while ((r = ufio_conn_recv(c, m)) == 0)
+        ;
+    assert_int_equal(r, 1);
+}
+
+/* Whole small messages come lent; a second one while the first is lent is copied. */
+static void test_lend_in_place(void **st)
+{
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    ufio_conn_lend(&b, true);
+    uint8_t *m1 = make_msg(1, 40), *m2 = make_msg(2, 56), *m3 = make_msg(3, 24);
+    ufio_set_nonblock(sv[0], false);
+    assert_int_equal(write(sv[0], m1, 40), 40);
+    assert_int_equal(write(sv[0], m2, 56), 56);
+    struct ufio_msg a, c;
+    ufio_msg_init(&a);
+    ufio_msg_init(&c);
+    recv_one(&b, &a);
+    assert_true(a.lent);
+    assert_true(in_rx(&b, a.payload));
+    assert_int_equal(a.len, 24);
+    assert_memory_equal(a.payload, m1 + 16, 24);
+    a.payload[0] ^= 0xff; /* the receiver may write into it (handlers do) */
+    recv_one(&b, &c);
+    assert_int_equal(c.hdr.msg_id, 2);
+    assert_false(c.lent); /* one loan at a time */
+    assert_false(in_rx(&b, c.payload));
+    assert_memory_equal(c.payload, m2 + 16, 40);
+    ufio_conn_recycle(&b, &c);
+    /* a read while the first is lent (as for a reply awaited in its handler) goes behind it */
+    assert_int_equal(write(sv[0], m3, 24), 24);
+    assert_int_equal(ufio_conn_recv_wait(&b, &c, 1000), 0);
+    assert_false(c.lent);
+    assert_memory_equal(c.payload, m3 + 16, 8);
+    ufio_msg_release(&c);
+    assert_int_equal(a.payload[0], (uint8_t)(m1[16] ^ 0xff));
+    assert_memory_equal(a.payload + 1, m1 + 17, 23);
+    ufio_conn_recycle(&b, &a);
+    assert_null(a.payload);
+    assert_int_equal(b.rx_base, 0);
+    /* given back: the next one is lent again, from the start of the buffer */
+    assert_int_equal(write(sv[0], m2, 56), 56);
+    recv_one(&b, &a);
+    assert_true(a.lent);
+    assert_ptr_equal(a.payload, b.rx + 16);
+    ufio_conn_recycle(&b, &a);
+    /* without lending (the client's way) nothing is lent */
+    ufio_conn_lend(&b, false);
+    assert_int_equal(write(sv[0], m2, 56), 56);
+    recv_one(&b, &a);
+    assert_false(a.lent);
+    assert_memory_equal(a.payload, m2 + 16, 40);
+    ufio_msg_release(&a);
+    free(m1);
+    free(m2);
+    free(m3);
+    close(sv[0]);
+    ufio_conn_close(&b);
+}
+
+/* A message split across reads is lent once whole; a split one behind a loan is still right. */
+static void test_lend_split(void **st)
+{
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    ufio_conn_lend(&b, true);
+    size_t l1 = 3000, l2 = UFIO_CONN_RX_CAP - 100;
+    uint8_t *m1 = make_msg(1, l1), *m2 = make_msg(2, l2);
+    ufio_set_nonblock(sv[0], false);
+    struct ufio_msg a, c;
+    ufio_msg_init(&a);
+    ufio_msg_init(&c);
+    for (size_t off = 0; off < l1;) {
+        size_t k = off < 16 ? 5 : 997;
+        if (k > l1 - off)
+            k = l1 - off;
+        assert_int_equal(write(sv[0], m1 + off, k), (ssize_t)k);
+        off += k;
+        int r = ufio_conn_recv(&b, &a);
+        assert_int_equal(r, off < l1 ? 0 : 1);
+    }
+    assert_true(a.lent);
+    assert_memory_equal(a.payload, m1 + 16, l1 - 16);
+    /* the next one does not fit behind the loan: it gets a payload of its own, in pieces */
+    assert_int_equal(write(sv[0], m2, 20), 20);
+    assert_int_equal(ufio_conn_recv(&b, &c), 0);
+    assert_int_equal(write(sv[0], m2 + 20, l2 - 20), (ssize_t)(l2 - 20));
+    assert_int_equal(ufio_conn_recv_wait(&b, &c, 1000), 0);
+    assert_false(c.lent);
+    assert_int_equal(c.len, l2 - 16);
+    assert_memory_equal(c.payload, m2 + 16, l2 - 16);
+    assert_memory_equal(a.payload, m1 + 16, l1 - 16); /* the loan untouched */
+    ufio_msg_release(&c);
+    ufio_conn_recycle(&b, &a);
+    free(m1);
+    free(m2);
+    close(sv[0]);
+    ufio_conn_close(&b);
+}
+
+/* A message exactly as big as the read-ahead buffer is lent; one behind it waits its turn. */
+static void test_lend_fills_buffer(void **st)
+{
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    ufio_conn_lend(&b, true);
+    size_t big = UFIO_CONN_RX_CAP;
+    uint8_t *m1 = make_msg(1, big), *m2 = make_msg(2, 48), *m3 = make_msg(3, big);
+    ufio_set_nonblock(sv[0], false);
+    assert_int_equal(write(sv[0], m1, big), (ssize_t)big);
+    assert_int_equal(write(sv[0], m2, 48), 48);
+    struct ufio_msg a, c;
+    ufio_msg_init(&a);
+    ufio_msg_init(&c);
+    recv_one(&b, &a);
+    assert_true(a.lent);
+    assert_ptr_equal(a.payload, b.rx + 16);
+    assert_memory_equal(a.payload, m1 + 16, big - 16);
+    /* the 48 bytes came into the spare room behind it */
+    assert_int_equal(ufio_conn_recv_wait(&b, &c, 1000), 0);
+    assert_int_equal(c.hdr.msg_id, 2);
+    assert_false(c.lent);
+    assert_memory_equal(c.payload, m2 + 16, 32);
+    ufio_msg_release(&c);
+    /* a full-size one behind the loan has no room there: received on its own */
+    ufio_set_nonblock(sv[0], true);
+    assert_int_equal(write(sv[0], m3, big), (ssize_t)big);
+    assert_int_equal(ufio_conn_recv_wait(&b, &c, 1000), 0);
+    assert_int_equal(c.hdr.msg_id, 3);
+    assert_false(c.lent);
+    assert_memory_equal(c.payload, m3 + 16, big - 16);
+    assert_memory_equal(a.payload, m1 + 16, big - 16);
+    ufio_msg_release(&c);
+    ufio_conn_recycle(&b, &a);
+    assert_int_equal(b.rx_base, 0);
+    free(m1);
+    free(m2);
+    free(m3);
+    close(sv[0]);
+    ufio_conn_close(&b);
+}
+
+/* A lent message owns the fds that came with it; giving it back closes them. */
+static void test_lend_fds(void **st)
+{
+    int base = nfds_open();
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 4096, 4);
+    ufio_conn_lend(&b, true);
+    int e[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
+    uint8_t *m1 = make_msg(1, 48), *m2 = make_msg(2, 32);
+    raw_send_fds(sv[0], m1, 48, e, 2);
+    raw_send_fds(sv[0], m2, 32, NULL, 0);
+    close(e[0]);
+    close(e[1]);
+    struct ufio_msg a, c;
+    ufio_msg_init(&a);
+    ufio_msg_init(&c);
+    recv_one(&b, &a);
+    assert_true(a.lent);
+    assert_int_equal(a.nfds, 2);
+    uint64_t one = 1;
+    assert_int_equal(write(a.fds[0], &one, 8), 8); /* a live eventfd */
+    recv_one(&b, &c);
+    assert_int_equal(c.nfds, 0);
+    ufio_msg_release(&c);
+    int kept = ufio_msg_take_fd(&a, 1);
+    assert_true(kept >= 0);
+    ufio_conn_recycle(&b, &a); /* closes fd 0, not the one taken */
+    assert_int_equal(nfds_open(), base + 3);
+    close(kept);
+    free(m1);
+    free(m2);
+    close(sv[0]);
+    ufio_conn_close(&b);
+    assert_int_equal(nfds_open(), base);
+}
+
+/* A held message takes a copy (ufio_msg_own): the buffer lends the next, order is the caller's. */
+static void test_lend_held_then_released(void **st)
+{
+    int sv[2];
+    assert_int_equal(ufio_sock_pair(sv), 0);
+    struct ufio_conn b;
+    ufio_conn_init(&b, sv[1], 1 << 20, 4);
+    ufio_conn_lend(&b, true);
+    uint8_t *m[4];
+    ufio_set_nonblock(sv[0], false);
+    for (int i = 0; i < 4; i++) {
+        m[i] = make_msg((uint16_t)(10 + i), 24 + 8 * (size_t)i);
+        assert_int_equal(write(sv[0], m[i], 24 + 8 * (size_t)i), (ssize_t)(24 + 8 * i));
+    }
+    struct ufio_msg held, x;
+    ufio_msg_init(&held);
+    ufio_msg_init(&x);
+    recv_one(&b, &held);
+    assert_true(held.lent);
+    assert_int_equal(ufio_msg_own(&b, &held), 0);
+    assert_false(held.lent);
+    assert_false(in_rx(&b, held.payload));
+    assert_int_equal(ufio_msg_own(&b, &held), 0); /* owning twice is a no-op */
+    /* what comes after is read in order, each lent in turn, while the held one keeps its bytes */
+    for (int i = 1; i < 4; i++) {
+        recv_one(&b, &x);
+        assert_int_equal(x.hdr.msg_id, 10 + i);
+        assert_true(x.lent);
+        assert_memory_equal(x.payload, m[i] + 16, 8 + 8 * (size_t)i);
+        memset(x.payload, 0xee, x.len); /* a handler scribbling on its own bytes */
+        ufio_conn_recycle(&b, &x);
+    }
+    assert_int_equal(held.hdr.msg_id, 10);
+    assert_memory_equal(held.payload, m[0] + 16, 8);
+    ufio_conn_recycle(&b, &held);
+    for (int i = 0; i < 4; i++)
+        free(m[i]);
+    close(sv[0]);
+    ufio_conn_close(&b);
+}
+
 static void test_peer_on_my_cpu(void **st)
 {
     cpu_set_t saved, one;
@@ -561,6 +809,11 @@ int main(void)
         cmocka_unit_test(test_read_ahead),
         cmocka_unit_test(test_read_ahead_fds),
         cmocka_unit_test(test_sink),
+        cmocka_unit_test(test_lend_in_place),
+        cmocka_unit_test(test_lend_split),
+        cmocka_unit_test(test_lend_fills_buffer),
+        cmocka_unit_test(test_lend_fds),
+        cmocka_unit_test(test_lend_held_then_released),
         cmocka_unit_test(test_peer_on_my_cpu),
         cmocka_unit_test(test_blocking_waits),
         cmocka_unit_test(test_send_to_dead_and_stuck_peer),
