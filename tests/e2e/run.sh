@@ -39,7 +39,7 @@
 #                  VFIO_NOIOMMU), so only INTx (uio_pci_generic) and physical DMA are checked
 #   --timeout S    hard limit for the whole run in seconds (default 240)
 #   --keep         keep the work directory (serial, QEMU and server logs)
-#   --trace        have QEMU log every vfio-user message (-trace 'vfio_user*')
+#   --trace        have QEMU log every vfio-user message, timestamped (-trace 'vfio_user*')
 #   --skip-unprepared  exit 77 (meson's "skipped") instead of running prepare.sh when
 #                  the cached guest root is missing
 #
@@ -254,7 +254,8 @@ boot() {
     shift
     SERIAL=$WORK/serial$LOGTAG.log
     QLOG=$WORK/qemu$LOGTAG.log
-    [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*'
+    # timestamped (realtime, µs) for scripts/bench-handover-guest.sh
+    [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*' -msg timestamp=on
     QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu \
         "$ROOT/lib64/ld-linux-x86-64.so.2" --library-path "$LIBS" \
         "$ROOT/usr/bin/qemu-system-x86_64" \
@@ -482,6 +483,8 @@ drive_windows() {
     wait_console "# wv running" || return 1
     w=1
     while [ "$w" -le "$WORKLOAD" ]; do
+        # the host's clock at each mark, for scripts/bench-handover-guest.sh
+        echo "$w begin $(date +%s.%N)" >>"$WORK/windows.txt"
         echo "mark begin $w" >&7
         wait_console "# wv window $w begin" || return 1
         if [ -n "$WINDOW_CMD" ]; then
@@ -489,6 +492,7 @@ drive_windows() {
                 SERVER_PID_FILE=$WORK/server.pid WORKDIR=$WORK sh -c "$WINDOW_CMD" \
                 >>"$WORK/window.log" 2>&1 || { log "window $w: command failed"; echo stop >&7; return 1; }
         fi
+        echo "$w end $(date +%s.%N)" >>"$WORK/windows.txt"
         echo "mark end $w" >&7
         wait_console "# wv window $w end" || return 1
         w=$((w + 1))
