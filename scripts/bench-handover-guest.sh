@@ -4,7 +4,7 @@
 #
 #   scripts/bench-handover-guest.sh [BUILD_DIR [HANDOVERS]]   (default: build 20)
 #
-# For each device, two runs of the real-guest workload with HANDOVERS
+# For each device, three runs of the real-guest workload with HANDOVERS
 # handovers (tests/e2e/run.sh --workload N [--sample] --window-cmd
 # tests/e2e/takeover-window.sh; the cached guest root must exist):
 #   1. plain: per handover window the guest's longest I/O (virtio-blk: an
@@ -18,7 +18,12 @@
 #      longest silence: the longest time without any message to or from the
 #      device, which under a busy guest bounds the time from the quiesce
 #      (the old process's last message) to the first request the new one
-#      served (its first message).
+#      served (its first message);
+#   3. with the new process under `perf trace` (scripts/bench-handover-window.sh:
+#      its write and send syscalls, timestamped by the kernel): the time from
+#      its acknowledgement to the first thing it does for the guest (a reply
+#      on the VMM's socket or an interrupt), and so, with its timing line, the
+#      time from the quiesce to the first request the new process served.
 # Prints one table: median and max over the handovers, in ms. TCG guest on a
 # shared machine: compare inside against outside of the same run.
 # BENCH_KEEP=1 keeps each run's logs (run.sh --keep) and says where.
@@ -30,21 +35,34 @@ case $build in /*) ;; *) build=$here/$build ;; esac
 out=$(mktemp -d /tmp/ufio-bench-hg.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
-run() { # NAME TRACE [run.sh ARGS...]
+command -v perf >/dev/null || { echo "bench: needs perf (linux-perf)" >&2; exit 2; }
+
+run() { # NAME MODE [run.sh ARGS...]; MODE 0 plain, 1 QEMU's trace, 2 perf trace
     name=$1 trace=$2
     shift 2
-    set -- --build "$build" --workload "$n" --window-cmd "$here/tests/e2e/takeover-window.sh" --keep "$@"
-    [ "$trace" = 0 ] || set -- "$@" --trace
-    echo "bench: $name${trace#0}: tests/e2e/run.sh $*" >&2
+    window=$here/tests/e2e/takeover-window.sh
+    [ "$trace" != 2 ] || window=$here/scripts/bench-handover-window.sh
+    set -- --build "$build" --workload "$n" --window-cmd "$window" --keep "$@"
+    [ "$trace" != 1 ] || set -- "$@" --trace
+    echo "bench: $name (mode $trace): tests/e2e/run.sh $*" >&2
     if ! "$here/tests/e2e/run.sh" "$@" >"$out/run.log" 2>&1; then
         tail -n 30 "$out/run.log" >&2
         echo "bench: the run failed" >&2
         exit 1
     fi
     dir=$(sed -n 's/^e2e: logs kept in //p' "$out/run.log")
+    # each perf trace writes its file as it exits, after its server
+    # shellcheck disable=SC2013 # one pid a line
+    for p in $(sed -n 's/.*(under perf \([0-9]*\))$/\1/p' "$dir/window.log" 2>/dev/null); do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 1000 ]; do
+            i=$((i + 1))
+            sleep 0.01
+        done
+    done
     python3 - "$dir" "$name" "$trace" >>"$out/results" <<'EOF'
 import datetime, glob, re, sys
-d, name, trace = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+d, name, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 def emit(key, vals):
     print(name, key, " ".join("%.3f" % v for v in vals))
 serial = open(glob.glob(d + "/serial-*.txt")[0], errors="replace").read()
@@ -61,11 +79,37 @@ for f in sorted(glob.glob(d + "/takeover-*.log")):
     if m:
         for k, v in zip(steps, m.groups()):
             timing[k].append(float(v))
-if not trace:
+if mode == "0":
     emit("guest-in", ins)
     emit("guest-out", outs)
     for k in steps:
         emit(k, timing[k])
+    sys.exit(0)
+if mode == "2":
+    # perf trace lines: "   41.221 ( 0.029 ms): ufio-sample/24102 sendto(fd: 8, buff: 0x.., len: 4, ...) = 4"
+    ev = re.compile(r"^\s*([0-9.]+) \(.*?\): \S+ (\w+)\(fd: (\d+)(.*)")
+    served, q_served = [], []
+    for f in sorted(glob.glob(d + "/perf-*.txt")):
+        k = f.rsplit("-", 1)[1].split(".")[0]
+        m = re.search(r"quiesced ([0-9.]+) ms", open(d + "/takeover-%s.log" % k).read())
+        t_ack = t_first = None
+        for line in open(f, errors="replace"):
+            e = ev.match(line)
+            if not e:
+                continue
+            t, call, fd, rest = float(e.group(1)), e.group(2), int(e.group(3)), e.group(4)
+            if t_ack is None:
+                # the acknowledgement: the new process's first 4-byte send
+                if call == "sendto" and "len: 4," in rest:
+                    t_ack = t
+            elif fd > 2:  # not its log lines: a reply to the VMM or an interrupt
+                t_first = t
+                break
+        if m and t_ack is not None and t_first is not None:
+            served.append(t_first - t_ack)
+            q_served.append(float(m.group(1)) + t_first - t_ack)
+    emit("ack-served", served)
+    emit("quiesce-served", q_served)
     sys.exit(0)
 # windows on the host's clock
 win = {}
@@ -117,8 +161,10 @@ EOF
 
 run virtio-blk 0
 run virtio-blk 1
+run virtio-blk 2
 run sample 0 --sample
 run sample 1 --sample
+run sample 2 --sample
 
 python3 - "$out/results" "$n" <<'EOF'
 import statistics, sys
@@ -135,6 +181,10 @@ print("%-11s %15s %15s %15s %15s %15s %15s %15s" % ("device", "guest in", "guest
 for dev in ("virtio-blk", "sample"):
     print("%-11s %s %s %s %s %s %s %s" % (dev, cell(dev, "guest-in"), cell(dev, "guest-out"), cell(dev, "quiesced"),
           cell(dev, "vmm-wait-in"), cell(dev, "vmm-wait-out"), cell(dev, "silence-in"), cell(dev, "silence-out")))
+print("the new process under perf trace, ms (median max)")
+print("%-11s %15s %15s" % ("device", "ack->served", "quiesce->served"))
+for dev in ("virtio-blk", "sample"):
+    print("%-11s %s %s" % (dev, cell(dev, "ack-served"), cell(dev, "quiesce-served")))
 print("the new process's steps (its takeover timing line), ms (median max)")
 print("%-11s %15s %15s %15s %15s %15s %15s" % ("device", "connect", "precopy", "quiesced", "stop-copy", "fds",
       "load+adopt"))
