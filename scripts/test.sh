@@ -98,6 +98,18 @@ if [ "${UFIO_SKIP_E2E:-0}" != 1 ] && [ -x tests/e2e/run.sh ]; then
     else
         failed=$((failed + 1))
     fi
+    step "end-to-end: handover faults under the guest's write-and-verify: the new process killed at each step, the old serves on"
+    if tests/e2e/run.sh --build build-ci --workload 8 --window-cmd "$PWD/tests/e2e/takeover-fault-window.sh"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
+    step "end-to-end: 20 live handovers of ufio-sample under the guest's vfio-pci (BAR0, MSI-X, DMA, BAR2)"
+    if tests/e2e/run.sh --build build-ci --workload 20 --sample --window-cmd "$PWD/tests/e2e/takeover-window.sh"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+    fi
 fi
 
 echo

@@ -8,7 +8,7 @@
 # (docs/vfio-pci.md).
 #
 #   tests/e2e/run.sh [--build DIR] [--server CMD] [--no-device] [--no-viommu]
-#                    [--virtio-blk | --vfio-pci] [--workload N] [--window-cmd CMD]
+#                    [--virtio-blk | --vfio-pci] [--workload N [--sample]] [--window-cmd CMD]
 #                    [--disk-mib N] [--timeout S] [--keep] [--trace]
 #
 #   --build DIR    meson build directory (default: ./build, set up and built if needed)
@@ -24,12 +24,14 @@
 #                  input; then a benchmark (mmap vs REGION_READ, interrupt latency)
 #   --workload N   the virtio-blk workload test: the guest writes and verifies
 #                  continuously (O_DIRECT, checksummed blocks) while the host marks N
-#                  windows (each one a handover once --takeover exists); then the guest
+#                  windows (a handover in each with --window-cmd); then the guest
 #                  verifies every block and its kernel log, the host checks the image
+#   --sample       with --workload: the workload runs on ufio-sample instead (vfio-pci
+#                  in the guest: BAR0 registers, MSI-X, DMA, BAR2; all checked)
 #   --window-cmd CMD  shell command run inside each window (env: SOCK, WINDOW, SERVER,
-#                  DISK, WORKDIR, SERVER_PID_FILE: a command that replaces the server
-#                  writes the new pid there, as tests/e2e/takeover-window.sh does); it
-#                  must return 0
+#                  SERVER_ARGS, DISK, WORKDIR, SERVER_PID_FILE: a command that replaces
+#                  the server writes the new pid there, as tests/e2e/takeover-window.sh
+#                  does); it must return 0
 #   --disk-mib N   size of the virtio-blk backing file (default 32, at least 24)
 #   --no-device    boot without the device (checks the boot/verdict/teardown path;
 #                  the guest then reports FAIL "device not found")
@@ -37,7 +39,7 @@
 #                  VFIO_NOIOMMU), so only INTx (uio_pci_generic) and physical DMA are checked
 #   --timeout S    hard limit for the whole run in seconds (default 240)
 #   --keep         keep the work directory (serial, QEMU and server logs)
-#   --trace        have QEMU log every vfio-user message (-trace 'vfio_user*')
+#   --trace        have QEMU log every vfio-user message, timestamped (-trace 'vfio_user*')
 #   --skip-unprepared  exit 77 (meson's "skipped") instead of running prepare.sh when
 #                  the cached guest root is missing
 #
@@ -61,9 +63,10 @@ VBLK=0
 VFIOPCI=0
 DISK_MIB=32
 WORKLOAD=0
+SAMPLE_WL=0
 WINDOW_CMD=
 
-usage() { sed -n '2,43s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,45s/^# \{0,1\}//p' "$0"; }
 while [ $# -gt 0 ]; do
     case $1 in
         --build) BUILD=$2; shift ;;
@@ -74,8 +77,9 @@ while [ $# -gt 0 ]; do
         --no-viommu) VIOMMU=0 ;;
         --virtio-blk) VBLK=1 ;;
         --vfio-pci) VFIOPCI=1 ;;
-        --workload) VBLK=1; WORKLOAD=$2; shift ;;
-        --workload=*) VBLK=1; WORKLOAD=${1#*=} ;;
+        --workload) WORKLOAD=$2; shift ;;
+        --workload=*) WORKLOAD=${1#*=} ;;
+        --sample) SAMPLE_WL=1 ;;
         --window-cmd) WINDOW_CMD=$2; shift ;;
         --window-cmd=*) WINDOW_CMD=${1#*=} ;;
         --disk-mib) DISK_MIB=$2; shift ;;
@@ -91,12 +95,20 @@ while [ $# -gt 0 ]; do
     shift
 done
 case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+case $WORKLOAD in ''|*[!0-9]*) echo "run.sh: bad --workload '$WORKLOAD'" >&2; exit 2 ;; esac
+if [ "$SAMPLE_WL" = 1 ]; then
+    if [ "$WORKLOAD" = 0 ] || [ "$VBLK" = 1 ] || [ "$VFIOPCI" = 1 ] || [ "$DEVICE" = 0 ]; then
+        echo "run.sh: --sample goes with --workload N alone" >&2
+        exit 2
+    fi
+elif [ "$WORKLOAD" -gt 0 ]; then
+    VBLK=1 # the workload runs on ufio-virtio-blk
+fi
 [ "$VBLK" = 0 ] || [ "$VFIOPCI" = 0 ] || { echo "run.sh: --virtio-blk and --vfio-pci exclude each other" >&2; exit 2; }
 if [ "$VBLK" = 1 ]; then
     case $DISK_MIB in ''|*[!0-9]*) echo "run.sh: bad --disk-mib '$DISK_MIB'" >&2; exit 2 ;; esac
     [ "$DISK_MIB" -ge 24 ] || { echo "run.sh: --disk-mib must be at least 24" >&2; exit 2; }
     [ "$DEVICE" = 1 ] || { echo "run.sh: --virtio-blk needs the device" >&2; exit 2; }
-    case $WORKLOAD in ''|*[!0-9]*) echo "run.sh: bad --workload '$WORKLOAD'" >&2; exit 2 ;; esac
 fi
 
 START=$(date +%s)
@@ -242,7 +254,8 @@ boot() {
     shift
     SERIAL=$WORK/serial$LOGTAG.log
     QLOG=$WORK/qemu$LOGTAG.log
-    [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*'
+    # timestamped (realtime, µs) for scripts/bench-handover-guest.sh
+    [ "$TRACE" = 0 ] || set -- "$@" -trace 'vfio_user*' -msg timestamp=on
     QEMU_MODULE_DIR=$ROOT/usr/lib/x86_64-linux-gnu/qemu \
         "$ROOT/lib64/ld-linux-x86-64.so.2" --library-path "$LIBS" \
         "$ROOT/usr/bin/qemu-system-x86_64" \
@@ -470,13 +483,16 @@ drive_windows() {
     wait_console "# wv running" || return 1
     w=1
     while [ "$w" -le "$WORKLOAD" ]; do
+        # the host's clock at each mark, for scripts/bench-handover-guest.sh
+        echo "$w begin $(date +%s.%N)" >>"$WORK/windows.txt"
         echo "mark begin $w" >&7
         wait_console "# wv window $w begin" || return 1
         if [ -n "$WINDOW_CMD" ]; then
-            WINDOW=$w SOCK=$SOCK SERVER=$SERVER DISK=$WORK/disk.img SERVER_PID_FILE=$WORK/server.pid \
-                WORKDIR=$WORK sh -c "$WINDOW_CMD" \
+            WINDOW=$w SOCK=$SOCK SERVER=$SERVER SERVER_ARGS=$SERVER_ARGS DISK=$WORK/disk.img \
+                SERVER_PID_FILE=$WORK/server.pid WORKDIR=$WORK sh -c "$WINDOW_CMD" \
                 >>"$WORK/window.log" 2>&1 || { log "window $w: command failed"; echo stop >&7; return 1; }
         fi
+        echo "$w end $(date +%s.%N)" >>"$WORK/windows.txt"
         echo "mark end $w" >&7
         wait_console "# wv window $w end" || return 1
         w=$((w + 1))
@@ -484,12 +500,24 @@ drive_windows() {
     echo stop >&7
 }
 
-# One boot of ufio-virtio-blk with the workload; the serial console is a pipe
+# One boot with the workload (ufio-virtio-blk's disk, or with --sample
+# ufio-sample through the guest's vfio-pci); the serial console is a pipe
 # pair so the host can send the guest its marks.
 run_workload() {
     DISK_BYTES=$((DISK_MIB * 1024 * 1024))
-    truncate -s "$DISK_BYTES" "$WORK/disk.img"
-    LOGTAG=-workload
+    if [ "$SAMPLE_WL" = 1 ]; then
+        LOGTAG=-sample-workload
+        SERVER_ARGS=
+        APPEND="intel_iommu=on ufio.args=swl"
+        # vfio-pci in the guest needs an IOMMU group (see run_sample)
+        set -- -device intel-iommu,caching-mode=on
+    else
+        LOGTAG=-workload
+        truncate -s "$DISK_BYTES" "$WORK/disk.img"
+        SERVER_ARGS="--file=$WORK/disk.img"
+        APPEND="ufio.args=vblk,workload,$DISK_BYTES,ufio-virtio-blk"
+        set --
+    fi
     SERIAL=$WORK/serial$LOGTAG.log
     : >"$SERIAL"
     mkfifo "$WORK/ser.in" "$WORK/ser.out"
@@ -497,30 +525,37 @@ run_workload() {
     exec 7<>"$WORK/ser.in" 8<>"$WORK/ser.out"
     cat <&8 >>"$SERIAL" &
     CAT_PID=$!
-    start_server "--file=$WORK/disk.img"
+    start_server "$SERVER_ARGS"
+    FIRST_PID=$SERVER_PID
     echo "$SERVER_PID" >"$WORK/server.pid"
     drive_windows &
     DRIVER_PID=$!
     SERIAL_OPT=chardev:ser0
-    # shellcheck disable=SC2086 # the -device pair
-    boot "ufio.args=vblk,workload,$DISK_BYTES,ufio-virtio-blk" -chardev "pipe,id=ser0,path=$WORK/ser" \
+    boot "$APPEND" "$@" -chardev "pipe,id=ser0,path=$WORK/ser" \
         -device pcie-root-port,id=rp0,chassis=1 -device "$(ufio_device)"
     SERIAL_OPT=
     driver_rc=0
     wait "$DRIVER_PID" || driver_rc=$?
-    # a window command that replaced the server (tests/e2e/takeover-window.sh) says by which pid
-    if [ "$(cat "$WORK/server.pid")" != "$SERVER_PID" ]; then
-        wait "$SERVER_PID" 2>/dev/null || true
+    DRIVER_PID=
+    # a window command that replaced the server (tests/e2e/takeover-window.sh)
+    # says by which pid; the first server is our child: it must have exited 0
+    # (the window commands check the exit status of the ones they started)
+    if [ "$(cat "$WORK/server.pid")" != "$FIRST_PID" ]; then
+        first_rc=0
+        wait "$FIRST_PID" 2>/dev/null || first_rc=$?
+        host_check host-first-server-exited-0 test "$first_rc" = 0
         SERVER_PID=$(cat "$WORK/server.pid")
     fi
     host_check host-windows-driven test "$driver_rc" = 0
     host_check host-server-alive kill -0 "$SERVER_PID"
     stop_server
     stop_pid "$CAT_PID"
+    CAT_PID=
     exec 7>&- 8<&-
     sed -n 's/^ufio-virtio-blk: \([0-9]* requests.*\)/e2e: server: \1/p' "$WORK/server$LOGTAG.log" >&2
     sed -n 's/^UFIO-E2E: # \(wv latency.*\)/e2e: \1/p' "$WORK/serial$LOGTAG.txt" >&2
-    host_check host-disk-image-matches-manifest "$WORK/ufio-guest-test" vblk wvcheck "$WORK/disk.img"
+    [ "$SAMPLE_WL" = 1 ] ||
+        host_check host-disk-image-matches-manifest "$WORK/ufio-guest-test" vblk wvcheck "$WORK/disk.img"
     if [ "$OK" = 1 ]; then
         log "workload: PASS"
     fi

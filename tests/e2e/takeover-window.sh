@@ -1,28 +1,38 @@
 #!/bin/sh
 # One live handover inside a run.sh workload window (--window-cmd): starts
-# "$SERVER --file=$DISK --takeover=$SOCK", waits until it listens and the old
-# server process is gone, and records the new pid in $SERVER_PID_FILE for
-# run.sh. Env from run.sh: SERVER, SOCK, DISK, WINDOW, SERVER_PID_FILE, WORKDIR.
+# "$SERVER $SERVER_ARGS --takeover=$SOCK", waits until it listens and the old
+# server process is gone, checks that the old one exited 0 (when a window
+# started it; run.sh checks the first one), and records the new pid in
+# $SERVER_PID_FILE for run.sh. The new one must then have as many open fds
+# as the old one had (when a window started that one too: run.sh's first
+# server also holds the console pipes), so nothing leaks from one to the next. Env from run.sh: SERVER, SERVER_ARGS, SOCK,
+# DISK, WINDOW, SERVER_PID_FILE, WORKDIR.
+#
+# Each server is started under a small shell that stays its parent and
+# writes its exit status to $WORKDIR/server-rc.PID when it exits.
 set -u
+# shellcheck source-path=SCRIPTDIR source=window-lib.sh
+. "$(dirname "$0")/window-lib.sh"
 old=$(cat "$SERVER_PID_FILE")
+fds_old=$(fd_count "$old")
 log=$WORKDIR/takeover-$WINDOW.log
-# shellcheck disable=SC2086 # SERVER is a command line
-$SERVER --file="$DISK" --takeover="$SOCK" >"$log" 2>&1 &
-new=$!
-i=0
-# the deadline is 10 s; a handover takes milliseconds
-until grep -q "listening on" "$log" 2>/dev/null; do
-    kill -0 "$new" 2>/dev/null || { echo "window $WINDOW: the new server exited:"; cat "$log"; exit 1; }
-    i=$((i + 1))
-    [ $i -lt 1000 ] || { echo "window $WINDOW: no takeover in 10 s"; exit 1; }
-    sleep 0.01
-done
-# the old one exits after the acknowledgement (a zombie until run.sh reaps its first child)
-i=0
-while kill -0 "$old" 2>/dev/null && [ "$(cut -d' ' -f3 /proc/"$old"/stat 2>/dev/null)" != Z ]; do
-    i=$((i + 1))
-    [ $i -lt 1000 ] || { echo "window $WINDOW: old server $old still running"; exit 1; }
-    sleep 0.01
-done
+# UFIO_LOG=info: the new process logs its "takeover timing" line
+new=$(start_takeover "$log" UFIO_LOG=info) || { echo "window $WINDOW: cannot start the new server"; exit 1; }
+wait_listening "$new" "$log" || exit 1
+wait_gone "$old" || exit 1
+old_exited_0 "$old" || exit 1
+fds_new=$(fd_count "$new")
+if [ -e "$WORKDIR/started.$old" ]; then
+    i=0
+    while fds_new=$(fd_count "$new") && [ "$fds_new" != "$fds_old" ]; do
+        i=$((i + 1))
+        if [ $i -ge $WAIT_TICKS ]; then
+            echo "window $WINDOW: the new server has $fds_new fds, the old one had $fds_old:"
+            ls -l "/proc/$new/fd"
+            exit 1
+        fi
+        sleep 0.01
+    done
+fi
 echo "$new" >"$SERVER_PID_FILE"
-echo "window $WINDOW: pid $old -> $new"
+echo "window $WINDOW: pid $old ($fds_old fds) -> $new ($fds_new fds)"

@@ -20,13 +20,6 @@
 
 #define DMA_IOVA 0x40000000ull
 
-#define MSIX_VECTORS 4
-
-struct vfio {
-    int container, group, device, efd, efd3;
-    bool noiommu;
-    uint64_t bar0_off, cfg_off;
-};
 
 int bind_driver(const struct guest_dev *d, const char *driver)
 {
@@ -56,7 +49,7 @@ int bind_driver(const struct guest_dev *d, const char *driver)
     return bound && !strcmp(bound + 1, driver) ? 0 : -EBUSY;
 }
 
-static int open_vfio(const struct guest_dev *d, struct vfio *v)
+int vfio_open_dev(const struct guest_dev *d, struct vfio *v)
 {
     char path[sizeof(d->sysfs) + 32], link[96];
     snprintf(path, sizeof(path), "%s/iommu_group", d->sysfs);
@@ -104,14 +97,14 @@ static int open_vfio(const struct guest_dev *d, struct vfio *v)
     return 0;
 }
 
-static int vfio_wr(void *ctx, uint32_t reg, uint32_t val)
+int vfio_wr(void *ctx, uint32_t reg, uint32_t val)
 {
     const struct vfio *v = ctx;
     ssize_t n = pwrite(v->device, &val, 4, (off_t)(v->bar0_off + reg));
     return n == 4 ? 0 : n < 0 ? -errno : -EIO;
 }
 
-static uint32_t vfio_rd(void *ctx, uint32_t reg)
+uint32_t vfio_rd(void *ctx, uint32_t reg)
 {
     const struct vfio *v = ctx;
     uint32_t val;
@@ -127,7 +120,7 @@ static long vfio_wait(void *ctx)
     return poll_wait(v->efd, &count, sizeof(count));
 }
 
-static int enable_bus_master(const struct vfio *v)
+int vfio_enable_bus_master(const struct vfio *v)
 {
     uint16_t cmd;
     if (pread(v->device, &cmd, 2, (off_t)(v->cfg_off + 4)) != 2)
@@ -137,7 +130,7 @@ static int enable_bus_master(const struct vfio *v)
 }
 
 /* Vector 0 and vector 3 get eventfds (1 and 2 none); on = false disables MSI-X. */
-static int set_msix_eventfds(const struct vfio *v, bool on)
+int vfio_set_msix(const struct vfio *v, bool on)
 {
     char buf[sizeof(struct vfio_irq_set) + MSIX_VECTORS * sizeof(int32_t)];
     struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
@@ -215,7 +208,7 @@ bool check_vfio(const struct guest_dev *d, bool *iommu)
     int err = bind_driver(d, "vfio-pci");
     if (!check(!err, "vfio-bind", "%s", err ? strerror(-err) : "vfio-pci"))
         return false;
-    err = open_vfio(d, &v);
+    err = vfio_open_dev(d, &v);
     if (!check(!err, "vfio-open", "%s", err ? strerror(-err) : v.noiommu ? "no-IOMMU mode" : "type1 IOMMU"))
         goto out;
 
@@ -223,28 +216,29 @@ bool check_vfio(const struct guest_dev *d, bool *iommu)
     err = ioctl(v.device, VFIO_DEVICE_GET_IRQ_INFO, &msix) < 0 ? -errno : 0;
     check(!err && msix.count == 4, "vfio-msix-count", "%u", err ? 0 : msix.count);
 
-    if (!check(!enable_bus_master(&v), "vfio-bus-master", NULL))
+    if (!check(!vfio_enable_bus_master(&v), "vfio-bus-master", NULL))
         goto out;
     v.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     v.efd3 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    err = v.efd < 0 || v.efd3 < 0 ? -errno : set_msix_eventfds(&v, true);
+    err = v.efd < 0 || v.efd3 < 0 ? -errno : vfio_set_msix(&v, true);
     if (!check(!err, "msix-enable", "%s", err ? strerror(-err) : "vectors 0 and 3 -> eventfds"))
         goto out;
 
     check_irq_raise(&io);
     check_vector3(&v);
     vfio_dma(&v, &io);
-    set_msix_eventfds(&v, false);
+    vfio_set_msix(&v, false);
 out:
-    if (v.efd >= 0)
-        close(v.efd);
-    if (v.efd3 >= 0)
-        close(v.efd3);
-    if (v.device >= 0)
-        close(v.device);
-    if (v.group >= 0)
-        close(v.group);
-    if (v.container >= 0)
-        close(v.container);
+    vfio_close(&v);
     return true;
+}
+
+void vfio_close(struct vfio *v)
+{
+    int *fds[] = { &v->efd, &v->efd3, &v->device, &v->group, &v->container };
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
 }

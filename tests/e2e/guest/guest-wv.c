@@ -10,12 +10,8 @@
  * the disk's first blocks so the host can check the image on its own
  * ("vblk wvcheck IMAGE").
  *
- * The host talks to the workload on the serial console's input, one line per
- * command, each acknowledged on the console before the host goes on:
- *   mark begin N  -> "# wv window N begin"     (a handover starts)
- *   mark end N    -> "# wv window N end" after WV_SETTLE more I/Os outside
- *   stop          -> the final verification and the verdict
- * The workload announces "# wv running" once the first I/Os went through.
+ * The host marks windows on the serial console (guest-window.c); the
+ * workload announces "# wv running" once the first I/Os went through.
  */
 #define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
@@ -23,16 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/klog.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "guest.h"
 
 #define WV_BLOCK 4096u
 #define WV_RUN_MAX 16u   /* blocks per write */
-#define WV_SETTLE 64u    /* I/Os outside a window before its end is acknowledged */
 #define WV_MAGIC 0x3130565734464955ull /* "UFI4WV01" */
 #define WV_MANIFEST_MAGIC 0x3130464e4d565755ull
 #define WV_HDR 32u
@@ -110,49 +102,6 @@ static size_t manifest_blocks(uint64_t nblocks)
     return (size_t)((WV_HDR + nblocks * 4 + WV_BLOCK - 1) / WV_BLOCK);
 }
 
-/* ---- the console's input --------------------------------------------------------- */
-
-struct console_in {
-    int fd;
-    char line[128];
-    size_t len;
-};
-
-static void console_open(struct console_in *c)
-{
-    c->len = 0;
-    c->fd = open("/dev/ttyS0", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    struct termios t;
-    if (c->fd >= 0 && tcgetattr(c->fd, &t) == 0) {
-        /* no echo of the host's commands into the log, no line editing */
-        t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
-        t.c_iflag &= ~(tcflag_t)(ICRNL | INLCR | IXON);
-        t.c_cc[VMIN] = 0;
-        t.c_cc[VTIME] = 0;
-        tcsetattr(c->fd, TCSANOW, &t);
-    }
-}
-
-/* The next whole command line, if one is there (without waiting). */
-static bool console_line(struct console_in *c, char *out, size_t cap)
-{
-    for (;;) {
-        char ch;
-        if (c->fd < 0 || read(c->fd, &ch, 1) != 1)
-            return false;
-        if (ch == '\n' || ch == '\r') {
-            if (!c->len)
-                continue;
-            c->line[c->len] = 0;
-            snprintf(out, cap, "%s", c->line);
-            c->len = 0;
-            return true;
-        }
-        if (c->len < sizeof(c->line) - 1)
-            c->line[c->len++] = ch;
-    }
-}
-
 /* ---- the workload ------------------------------------------------------------------- */
 
 struct wv {
@@ -162,36 +111,9 @@ struct wv {
     uint8_t *buf, *rbuf;
     uint64_t writes, reads, bytes, errors, bad_reads;
     char first_error[160];
-    /* latency in µs: max inside windows, max outside, and a few counts */
-    double max_in, max_out, sum_out;
-    uint64_t n_in, n_out;
-    bool in_window;
-    unsigned windows;
-    unsigned settle; /* I/Os still to do before the open end is acknowledged */
-    unsigned window_no;
+    struct win win;
     uint64_t rng;
 };
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static void record(struct wv *w, double us)
-{
-    if (w->in_window) {
-        w->n_in++;
-        if (us > w->max_in)
-            w->max_in = us;
-    } else {
-        w->n_out++;
-        w->sum_out += us;
-        if (us > w->max_out)
-            w->max_out = us;
-    }
-}
 
 static void wv_error(struct wv *w, const char *fmt, unsigned long long a, const char *what)
 {
@@ -211,7 +133,7 @@ static bool timed_io(struct wv *w, uint8_t *p, uint64_t block, size_t nblk, bool
     size_t len = nblk * WV_BLOCK;
     off_t off = (off_t)(block * WV_BLOCK);
     ssize_t n = write ? pwrite(w->fd, p, len, off) : pread(w->fd, p, len, off);
-    record(w, now_us() - t0);
+    win_record(&w->win, now_us() - t0);
     if (n != (ssize_t)len) {
         wv_error(w, "%s at block %llu: %s", (unsigned long long)block,
                  n < 0 ? strerror(errno) : "short transfer");
@@ -248,31 +170,7 @@ static void wv_step(struct wv *w)
             wv_error(w, "read-back of block %llu: %s", (unsigned long long)r, bad);
         }
     }
-    if (w->settle && !w->in_window && --w->settle == 0)
-        note("wv window %u end", w->window_no);
-}
-
-/* A host command; returns false on "stop". */
-static bool wv_command(struct wv *w, const char *cmd)
-{
-    unsigned n;
-    if (sscanf(cmd, "mark begin %u", &n) == 1) {
-        if (w->settle) /* the previous end was not acknowledged yet: do it now */
-            note("wv window %u end", w->window_no);
-        w->in_window = true;
-        w->window_no = n;
-        w->windows++;
-        w->settle = 0;
-        note("wv window %u begin", n);
-    } else if (sscanf(cmd, "mark end %u", &n) == 1) {
-        w->in_window = false;
-        w->settle = WV_SETTLE;
-    } else if (!strcmp(cmd, "stop")) {
-        return false;
-    } else {
-        note("wv: unknown command '%s'", cmd);
-    }
-    return true;
+    win_step_done(&w->win);
 }
 
 /* Every block against its generation. Returns the blocks that differ. */
@@ -316,38 +214,6 @@ static bool wv_write_manifest(struct wv *w)
     return ok;
 }
 
-/* Lines of the kernel log that mean the disk or its device had trouble;
- * those after the first `quiet` ones are printed. */
-static unsigned kernel_log_trouble(unsigned quiet)
-{
-    int len = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
-    if (len <= 0)
-        return 0;
-    char *buf = malloc((size_t)len + 1);
-    if (!buf)
-        return 0;
-    int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, len);
-    unsigned bad = 0;
-    if (n > 0) {
-        buf[n] = 0;
-        static const char *const words[] = { "I/O error", "reset", "timed out", "virtio_blk", "blk_update_request",
-                                             "Buffer I/O", "vfio", "hung task" };
-        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-            for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-                /* virtio_blk's own probe line ("[vda] N 512-byte logical blocks") is fine */
-                if (strstr(line, words[i]) && !strstr(line, "logical blocks")) {
-                    if (bad >= quiet)
-                        note("kernel: %s", line);
-                    bad++;
-                    break;
-                }
-            }
-        }
-    }
-    free(buf);
-    return bad;
-}
-
 int wv_run(int fd, uint64_t disk_bytes)
 {
     static struct wv w;
@@ -360,24 +226,17 @@ int wv_run(int fd, uint64_t disk_bytes)
     if (posix_memalign((void **)&w.buf, 4096, WV_RUN_MAX * WV_BLOCK) ||
         posix_memalign((void **)&w.rbuf, 4096, WV_RUN_MAX * WV_BLOCK) || !w.gen)
         return verdict("workload buffers");
-    struct console_in con;
-    console_open(&con);
-    check(con.fd >= 0, "wv-console-input", "/dev/ttyS0: %s", con.fd >= 0 ? "open" : strerror(errno));
+    int cerr = win_open(&w.win);
+    check(!cerr, "wv-console-input", "/dev/ttyS0: %s", cerr ? strerror(-cerr) : "open");
     unsigned trouble_before = kernel_log_trouble(~0u);
     for (int i = 0; i < 32; i++)
         wv_step(&w);
     note("wv running (%llu blocks of 4 KiB, manifest %llu blocks)", (unsigned long long)w.nblocks,
          (unsigned long long)w.first);
-    char cmd[128];
     double t0 = now_us();
-    for (bool go = true; go;) {
-        while (go && console_line(&con, cmd, sizeof(cmd)))
-            go = wv_command(&w, cmd);
-        if (go)
-            wv_step(&w);
-    }
-    if (w.settle)
-        note("wv window %u end", w.window_no);
+    while (win_poll(&w.win))
+        wv_step(&w);
+    win_finish(&w.win);
     double secs = (now_us() - t0) / 1e6;
     check(w.errors == 0, "wv-io", "%llu writes, %llu reads, %.1f MiB in %.1f s, %llu errors%s%s",
           (unsigned long long)w.writes, (unsigned long long)w.reads, (double)w.bytes / (1 << 20), secs,
@@ -397,14 +256,11 @@ int wv_run(int fd, uint64_t disk_bytes)
     unsigned trouble = kernel_log_trouble(trouble_before);
     check(trouble == trouble_before, "wv-kernel-log", "%u lines about I/O errors, resets or timeouts",
           trouble - trouble_before);
-    note("wv latency-us outside max %.0f mean %.0f n %llu; windows %u max %.0f n %llu", w.max_out,
-         w.n_out ? w.sum_out / (double)w.n_out : 0.0, (unsigned long long)w.n_out, w.windows, w.max_in,
-         (unsigned long long)w.n_in);
+    win_report(&w.win);
     free(w.gen);
     free(w.buf);
     free(w.rbuf);
-    if (con.fd >= 0)
-        close(con.fd);
+    win_close(&w.win);
     return verdict(NULL);
 }
 

@@ -91,6 +91,21 @@ long poll_wait(int fd, void *count, size_t count_len);
  * device was bound to vfio-pci (and must be unbound before another driver). */
 bool check_vfio(const struct guest_dev *d, bool *iommu);
 
+/* The vfio-pci pieces the sample workload (guest-swl.c) shares. */
+#define MSIX_VECTORS 4
+struct vfio {
+    int container, group, device, efd, efd3; /* efd: MSI-X vector 0, efd3: vector 3 */
+    bool noiommu;
+    uint64_t bar0_off, cfg_off;
+};
+int vfio_open_dev(const struct guest_dev *d, struct vfio *v);
+int vfio_enable_bus_master(const struct vfio *v);
+/* Vector 0 and vector 3 on efd and efd3 (1 and 2 none); on = false disables MSI-X. */
+int vfio_set_msix(const struct vfio *v, bool on);
+int vfio_wr(void *ctx, uint32_t reg, uint32_t val);
+uint32_t vfio_rd(void *ctx, uint32_t reg);
+void vfio_close(struct vfio *v);
+
 /* guest-uio.c: INTx (and DMA when there is no IOMMU) through uio_pci_generic. */
 void check_uio(const struct guest_dev *d, bool dma);
 int bind_driver(const struct guest_dev *d, const char *driver);
@@ -99,6 +114,42 @@ int bind_driver(const struct guest_dev *d, const char *driver);
 int verdict(const char *fatal);
 /* guest-vblk.c: "vblk MODE ..." (the virtio-blk test). */
 int vblk_main(int argc, char **argv);
+/* guest-window.c: the host's windows over a continuous workload (the
+ * handover tests), and the workload's I/O latency inside and outside them. */
+#define WIN_SETTLE 64u /* I/Os outside a window before its end is acknowledged */
+struct win {
+    int fd; /* the console's input (/dev/ttyS0) */
+    char line[128];
+    size_t len;
+    bool in_window;
+    bool just_ended; /* set at "mark end"; the workload clears it */
+    unsigned windows, settle, window_no;
+    /* latency in µs: over the whole run, inside the windows and outside */
+    double max_in, max_out, sum_out;
+    uint64_t n_in, n_out;
+    /* the current window, the current stretch outside, the stretch before the window */
+    double cur_max_in, seg_max_out, prev_max_out;
+    uint64_t cur_n_in, seg_n_out, prev_n_out;
+};
+double now_us(void);
+int win_open(struct win *w);
+void win_close(struct win *w);
+/* Handles the host's commands waiting on the console; false on "stop". */
+bool win_poll(struct win *w);
+void win_record(struct win *w, double us);
+/* After each step of the workload: acknowledges a window's end when due. */
+void win_step_done(struct win *w);
+void win_finish(struct win *w);
+/* "# wv latency-us outside max ... windows N max ..." */
+void win_report(const struct win *w);
+/* Lines of the kernel log that mean the device or its driver had trouble;
+ * those after the first `quiet` ones are printed. */
+unsigned kernel_log_trouble(unsigned quiet);
+
+/* guest-swl.c: the sample device's continuous workload under handovers
+ * ("swl"): BAR0 registers, MSI-X, DMA and BAR2 through vfio-pci. */
+int swl_main(void);
+
 /* guest-wv.c: the continuous write-and-verify workload on an open O_DIRECT
  * disk ("vblk workload"), and the host's check of the image it leaves. */
 int wv_run(int fd, uint64_t disk_bytes);

@@ -4,7 +4,8 @@
  *   UFIO-E2E: ok <check> [detail]       UFIO-E2E: not ok <check> <why>
  *   UFIO-E2E: # <note>
  *   UFIO-E2E: PASS                      UFIO-E2E: FAIL <reason>   (exactly one, last)
- * "ufio-guest-test vblk ..." runs the virtio-blk checks instead (guest-vblk.c).
+ * "ufio-guest-test vblk ..." runs the virtio-blk checks instead (guest-vblk.c),
+ * "ufio-guest-test swl" the sample device's workload under handovers (guest-swl.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 2 && !strcmp(argv[1], "vblk"))
         return vblk_main(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "swl"))
+        return swl_main();
     note("ufio guest test starting");
 
     int err = find_device(&dev);
