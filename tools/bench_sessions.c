@@ -21,6 +21,9 @@
 #include <ufio/server.h>
 
 #define ROUNDS 5
+#ifndef RAWC_POLL
+#define RAWC_POLL 1
+#endif
 #define LOOKUP_MAPS 0x40  /* BAR0: write N = how many mappings the lookups spread over */
 #define LOOKUP_RUN 0x44   /* BAR0: write K = do K lookups now */
 #define LOOKUP_NS 0x48    /* BAR0: read ns per lookup of the last run (x1000) */
@@ -250,7 +253,8 @@ static double rawc_batch(int fd, int iters)
         memcpy(m, &id, 2);
         if (write(fd, m, 32) != 32)
             return -1;
-        if (read_full(fd, r, 36))
+        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        if ((RAWC_POLL && poll(&pf, 1, -1) != 1) || read_full(fd, r, 36))
             return -1;
         uint32_t flags;
         memcpy(&flags, r + 8, 4);
