@@ -447,6 +447,7 @@ UFIO_API int ufio_client_region_write_posted(struct ufio_client *c, unsigned reg
     if (c->caps.write_multiple && len <= 8) {
         pthread_mutex_lock(&c->post_lock);
         struct ufio_write_multi_entry *e = &c->post[c->npost++];
+        __atomic_store_n(&c->posted, true, __ATOMIC_RELEASE);
         memset(e, 0, sizeof(*e));
         e->offset = offset;
         e->region = region;

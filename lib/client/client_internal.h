@@ -80,6 +80,9 @@ struct ufio_client {
     pthread_mutex_t post_lock;
     struct ufio_write_multi_entry *post;
     size_t npost;
+    /* npost != 0, read without post_lock (__atomic): a call with nothing
+     * posted skips the lock; a thread always sees its own posts */
+    bool posted;
     /* the device first attached by path: a reconnect must find the same one */
     struct cl_identity ident;
     /* library-internal VERSION extras (the takeover's controller): ufio_no_wait, ufio_handover */

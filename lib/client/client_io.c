@@ -694,6 +694,8 @@ void cl_release(struct ufio_client *c, struct ufio_msg *m)
 
 int cl_flush_posted(struct ufio_client *c)
 {
+    if (!__atomic_load_n(&c->posted, __ATOMIC_ACQUIRE))
+        return 0;
     pthread_mutex_lock(&c->post_lock);
     int err = 0;
     if (c->npost) {
@@ -711,6 +713,7 @@ int cl_flush_posted(struct ufio_client *c)
             free(buf);
         }
         c->npost = 0;
+        __atomic_store_n(&c->posted, false, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&c->post_lock);
     return err;
