@@ -85,7 +85,6 @@ static struct ufio_client *client_alloc(const struct ufio_client_opts *opts, int
     pthread_cond_init(&c->cond, NULL);
     c->conn.fd = -1;
     c->twin.fd = -1;
-    c->tick_fd = -1;
     for (int i = 0; i < UFIO_PCI_NUM_REGIONS; i++)
         c->region_fd[i] = -1;
     return c;
@@ -163,8 +162,6 @@ UFIO_API void ufio_client_destroy(struct ufio_client *c)
     if (!c)
         return;
     close_conns(c);
-    if (c->tick_fd >= 0)
-        close(c->tick_fd);
     for (size_t i = 0; i < c->ndma; i++)
         if (c->dma[i].fd >= 0)
             close(c->dma[i].fd);

@@ -13,7 +13,6 @@
 #define CL_MAX_PENDING 64
 /* longest wait in recvmsg before the reader looks at timeouts and the twin socket */
 #define CL_WAIT_MS 20
-#define CL_TICK_MS 100
 
 struct cl_pending {
     bool used;
@@ -64,9 +63,6 @@ struct ufio_client {
      * reply taken meanwhile is given back by the reader once it relocks */
     bool filling;
     bool loan_back;
-    /* a periodic CL_TICK_MS timerfd polled beside the socket, so that a
-     * long wait needs no timer of its own per call (-1: none) */
-    int tick_fd;
     struct ufio_client_caps caps;
     uint16_t next_id;
     struct cl_pending pend[CL_MAX_PENDING];

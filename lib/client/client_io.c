@@ -14,7 +14,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -143,15 +142,6 @@ int cl_negotiate(struct ufio_client *c, int fd)
      * unless the server shares our one CPU: then poll() is the cheaper wait */
     if (!ufio_sock_peer_on_my_cpu(c->conn.fd) && ufio_conn_set_blocking(&c->conn, CL_WAIT_MS))
         UFIO_WARN("client", "socket stays non-blocking: replies are waited for in poll()");
-    if (c->tick_fd < 0) {
-        /* best effort: without it, each wait in poll() arms a timer of its own */
-        c->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        struct itimerspec it = { .it_interval = { 0, CL_TICK_MS * 1000000L }, .it_value = { 0, CL_TICK_MS * 1000000L } };
-        if (c->tick_fd >= 0 && timerfd_settime(c->tick_fd, 0, &it, NULL)) {
-            close(c->tick_fd);
-            c->tick_fd = -1;
-        }
-    }
     /* small replies are decoded where they were read (cl_call_into's take) */
     ufio_conn_lend(&c->conn, true);
     c->connected = true;
@@ -450,28 +440,9 @@ static int read_turn(struct ufio_client *c, int ms)
         /* nothing can come on the twin socket (see above): poll the main one
          * alone, cheaper; a server that asks anyway is answered on the timeout */
         nfds_t np = n > 1 && !may_be_asked(c) ? 1 : (nfds_t)n;
-        /*
-         * A wait of a whole tick or more sleeps with no timeout beside the
-         * tick timerfd: the kernel arms no timer per call. The tick comes
-         * within CL_TICK_MS, before the caller's deadline (ms is what is left
-         * of it, capped); shorter waits keep their exact timeout.
-         */
-        struct pollfd q[3];
-        memcpy(q, p, sizeof(p));
-        bool tick = ms >= CL_TICK_MS && c->tick_fd >= 0;
-        if (tick)
-            q[np] = (struct pollfd){ .fd = c->tick_fd, .events = POLLIN };
         pthread_mutex_unlock(&c->lock);
-        r = poll(q, np + tick, tick ? -1 : ms);
+        r = poll(p, np, ms);
         pthread_mutex_lock(&c->lock);
-        for (nfds_t i = 0; i < np; i++)
-            p[i].revents = q[i].revents;
-        if (tick && r > 0 && q[np].revents) {
-            uint64_t ticks;
-            ssize_t rd = read(c->tick_fd, &ticks, sizeof(ticks)); /* non-blocking: EAGAIN if already read */
-            (void)rd;
-            r--; /* as a timeout */
-        }
         if (np < (nfds_t)n && r == 0) {
             p[1].revents = POLLIN;
             r = 1;
