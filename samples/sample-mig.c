@@ -119,13 +119,22 @@ static uint64_t lanes_mix(const uint64_t acc[8], uint64_t seed)
     return h;
 }
 
+/*
+ * dst, when not NULL, receives a copy of the page: the copy and the hash are
+ * one pass over the page (each word loaded once), which is what save and
+ * load need, instead of a memcpy and then a hash reading the page again.
+ */
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static uint64_t hash_page_avx2(const uint8_t *p, uint64_t seed)
+__attribute__((target("avx2"))) static uint64_t hash_page_avx2(uint8_t *dst, const uint8_t *p, uint64_t seed)
 {
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     for (size_t i = 0; i < PAGE; i += 64) {
         __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
         __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
+        if (dst) {
+            _mm256_storeu_si256((__m256i *)(void *)(dst + i), w0);
+            _mm256_storeu_si256((__m256i *)(void *)(dst + i + 32), w1);
+        }
         __m256i x0 = _mm256_xor_si256(w0, _mm256_loadu_si256((const __m256i *)(const void *)(page_key + i / 8)));
         __m256i x1 = _mm256_xor_si256(w1, _mm256_loadu_si256((const __m256i *)(const void *)(page_key + i / 8 + 4)));
         a0 = _mm256_add_epi64(a0, _mm256_add_epi64(_mm256_mul_epu32(x0, _mm256_srli_epi64(x0, 32)), w0));
@@ -138,20 +147,27 @@ __attribute__((target("avx2"))) static uint64_t hash_page_avx2(const uint8_t *p,
 }
 #endif
 
-static uint64_t hash_page(const uint8_t *p, uint64_t seed)
+static uint64_t hash_page_copy(uint8_t *dst, const uint8_t *p, uint64_t seed)
 {
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx2"))
-        return hash_page_avx2(p, seed);
+        return hash_page_avx2(dst, p, seed);
 #endif
     uint64_t acc[8] = { 0 };
     for (size_t i = 0; i < PAGE / 8; i++) {
         uint64_t w;
         memcpy(&w, p + 8 * i, 8);
+        if (dst)
+            memcpy(dst + 8 * i, &w, 8);
         uint64_t x = w ^ page_key[i];
         acc[i % 8] += (x & 0xffffffffu) * (x >> 32) + w;
     }
     return lanes_mix(acc, seed);
+}
+
+static uint64_t hash_page(const uint8_t *p, uint64_t seed)
+{
+    return hash_page_copy(NULL, p, seed);
 }
 
 static uint64_t now_ns(void)
@@ -374,9 +390,10 @@ static ssize_t mig_save(struct ufio_dev *dev, void *opaque, void *out, size_t le
         uint32_t idx = (uint32_t)p;
         b[off] = REC_PAGE;
         memcpy(b + off + 1, &idx, 4);
-        memcpy(b + off + 5, page_ptr(s, p), PAGE);
         if (p >= RAM_PAGES) /* what was copied; a write after it marks the page stale again */
-            m->hash[p - RAM_PAGES] = hash_page(b + off + 5, 2);
+            m->hash[p - RAM_PAGES] = hash_page_copy(b + off + 5, page_ptr(s, p), 2);
+        else
+            memcpy(b + off + 5, page_ptr(s, p), PAGE);
         off += PAGE_REC;
     }
     if (!stopped && off == 0 && m->cursor == m->npages) {
@@ -413,14 +430,16 @@ static int mig_load(UFIO_UNUSED struct ufio_dev *dev, void *opaque, const void *
             memcpy(&p, b + off + 1, 4);
             if (p >= m->npages)
                 return -EINVAL;
-            memcpy(page_ptr(s, p), b + off + 5, PAGE); /* a later copy replaces an earlier one */
+            /* a later copy replaces an earlier one */
+            if (p >= RAM_PAGES) {
+                m->hash[p - RAM_PAGES] = hash_page_copy(page_ptr(s, p), b + off + 5, 2);
+                m->stale[p - RAM_PAGES] = 0;
+            } else {
+                memcpy(page_ptr(s, p), b + off + 5, PAGE);
+            }
             if (s->mig_fail & MIG_FAIL_CORRUPT_LOAD) {
                 s->mig_fail = 0;
                 page_ptr(s, p)[100] ^= 1; /* injected: the digest must catch this */
-            }
-            if (p >= RAM_PAGES) {
-                m->hash[p - RAM_PAGES] = hash_page(b + off + 5, 2);
-                m->stale[p - RAM_PAGES] = 0;
             }
             off += PAGE_REC;
         } else {

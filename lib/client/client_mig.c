@@ -6,6 +6,7 @@
 #include <ufio/client.h>
 #include <ufio/migration.h>
 
+#include "client/client_internal.h"
 #include "proto/cursor.h"
 #include "proto/proto.h"
 
@@ -109,19 +110,13 @@ UFIO_API int ufio_client_dirty_log_stop(struct ufio_client *c)
     return ufio_client_feature(c, UFIO_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, NULL, 0, NULL, 0, NULL);
 }
 
-UFIO_API int ufio_client_dirty_log_report(struct ufio_client *c, uint64_t iova, uint64_t length,
-                                          uint64_t page_size, uint64_t *bitmap)
+/* One DMA_LOGGING_REPORT whose bitmap (bytes of it) fits one reply. */
+static int report_piece(struct ufio_client *c, uint64_t iova, uint64_t length, uint64_t page_size,
+                        uint8_t *out, size_t bytes, uint64_t *bitmap)
 {
-    if (!page_size || !length)
-        return -EINVAL;
-    uint64_t pages = length / page_size + (length % page_size != 0);
-    size_t bytes = (size_t)((pages + 63) / 64 * 8);
     uint8_t in[24];
     const struct ufio_log_report lr = { iova, length, page_size };
     ufio_log_report_encode(&lr, in, sizeof(in));
-    uint8_t *out = malloc(24 + bytes);
-    if (!out)
-        return -ENOMEM;
     size_t got = 0;
     int err = ufio_client_feature(c, UFIO_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, in, 24, out,
                                   24 + bytes, &got);
@@ -129,6 +124,39 @@ UFIO_API int ufio_client_dirty_log_report(struct ufio_client *c, uint64_t iova, 
         err = -EPROTO;
     if (!err)
         memcpy(bitmap, out + 24, bytes);
+    return err;
+}
+
+/*
+ * A reply carries at most max_data_xfer_size after the feature header, so a
+ * range whose bitmap is bigger is asked for in pieces of whole bitmap words
+ * (64 pages), each bitmap landing at its word in the caller's.
+ */
+UFIO_API int ufio_client_dirty_log_report(struct ufio_client *c, uint64_t iova, uint64_t length,
+                                          uint64_t page_size, uint64_t *bitmap)
+{
+    if (!page_size || !length || iova + length < iova)
+        return -EINVAL;
+    uint64_t pages = length / page_size + (length % page_size != 0);
+    uint64_t xfer = cl_xfer_max(c);
+    if (xfer < 24 + 8)
+        return -EINVAL;
+    uint64_t piece_words = (xfer - 24) / 8;
+    if (piece_words > pages / 64 + 1)
+        piece_words = pages / 64 + 1;
+    uint8_t *out = malloc(24 + piece_words * 8);
+    if (!out)
+        return -ENOMEM;
+    int err = 0;
+    for (uint64_t word = 0; word * 64 < pages && !err; word += piece_words) {
+        uint64_t first = word * 64, n = pages - first;
+        if (n > piece_words * 64)
+            n = piece_words * 64;
+        uint64_t off = first * page_size, len = n * page_size;
+        if (off + len > length)
+            len = length - off; /* the last page may be partial, as the caller's range */
+        err = report_piece(c, iova + off, len, page_size, out, (size_t)((n + 63) / 64 * 8), bitmap + word);
+    }
     free(out);
     return err;
 }

@@ -397,10 +397,8 @@ static int dev_poll(struct ufio_sessions *ss, int timeout_ms)
         void *p = ev[i].data.ptr;
         if (p == &ss->stop_efd) {
             uint64_t junk;
-            if (read(ss->stop_efd, &junk, sizeof(junk)) == sizeof(junk)) {
-                ss->stopping = true;
-                atomic_store(&ss->stop_req, 0);
-            }
+            if (read(ss->stop_efd, &junk, sizeof(junk)) == sizeof(junk))
+                ss->stopping = true; /* a stop_req hint left behind finds the eventfd empty */
         } else if (p == &ss->listen_fd) {
             dev_accept(ss, ss->listen_fd, false);
         } else if (p == &ss->mgmt_fd) {
@@ -518,15 +516,20 @@ UFIO_API int ufio_dev_set_poll_budget(struct ufio_dev *dev, unsigned usec)
     return 0;
 }
 
-/* Takes a stop request made while the loop slept somewhere other than epoll. */
+/*
+ * Takes a stop request made while the loop slept somewhere other than epoll.
+ * The eventfd's count is the request; stop_req only says "look at it", so a
+ * hint left over from a request that epoll already took (or one set before
+ * its eventfd write) can never stop a later ufio_dev_run() that nobody asked
+ * to stop.
+ */
 static bool dev_stop_requested(struct ufio_sessions *ss)
 {
-    if (!atomic_load(&ss->stop_req))
+    if (!atomic_exchange(&ss->stop_req, 0))
         return false;
     uint64_t junk;
-    ssize_t r = read(ss->stop_efd, &junk, sizeof(junk)); /* or the next run stops at once */
-    (void)r;
-    atomic_store(&ss->stop_req, 0);
+    if (read(ss->stop_efd, &junk, sizeof(junk)) != sizeof(junk))
+        return false; /* taken by dev_poll already: it set stopping */
     ss->stopping = true;
     return true;
 }
@@ -598,8 +601,8 @@ UFIO_API int ufio_dev_run(struct ufio_dev *dev)
                 if (poll(p, 5, -1) > 0) { /* negative fds (no listener, no quiesce) are skipped */
                     if (p[0].revents)
                         o->readable = true;
-                    if (p[2].revents || p[3].revents || p[4].revents)
-                        next_look = 0; /* accept, or take the quiesce, now: below */
+                    if (p[1].revents || p[2].revents || p[3].revents || p[4].revents)
+                        next_look = 0; /* stop, accept or take the quiesce now: below */
                 }
                 if (dev_stop_requested(ss))
                     break;
@@ -649,8 +652,9 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "ufio_dev_stop() needs a lock-free ato
 UFIO_API void ufio_dev_stop(struct ufio_dev *dev)
 {
     struct ufio_sessions *ss = dev->ss;
-    atomic_store(&ss->stop_req, 1);
+    /* the eventfd first: whoever sees the hint finds the request there */
     uint64_t one = 1;
     ssize_t r = write(ss->stop_efd, &one, sizeof(one));
     (void)r;
+    atomic_store(&ss->stop_req, 1);
 }

@@ -428,7 +428,10 @@ static int conn_recv(struct ufio_conn *c, struct ufio_msg *out, bool lend)
                 conn_reset_rx(c);
                 return -EPROTO;
             }
-            if (avail >= h->msg_size) {
+            /* whole in the buffer, and not too big for read-ahead: the buffer's
+             * spare room (kept for a lent message) does not make a body that a
+             * sink takes into one that is read ahead */
+            if (avail >= h->msg_size && h->msg_size <= UFIO_CONN_RX_CAP) {
                 r = take_buffered(c, h->msg_size, lend);
                 if (r < 0) {
                     conn_reset_rx(c);

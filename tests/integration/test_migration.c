@@ -517,6 +517,28 @@ static void test_dirty_logging(void **st)
     memset(bm, 0, sizeof(bm));
     assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 65536, bm), 0);
     assert_int_equal(bm[0], 0x2);
+    /* a range whose bitmap is more than one reply carries (40 GiB at 4 KiB pages: 1.25 MiB of
+     * bitmap, the sample's max_data_xfer_size is 1 MiB): asked for in pieces, every bit where
+     * it belongs */
+    int big = memfd_create("sparse", MFD_CLOEXEC);
+    const uint64_t big_len = 40ull << 30, big_iova = 0x100000000000ull, hit = (36ull << 30) + 0x3000;
+    assert_int_equal(ftruncate(big, (off_t)big_len), 0);
+    assert_int_equal(ufio_client_dma_map(a, big_iova, big_len, 3, NULL, big, 0), 0);
+    t_w32(a, 0, 0x20, (uint32_t)(big_iova + hit));
+    t_w32(a, 0, 0x24, (uint32_t)((big_iova + hit) >> 32));
+    t_w32(a, 0, 0x28, 4096);
+    t_w32(a, 0, 0x2c, 1);
+    assert_int_equal(t_r32(a, 0, 0x30), 1);
+    const size_t words = big_len / 4096 / 64;
+    uint64_t *bbm = calloc(words, 8);
+    assert_non_null(bbm);
+    assert_int_equal(ufio_client_dirty_log_report(a, big_iova, big_len, 4096, bbm), 0);
+    for (size_t i = 0; i < words; i++)
+        assert_int_equal(bbm[i], i == hit / 4096 / 64 ? 1ull << (hit / 4096 % 64) : 0);
+    free(bbm);
+    assert_int_equal(ufio_client_dma_unmap(a, big_iova, big_len), 0);
+    close(big);
+    t_w32(a, 0, 0x24, 0);
     /* malformed requests */
     assert_int_equal(ufio_client_dirty_log_report(a, 0x40000000, 1 << 20, 3000, bm), -EINVAL);
     struct ufio_iova_range bad = { 0x40000100, 4096 };
