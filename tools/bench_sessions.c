@@ -21,6 +21,9 @@
 #include <ufio/server.h>
 
 #define ROUNDS 5
+#ifndef RAWC_POLL
+#define RAWC_POLL 1
+#endif
 #define LOOKUP_MAPS 0x40  /* BAR0: write N = how many mappings the lookups spread over */
 #define LOOKUP_RUN 0x44   /* BAR0: write K = do K lookups now */
 #define LOOKUP_NS 0x48    /* BAR0: read ns per lookup of the last run (x1000) */
@@ -191,6 +194,76 @@ static double raw_batch(struct raw_peer *rp, int iters)
     return (now_us() - t0) / iters;
 }
 
+/*
+ * A minimal client of the ufio server: the VERSION handshake by hand, then
+ * REGION_READs as write + blocking read on the owner connection of a second
+ * device process. It measures the server's small-message path on its own,
+ * beside the raw floor, without the client library's work.
+ */
+static int read_full(int fd, uint8_t *b, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t n = read(fd, b + got, len - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int rawc_connect(const char *path)
+{
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+    /* VERSION 0.2, no JSON: msg_id 0, cmd 1, size 20 */
+    static const uint8_t ver[20] = { 0, 0, 1, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0 };
+    for (int i = 0; i < 100; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            uint8_t r[16], b[1024];
+            uint32_t size, flags;
+            if (write(fd, ver, sizeof(ver)) != (ssize_t)sizeof(ver) || read_full(fd, r, 16))
+                goto bad;
+            memcpy(&size, r + 4, 4);
+            memcpy(&flags, r + 8, 4);
+            if (size < 16 || size - 16 > sizeof(b) || (flags & 0x20) || read_full(fd, b, size - 16))
+                goto bad; /* the reply's body (whatever caps it carries) is not looked at */
+            return fd;
+        bad:
+            close(fd);
+            return -1;
+        }
+        close(fd);
+        usleep(20000); /* the device process is starting: not a test, a tool */
+    }
+    return -1;
+}
+
+static double rawc_batch(int fd, int iters)
+{
+    /* REGION_READ (cmd 9), 32 bytes: offset 0x20, region 0, count 4; the reply is 36 */
+    uint8_t m[32] = { 0, 0, 9, 0, 32, 0, 0, 0 }, r[64];
+    m[16] = 0x20;
+    m[28] = 4;
+    double t0 = now_us();
+    for (int i = 0; i < iters; i++) {
+        uint16_t id = (uint16_t)(i + 1);
+        memcpy(m, &id, 2);
+        if (write(fd, m, 32) != 32)
+            return -1;
+        struct pollfd pf = { .fd = fd, .events = POLLIN };
+        if ((RAWC_POLL && poll(&pf, 1, -1) != 1) || read_full(fd, r, 36))
+            return -1;
+        uint32_t flags;
+        memcpy(&flags, r + 8, 4);
+        if (memcmp(r, m, 2) || (flags & 0x20))
+            return -1;
+    }
+    return (now_us() - t0) / iters;
+}
+
 static double owner_batch(struct ufio_client *c, int iters)
 {
     uint32_t x;
@@ -214,17 +287,20 @@ static double minimum(const double *v, int n)
  * both alike; and the fastest batch of each (on a shared machine the least
  * disturbed one: the figure to compare against the raw floor).
  */
-static void owner_vs_raw(struct ufio_client *c, struct raw_peer *rp, int iters, double *owner, double *raw,
-                         double *owner_min, double *raw_min)
+static void owner_vs_raw(struct ufio_client *c, struct raw_peer *rp, int rawc, int iters, double *owner,
+                         double *raw, double *owner_min, double *raw_min, double *rc_min)
 {
-    double o[ROUNDS], r[ROUNDS];
+    double o[ROUNDS], r[ROUNDS], q[ROUNDS];
     int per = iters / ROUNDS > 10 ? iters / ROUNDS : 10;
     for (int i = 0; i < ROUNDS; i++) {
         r[i] = raw_batch(rp, per);
         o[i] = owner_batch(c, per);
+        q[i] = rawc >= 0 ? rawc_batch(rawc, per) : 0;
     }
     *owner_min = minimum(o, ROUNDS);
     *raw_min = minimum(r, ROUNDS);
+    if (rc_min)
+        *rc_min = minimum(q, ROUNDS);
     *owner = median(o, ROUNDS);
     *raw = median(r, ROUNDS);
 }
@@ -259,7 +335,9 @@ static pid_t start_flood(const char *path, int stop_fd, int count_fd, int parent
 int bench_sessions(bench_add_fn add, int iters)
 {
     char path[108];
+    char path2[108];
     snprintf(path, sizeof(path), "/tmp/ufio-bench-sess-%d.sock", getpid());
+    snprintf(path2, sizeof(path2), "/tmp/ufio-bench-sess-%d-raw.sock", getpid());
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     struct { const char *name; int scpu, ccpu; } place[2] = { { "same CPU", 0, 0 }, { "cross CPU", 0, 1 } };
     for (int p = 0; p < (ncpu > 1 ? 2 : 1); p++) {
@@ -273,14 +351,25 @@ int bench_sessions(bench_add_fn add, int iters)
         struct raw_peer rp;
         if (raw_start(&rp, place[p].scpu))
             return -1;
-        double alone, raw, flooded, raw2, alone_min, raw_min, fl_min, raw2_min;
+        pid_t dev2 = start_device(path2, place[p].scpu, 1024);
+        int rawc = rawc_connect(path2);
+        if (rawc < 0 || rawc_batch(rawc, iters / 10 + 1) < 0) {
+            fprintf(stderr, "ufio-bench: the raw client cannot reach its device\n");
+            return -1;
+        }
+        double alone, raw, flooded, raw2, alone_min, raw_min, fl_min, raw2_min, rc_min;
         owner_batch(c, iters / 10 + 1); /* warm up */
-        owner_vs_raw(c, &rp, iters, &alone, &raw, &alone_min, &raw_min);
+        owner_vs_raw(c, &rp, rawc, iters, &alone, &raw, &alone_min, &raw_min, &rc_min);
+        close(rawc);
+        stop_device(dev2);
         add("us", raw, "raw socketpair ping-pong, %s", place[p].name);
         add("us", alone, "owner REGION_READ 4 B alone, %s", place[p].name);
         add("x", alone / raw, "owner alone / raw, %s", place[p].name);
         add("x", alone_min / raw_min, "owner alone / raw, fastest batches (%.2f / %.2f us), %s", alone_min, raw_min,
             place[p].name);
+        add("x", rc_min / raw_min, "raw client -> ufio server / raw, fastest (%.2f / %.2f us), %s", rc_min,
+            raw_min, place[p].name);
+        add("x", alone_min / rc_min, "owner (ufio client) / raw client, fastest, %s", place[p].name);
         int stop[2], cnt[2];
         if (pipe(stop) || pipe(cnt))
             return -1;
@@ -289,7 +378,7 @@ int bench_sessions(bench_add_fn add, int iters)
         if (read(cnt[0], &ready, 1) != 1) /* the flood's first read is answered */
             return -1;
         double t0 = now_us();
-        owner_vs_raw(c, &rp, iters, &flooded, &raw2, &fl_min, &raw2_min); /* the medians are the figures here */
+        owner_vs_raw(c, &rp, -1, iters, &flooded, &raw2, &fl_min, &raw2_min, NULL); /* the medians are the figures here */
         close(stop[1]);
         uint64_t n = 0;
         if (read(cnt[0], &n, sizeof(n)) != sizeof(n))

@@ -357,6 +357,25 @@ static uint64_t xfer_max(struct ufio_client *c)
     return m > c->opts.max_data_xfer_size ? c->opts.max_data_xfer_size : m;
 }
 
+struct region_take {
+    struct ufio_region_access a;
+    uint8_t head[16];
+    uint8_t *dst;
+};
+
+/* c->lock held (see cl_call_into): checks the echoed head, copies the data out */
+static int region_take(void *arg, const struct ufio_msg *m)
+{
+    struct region_take *t = arg;
+    if (m->sunk)
+        return m->sunk != t->a.count || m->len != 16 || memcmp(m->payload, t->head, 16) ? -EPROTO : 0;
+    struct ufio_region_access got;
+    int err = ufio_region_read_reply_decode(m->payload, m->len, &t->a, &got);
+    if (!err)
+        memcpy(t->dst, got.data, t->a.count);
+    return err;
+}
+
 UFIO_API int ufio_client_region_read(struct ufio_client *c, unsigned region, uint64_t offset,
                                      void *buf, size_t len)
 {
@@ -367,20 +386,11 @@ UFIO_API int ufio_client_region_read(struct ufio_client *c, unsigned region, uin
     uint64_t chunk = xfer_max(c);
     while (len) {
         uint32_t n = (uint32_t)(len < chunk ? len : chunk);
-        struct ufio_region_access a = { .offset = offset, .region = region, .count = n }, got;
-        uint8_t head[16];
-        ufio_region_access_head_encode(&a, head, sizeof(head));
-        struct iovec iov = { head, 16 };
-        struct ufio_msg m;
+        struct region_take t = { .a = { .offset = offset, .region = region, .count = n }, .dst = p };
+        ufio_region_access_head_encode(&t.a, t.head, sizeof(t.head));
+        struct iovec iov = { t.head, 16 };
         /* a big reply is received straight into the caller's buffer */
-        err = cl_call_into(c, VFIO_USER_REGION_READ, &iov, 1, head, p, n, &m);
-        if (err)
-            return err;
-        if (m.sunk)
-            err = m.sunk != n || m.len != 16 || memcmp(m.payload, head, 16) ? -EPROTO : 0;
-        else if (!(err = ufio_region_read_reply_decode(m.payload, m.len, &a, &got)))
-            memcpy(p, got.data, n);
-        cl_release(c, &m);
+        err = cl_call_into(c, VFIO_USER_REGION_READ, &iov, 1, t.head, p, n, region_take, &t);
         if (err)
             return err;
         p += n;
@@ -434,6 +444,7 @@ UFIO_API int ufio_client_region_write_posted(struct ufio_client *c, unsigned reg
     if (c->caps.write_multiple && len <= 8) {
         pthread_mutex_lock(&c->post_lock);
         struct ufio_write_multi_entry *e = &c->post[c->npost++];
+        __atomic_store_n(&c->posted, true, __ATOMIC_RELEASE);
         memset(e, 0, sizeof(*e));
         e->offset = offset;
         e->region = region;
@@ -709,6 +720,32 @@ UFIO_API int ufio_client_feature(struct ufio_client *c, uint32_t flags, const vo
     return err;
 }
 
+struct mig_take {
+    uint8_t *buf;
+    uint32_t len, got;
+};
+
+/* c->lock held (see cl_call_into) */
+static int mig_take(void *arg, const struct ufio_msg *m)
+{
+    struct mig_take *t = arg;
+    if (m->sunk) {
+        /* padded up to what was asked (libvfio-user does so): size says what is data */
+        if (m->len != 8 || ufio_ld32(m->payload + 4) > m->sunk)
+            return -EPROTO;
+        t->got = ufio_ld32(m->payload + 4);
+        return 0;
+    }
+    struct ufio_mig_data d;
+    int err = ufio_mig_read_reply_decode(m->payload, m->len, t->len, &d);
+    if (err)
+        return err;
+    if (d.size)
+        memcpy(t->buf, d.data, d.size);
+    t->got = d.size;
+    return 0;
+}
+
 UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t len, size_t *got)
 {
     uint64_t chunk = xfer_max(c);
@@ -720,24 +757,12 @@ UFIO_API int ufio_client_mig_data_read(struct ufio_client *c, void *buf, size_t 
     if (n < 0)
         return (int)n;
     struct iovec iov = { head, 8 };
-    struct ufio_msg m;
     uint8_t none[16] = { 0 };
+    struct mig_take t = { .buf = buf, .len = (uint32_t)len };
     /* a big reply is received straight into buf */
-    int err = cl_call_into(c, VFIO_USER_MIG_DATA_READ, &iov, 1, none, buf, len, &m);
-    if (err)
-        return err;
-    struct ufio_mig_data d;
-    if (m.sunk) {
-        /* padded up to what was asked (libvfio-user does so): size says what is data */
-        err = m.len != 8 || ufio_ld32(m.payload + 4) > m.sunk ? -EPROTO : 0;
-        if (!err)
-            *got = ufio_ld32(m.payload + 4);
-    } else if (!(err = ufio_mig_read_reply_decode(m.payload, m.len, (uint32_t)len, &d))) {
-        if (d.size)
-            memcpy(buf, d.data, d.size);
-        *got = d.size;
-    }
-    cl_release(c, &m);
+    int err = cl_call_into(c, VFIO_USER_MIG_DATA_READ, &iov, 1, none, buf, len, mig_take, &t);
+    if (!err)
+        *got = t.got;
     return err;
 }
 

@@ -25,6 +25,8 @@ struct cl_pending {
     size_t dst_len;
     uint8_t head[16];
     bool placing;   /* the reader is receiving into dst right now */
+    bool lend;      /* its reply may stay lent in the read-ahead: it is taken under c->lock */
+    int err;        /* the reply could not be kept (-ENOMEM) */
 };
 
 struct cl_dma {
@@ -57,6 +59,10 @@ struct ufio_client {
     bool has_twin;
     bool connected;
     bool reader_active;         /* one thread at a time reads and dispatches */
+    /* the reader fills conn's read-ahead without c->lock (read_turn): a lent
+     * reply taken meanwhile is given back by the reader once it relocks */
+    bool filling;
+    bool loan_back;
     struct ufio_client_caps caps;
     uint16_t next_id;
     struct cl_pending pend[CL_MAX_PENDING];
@@ -70,6 +76,9 @@ struct ufio_client {
     pthread_mutex_t post_lock;
     struct ufio_write_multi_entry *post;
     size_t npost;
+    /* npost != 0, read without post_lock (__atomic): a call with nothing
+     * posted skips the lock; a thread always sees its own posts */
+    bool posted;
     /* the device first attached by path: a reconnect must find the same one */
     struct cl_identity ident;
     /* library-internal VERSION extras (the takeover's controller): ufio_no_wait, ufio_handover */
@@ -97,10 +106,14 @@ int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int io
  * straight into dst: REGION_READ (head[16] echoed, then exactly dst_len
  * bytes; the reply comes with len 16 and sunk = dst_len) or MIG_DATA_READ
  * (argsz and size, then at most dst_len bytes: len 8, sunk = size). Else it
- * is a normal reply. Either way the caller still checks the head.
+ * is a normal reply. Either way take(arg, reply) checks the head and copies
+ * the data out: it runs with c->lock held, after the command-table verdict,
+ * on a small reply still in the read-ahead buffer where it was read (no
+ * malloc, no copy), so it must not call back into the client.
  */
+typedef int (*cl_take_fn)(void *arg, const struct ufio_msg *reply);
 int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                 const uint8_t head[16], void *dst, size_t dst_len, struct ufio_msg *reply);
+                 const uint8_t head[16], void *dst, size_t dst_len, cl_take_fn take, void *arg);
 /*
  * cl_call() in two halves, for a command whose reply has an empty payload:
  * send it (*slot is its pending slot), then wait for its reply. Another

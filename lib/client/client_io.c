@@ -66,6 +66,7 @@ static void *cl_sink_place(void *opaque, const struct ufio_msg *m, const uint8_t
 int cl_negotiate(struct ufio_client *c, int fd)
 {
     ufio_conn_init(&c->conn, fd, cl_max_msg(c), c->opts.max_msg_fds);
+    c->loan_back = false; /* a loan of the old connection is void */
     c->conn.send_timeout_ms = c->opts.timeout_ms;
     c->sink = (struct ufio_conn_sink){ .prefix = 16, .place = cl_sink_place, .opaque = c };
     c->conn.sink = &c->sink;
@@ -141,6 +142,8 @@ int cl_negotiate(struct ufio_client *c, int fd)
      * unless the server shares our one CPU: then poll() is the cheaper wait */
     if (!ufio_sock_peer_on_my_cpu(c->conn.fd) && ufio_conn_set_blocking(&c->conn, CL_WAIT_MS))
         UFIO_WARN("client", "socket stays non-blocking: replies are waited for in poll()");
+    /* small replies are decoded where they were read (cl_call_into's take) */
+    ufio_conn_lend(&c->conn, true);
     c->connected = true;
     return 0;
 fail_n:
@@ -272,6 +275,9 @@ static void dispatch(struct ufio_client *c, struct ufio_conn *conn, struct ufio_
         int i = cl_pending_find(c->pend, CL_MAX_PENDING, m->hdr.msg_id);
         if (i >= 0) {
             struct cl_pending *p = &c->pend[i];
+            /* only a reply taken under the lock may stay lent; the others own their bytes */
+            if (m->lent && !p->lend && (p->err = ufio_msg_own(conn, m)))
+                ufio_conn_recycle(conn, m);
             p->reply = *m;
             ufio_msg_init(m);
             p->done = true;
@@ -281,17 +287,18 @@ static void dispatch(struct ufio_client *c, struct ufio_conn *conn, struct ufio_
         }
         UFIO_WARN("client", "reply msg_id %u (%s) matches no request: dropped", m->hdr.msg_id,
                   ufio_cmd_name(m->hdr.cmd));
-        ufio_msg_release(m);
+        ufio_conn_recycle(conn, m);
         return;
     }
     if ((m->hdr.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
-        ufio_msg_release(m);
+        ufio_conn_recycle(conn, m);
         return;
     }
+    /* a lent request stays put while it is served unlocked: reads go behind it */
     pthread_mutex_unlock(&c->lock);
     serve_dma(c, conn, m);
     pthread_mutex_lock(&c->lock);
-    ufio_msg_release(m);
+    ufio_conn_recycle(conn, m);
 }
 
 /* Reads whatever is ready on one connection; c->lock held. -ENOTCONN if it died. */
@@ -411,9 +418,18 @@ static int read_turn(struct ufio_client *c, int ms)
          * buffer; messages are parsed below, under the lock. A server that
          * asks anyway is answered when the wait times out (CL_WAIT_MS).
          */
+        c->filling = true;
         pthread_mutex_unlock(&c->lock);
         int fr = ufio_conn_fill_wait(&c->conn);
         pthread_mutex_lock(&c->lock);
+        c->filling = false;
+        if (c->loan_back) {
+            struct ufio_msg loan;
+            ufio_msg_init(&loan);
+            loan.lent = true;
+            ufio_conn_recycle(&c->conn, &loan);
+            c->loan_back = false;
+        }
         /* after a timeout both are looked at, main first: a reply that came just
          * before the twin socket closed is still delivered */
         r = 1;
@@ -482,7 +498,7 @@ static int cl_call_locked_wait(struct ufio_client *c, int slot, struct ufio_msg 
     }
     if (p->done) {
         *reply = p->reply;
-        err = 0;
+        err = p->err;
     } else if (p->placing) {
         /* the reader is filling our buffer: the rest of that reply is dropped */
         ufio_conn_sink_divert(&c->conn);
@@ -493,25 +509,33 @@ static int cl_call_locked_wait(struct ufio_client *c, int slot, struct ufio_msg 
     return err;
 }
 
+struct cl_reply_to {
+    struct ufio_msg *reply; /* handed over, owning its bytes */
+    cl_take_fn take;        /* or taken under the lock (see cl_call_into) */
+    void *arg;
+};
+
 static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
                       const int *fds, size_t nfds, const uint8_t *head, void *dst, size_t dst_len,
-                      struct ufio_msg *reply);
+                      const struct cl_reply_to *to);
 
 int cl_call(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
             const int *fds, size_t nfds, struct ufio_msg *reply)
 {
-    return cl_call_ex(c, cmd, iov, iovcnt, fds, nfds, NULL, NULL, 0, reply);
+    struct cl_reply_to to = { .reply = reply };
+    return cl_call_ex(c, cmd, iov, iovcnt, fds, nfds, NULL, NULL, 0, &to);
 }
 
 int cl_call_into(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
-                 const uint8_t head[16], void *dst, size_t dst_len, struct ufio_msg *reply)
+                 const uint8_t head[16], void *dst, size_t dst_len, cl_take_fn take, void *arg)
 {
-    return cl_call_ex(c, cmd, iov, iovcnt, NULL, 0, head, dst, dst_len, reply);
+    struct cl_reply_to to = { .take = take, .arg = arg };
+    return cl_call_ex(c, cmd, iov, iovcnt, NULL, 0, head, dst, dst_len, &to);
 }
 
 /* Sends a command; its reply is waited for by call_finish(slot). */
 static int call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt, const int *fds,
-                      size_t nfds, const uint8_t *head, void *dst, size_t dst_len, int *slot_out)
+                      size_t nfds, const uint8_t *head, void *dst, size_t dst_len, bool lend, int *slot_out)
 {
     if (cmd != VFIO_USER_REGION_WRITE_MULTI) {
         int err = cl_flush_posted(c);
@@ -529,6 +553,7 @@ static int call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *i
         return slot;
     }
     uint16_t id = c->pend[slot].id;
+    c->pend[slot].lend = lend;
     if (dst && dst_len) {
         c->pend[slot].dst = dst;
         c->pend[slot].dst_len = dst_len;
@@ -554,37 +579,51 @@ static int call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *i
     return 0;
 }
 
-static int call_finish(struct ufio_client *c, uint16_t cmd, int slot, struct ufio_msg *reply)
+static int call_finish(struct ufio_client *c, uint16_t cmd, int slot, const struct cl_reply_to *to)
 {
     pthread_mutex_lock(&c->lock);
     struct ufio_msg m;
     ufio_msg_init(&m);
     int err = cl_call_locked_wait(c, slot, &m);
-    pthread_mutex_unlock(&c->lock);
-    if (err)
-        return err;
     /* every reply through its command's row: sizes, fds, decoder */
-    err = cl_reply_verdict(&m, cmd, c->opts.max_data_xfer_size, reply != NULL);
-    if (err || !reply) {
-        ufio_msg_release(&m);
+    bool want = to && (to->reply || to->take);
+    if (!err)
+        err = cl_reply_verdict(&m, cmd, c->opts.max_data_xfer_size, want);
+    if (!err && to && to->take)
+        err = to->take(to->arg, &m);
+    if (err || !to || !to->reply) {
+        /* under the same lock: a lent reply is given back before anyone reads on,
+         * or by the reader filling the buffer unlocked right now */
+        if (m.lent && c->filling) {
+            m.lent = false;
+            m.payload = NULL;
+            c->loan_back = true;
+            ufio_msg_release(&m);
+        } else if (c->conn.fd >= 0) {
+            ufio_conn_recycle(&c->conn, &m);
+        } else {
+            ufio_msg_release(&m);
+        }
+        pthread_mutex_unlock(&c->lock);
         return err;
     }
-    *reply = m;
+    pthread_mutex_unlock(&c->lock);
+    *to->reply = m; /* its slot did not lend: it owns its bytes */
     return 0;
 }
 
 static int cl_call_ex(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt,
                       const int *fds, size_t nfds, const uint8_t *head, void *dst, size_t dst_len,
-                      struct ufio_msg *reply)
+                      const struct cl_reply_to *to)
 {
     int slot;
-    int err = call_start(c, cmd, iov, iovcnt, fds, nfds, head, dst, dst_len, &slot);
-    return err ? err : call_finish(c, cmd, slot, reply);
+    int err = call_start(c, cmd, iov, iovcnt, fds, nfds, head, dst, dst_len, to && to->take, &slot);
+    return err ? err : call_finish(c, cmd, slot, to);
 }
 
 int cl_call_start(struct ufio_client *c, uint16_t cmd, const struct iovec *iov, int iovcnt, int *slot)
 {
-    return call_start(c, cmd, iov, iovcnt, NULL, 0, NULL, NULL, 0, slot);
+    return call_start(c, cmd, iov, iovcnt, NULL, 0, NULL, NULL, 0, false, slot);
 }
 
 int cl_call_finish(struct ufio_client *c, uint16_t cmd, int slot)
@@ -626,6 +665,8 @@ void cl_release(struct ufio_client *c, struct ufio_msg *m)
 
 int cl_flush_posted(struct ufio_client *c)
 {
+    if (!__atomic_load_n(&c->posted, __ATOMIC_ACQUIRE))
+        return 0;
     pthread_mutex_lock(&c->post_lock);
     int err = 0;
     if (c->npost) {
@@ -643,6 +684,7 @@ int cl_flush_posted(struct ufio_client *c)
             free(buf);
         }
         c->npost = 0;
+        __atomic_store_n(&c->posted, false, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&c->post_lock);
     return err;
