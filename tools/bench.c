@@ -592,6 +592,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    int status = 0; /* 1 when a row could not be measured */
     const char *ext = NULL;
     int iters = 20000;
     double secs = 0.5;
@@ -662,7 +663,8 @@ int main(int argc, char **argv)
             return 2;
         }
         migration_table(sample, mig_sizes, rates, budgets);
-        bench_dirty_report(add, NULL);
+        if (bench_dirty_report(add, NULL))
+            status = 1; /* the rest is still printed; the failure is said above */
     } else if (ext) {
         struct ufio_client *c;
         if (ufio_client_connect(ext, NULL, &c)) {
@@ -732,5 +734,5 @@ int main(int argc, char **argv)
             printf("\n");
         }
     }
-    return 0;
+    return status;
 }
