@@ -135,27 +135,6 @@ static int bad_value(const char *opt, const char *val, const char *want)
     return 2;
 }
 
-/* The engine's outcome as the exit status both modes share (net/xmig.h). */
-static int exit_code(int err, const char *warning)
-{
-    switch (err) {
-    case 0: return UFIO_XMIG_OK;
-    case -EPERM: return UFIO_XMIG_INCOMPATIBLE;
-    case -ECANCELED: return UFIO_XMIG_INTERRUPTED;
-    case -EALREADY: case -EBUSY: return UFIO_XMIG_REFUSED;
-    case -ETIME: return UFIO_XMIG_BUDGET; /* never stopped, or stop-copy past its deadline: running again */
-    case -EINPROGRESS: return UFIO_XMIG_IN_DOUBT;
-    default: break;
-    }
-    /* the rollback's own failure is reported as a warning (engine.c roll_back) */
-    if (warning && strstr(warning, "could not be put back to RUNNING"))
-        return UFIO_XMIG_SOURCE_LOST;
-    /* a device server or a link that went away mid-way */
-    if (err == -ECONNRESET || err == -EPIPE || err == -ENOTCONN || err == -ETIMEDOUT || err == -ESHUTDOWN)
-        return UFIO_XMIG_LINK;
-    return UFIO_XMIG_FAILED;
-}
-
 static int reset_device(const char *path, int timeout_ms, bool json)
 {
     char why[1024];
@@ -307,7 +286,7 @@ int main(int argc, char **argv)
                                      .warning = warnbuf, .warning_size = sizeof(warnbuf),
                                      .digest = digest, .digest_size = sizeof(digest) };
     int err = ufio_migrate(&o, &r);
-    int rc = exit_code(err, r.warning);
+    int rc = ufio_xmig_code_of(err, r.warning); /* the exit status both modes share */
     const char *result = ufio_xmig_code_name(rc);
     if (json) {
         json_object *j = json_object_new_object();

@@ -24,7 +24,9 @@ const char *ufio_xmig_code_name(int code)
     return code >= 0 && code < UFIO_XMIG_NUM_CODES ? code_names[code] : "?";
 }
 
-/* The outcome table tools/migrate.c prints on one host (its exit_code()). */
+/* The engine's outcome as the exit status of ufio-migrate, on one host and across hosts. */
+/* -ETIME: never stopped, or stop-copy past its deadline: the source runs again.
+ * A failed rollback is reported as a warning (engine.c roll_back). */
 int ufio_xmig_code_of(int err, const char *warning)
 {
     switch (err) {
