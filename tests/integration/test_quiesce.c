@@ -325,11 +325,32 @@ static void expect_reply(int fd, uint16_t id, uint32_t err)
     }
 }
 
+/* Request id waits on the device's quiesce (its nq-th): the observer is served
+ * meanwhile and the owner hears nothing; once the worker is let go, it is answered. */
+static void held_until_worker_done(int owner, int obs, unsigned nq, uint16_t id)
+{
+    assert_true(WAIT_FOR(Q.quiesces == nq));
+    observer_round_trip(obs);
+    assert_true(nothing_to_read(owner));
+    open_gate();
+    expect_reply(owner, id, 0);
+}
+
 static void check_page(const uint8_t *g)
 {
     for (unsigned i = 0; i < PAGE; i++)
         if (g[i] != (i < HALF ? 0xa5 : 0x5a))
             fail_msg("page byte %u is %#x", i, g[i]);
+}
+
+/* One test's connections and DMA page closed, its server stopped. */
+static void end_test(int owner, int obs, uint8_t *g, int mfd)
+{
+    close(obs);
+    close(owner);
+    munmap(g, PAGE);
+    close(mfd);
+    finish();
 }
 
 /* DMA_UNMAP waits for the worker; the request after it is answered after it; observers go on. */
@@ -365,11 +386,7 @@ static void test_unmap_waits_for_the_worker(void **st)
     /* gone now: the doorbell finds no mapping */
     send_buf(owner, b, mk_region(b, 22, UFIO_PCI_BAR0_REGION, true, 0, 1));
     expect_reply(owner, 22, EFAULT);
-    close(obs);
-    close(owner);
-    munmap(g, PAGE);
-    close(mfd);
-    finish();
+    end_test(owner, obs, g, mfd);
 }
 
 /* The worker fails the quiesce: the unmap fails with its errno, the mapping stays. */
@@ -463,11 +480,7 @@ static void test_migration_stop_waits_for_the_worker(void **st)
     assert_int_equal(Q.transitions, 2);
     unlock();
     close(ctl);
-    close(obs);
-    close(owner);
-    munmap(g, PAGE);
-    close(mfd);
-    finish();
+    end_test(owner, obs, g, mfd);
 }
 
 /* A second operation that needs a quiesce waits for the first to end, then gets its own. */
@@ -541,21 +554,13 @@ static void test_owner_stop_and_unmap_all(void **st)
     put64(u + 8, 0);
     put64(u + 16, 0);
     send_buf(owner, b, mk(b, 103, VFIO_USER_DMA_UNMAP, 0, u, 24));
-    assert_true(WAIT_FOR(Q.quiesces == 2));
-    observer_round_trip(obs);
-    assert_true(nothing_to_read(owner));
-    open_gate();
-    expect_reply(owner, 103, 0);
+    held_until_worker_done(owner, obs, 2, 103);
     lock();
     assert_int_equal(Q.unmaps, 1);
     assert_false(Q.broke);
     unlock();
     check_page(g);
-    close(obs);
-    close(owner);
-    munmap(g, PAGE);
-    close(mfd);
-    finish();
+    end_test(owner, obs, g, mfd);
 }
 
 /* DEVICE_RESET waits as well, and the reset callback sees the DMA done. */
@@ -568,21 +573,13 @@ static void test_reset_waits_for_the_worker(void **st)
     start_dma(owner);
     uint8_t b[64];
     send_buf(owner, b, mk(b, 50, VFIO_USER_DEVICE_RESET, 0, NULL, 0));
-    assert_true(WAIT_FOR(Q.quiesces == 1));
-    observer_round_trip(obs);
-    assert_true(nothing_to_read(owner));
-    open_gate();
-    expect_reply(owner, 50, 0);
+    held_until_worker_done(owner, obs, 1, 50);
     lock();
     assert_int_equal(Q.resets, 1);
     assert_false(Q.broke);
     unlock();
     check_page(g);
-    close(obs);
-    close(owner);
-    munmap(g, PAGE);
-    close(mfd);
-    finish();
+    end_test(owner, obs, g, mfd);
 }
 
 /* An owner gone with a DMA in flight: its mappings stay until the worker is done; the next owner waits. */
