@@ -31,16 +31,6 @@ if [ "$rc" != 9 ] || ! grep -q "UFIO_TAKEOVER_FAIL_AT=$step: exiting" "$log"; th
 fi
 # the old one drops the controller's session and what came with it, then
 # serves on; its fds are back to what they were (deadline: 10 s)
-i=0
-while fds=$(fd_count "$old") && [ "$fds" != "$fds_before" ]; do
-    alive "$old" || { echo "window $WINDOW ($step): the old server $old exited"; exit 1; }
-    i=$((i + 1))
-    if [ $i -ge $WAIT_TICKS ]; then
-        echo "window $WINDOW ($step): the old server has $fds fds, $fds_before before the takeover:"
-        ls -l "/proc/$old/fd"
-        exit 1
-    fi
-    sleep 0.01
-done
+wait_fds "$old" "$fds_before" "window $WINDOW ($step): the old server, as before the takeover" || exit 1
 alive "$old" || { echo "window $WINDOW ($step): the old server $old exited"; exit 1; }
 echo "window $WINDOW: $step: new $new exited 9, old $old serves on with $fds fds (as before)"

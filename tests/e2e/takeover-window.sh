@@ -23,16 +23,8 @@ wait_gone "$old" || exit 1
 old_exited_0 "$old" || exit 1
 fds_new=$(fd_count "$new")
 if [ -e "$WORKDIR/started.$old" ]; then
-    i=0
-    while fds_new=$(fd_count "$new") && [ "$fds_new" != "$fds_old" ]; do
-        i=$((i + 1))
-        if [ $i -ge $WAIT_TICKS ]; then
-            echo "window $WINDOW: the new server has $fds_new fds, the old one had $fds_old:"
-            ls -l "/proc/$new/fd"
-            exit 1
-        fi
-        sleep 0.01
-    done
+    wait_fds "$new" "$fds_old" "window $WINDOW: the new server, as the old one" || exit 1
+    fds_new=$fds
 fi
 echo "$new" >"$SERVER_PID_FILE"
 echo "window $WINDOW: pid $old ($fds_old fds) -> $new ($fds_new fds)"

@@ -86,3 +86,20 @@ old_exited_0() {
 fd_count() {
     find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
 }
+
+# wait_fds PID WANT WHAT: polls until PID has WANT fds (deadline 10 s); on
+# the deadline, or if PID exits, says so after WHAT (with its fd list) and
+# fails. Leaves the last count in $fds.
+wait_fds() {
+    i=0
+    while fds=$(fd_count "$1") && [ "$fds" != "$2" ]; do
+        alive "$1" || { echo "$3: server $1 exited"; return 1; }
+        i=$((i + 1))
+        if [ $i -ge $WAIT_TICKS ]; then
+            echo "$3: server $1 has $fds fds, not $2:"
+            ls -l "/proc/$1/fd"
+            return 1
+        fi
+        sleep 0.01
+    done
+}
